@@ -1,0 +1,1 @@
+"""The kerasapps command line."""

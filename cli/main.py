@@ -1,0 +1,220 @@
+"""``kerasapps``: the command line, thin over the Python API in :mod:`kerasapps`.
+
+Imports are lazy so ``kerasapps --help`` answers at once; TensorFlow's start-up
+chatter stays off stderr unless ``--verbose`` or ``--debug``. Every error is one
+line on stderr with exit code 2 (bad usage or input) or 1 (failure at run time).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from kerasapps import __version__
+
+STATE = {"verbose": False, "debug": False}
+
+
+class _Handler(logging.Handler):
+    """INFO to stdout as plain lines, WARNING and above to stderr as 'warning: ...'."""
+
+    def emit(self, record):
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            click.echo(f"{record.levelname.lower()}: {message}", err=True)
+        else:
+            click.echo(message)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logger = logging.getLogger("kerasapps")
+    logger.handlers[:] = [_Handler()]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def _tensorflow():
+    from kerasapps._quiet import import_tensorflow
+
+    return import_tensorflow(verbose=STATE["verbose"] or STATE["debug"])
+
+
+class KerasappsGroup(click.Group):
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "kerasapps", standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        except click.exceptions.UsageError as exc:
+            hint = f" (see: kerasapps {exc.ctx.command_path.split(' ', 1)[1]} --help)" if exc.ctx and " " in exc.ctx.command_path else ""
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(2)
+        except click.exceptions.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+            if STATE["debug"]:
+                raise
+            from kerasapps.errors import KerasappsError
+
+            if isinstance(exc, KerasappsError):
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(exc.exit_code)
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            click.echo(f"error: {type(exc).__name__}: {first} (run with --debug for the traceback)", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=KerasappsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kerasapps")
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's logging and debug messages.")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def cli(verbose, debug):
+    """The deep-learning canon as Keras 3 recipes: list, train, evaluate, export, predict, serve."""
+    STATE.update(verbose=verbose, debug=debug)
+    _setup_logging(verbose or debug)
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_command(as_json):
+    """List every registered recipe: name, summary, providing package."""
+    _tensorflow()
+    import kerasapps
+
+    rows = kerasapps.list_recipes()
+    if as_json:
+        return _echo_json(rows)
+    width = max([len(r["name"]) for r in rows] + [4])
+    for row in rows:
+        click.echo(f"{row['name']:<{width}}  {row['summary']}  [{row['source'].split(' ')[0]}]")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(name, as_json):
+    """Show a recipe's hyper-parameters, data, stages, parameter count and layers."""
+    _tensorflow()
+    import kerasapps
+
+    data = kerasapps.info(name)
+    if as_json:
+        data.pop("summary_text", None)
+        return _echo_json(data)
+    click.echo(f"{data['name']}: {data['summary']}")
+    click.echo(f"  provided by: {data['source']}")
+    if data["reference"]:
+        click.echo(f"  reference:   {data['reference']}")
+    click.echo(f"  data:        {data['data']}")
+    click.echo(f"  serving:     {data['serving']}")
+    click.echo(f"  parameters:  {data['parameters']:,} ({data['trainable_parameters']:,} trainable)")
+    click.echo("  stages:")
+    for stage in data["stages"]:
+        frozen = f" [frozen: {', '.join(stage['frozen'])}]" if stage["frozen"] else ""
+        click.echo(f"    {stage['name']}: {stage['summary']}{frozen}")
+    click.echo("  hyper-parameters (--set key=value):")
+    for hp in data["hparams"]:
+        choices = f" {{{', '.join(map(str, hp['choices']))}}}" if hp.get("choices") else ""
+        click.echo(f"    {hp['key']:<18} {hp['type']:<14} default {hp['default']!s:<10} {hp['help']}{choices}")
+    click.echo("  layers:")
+    for layer in data["layers"]:
+        click.echo(f"    {layer['name']:<24} {layer['type']:<22} {layer['parameters']:>12,}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--epochs", type=int, help="Epochs per stage (same as --set epochs=N).")
+@click.option("--batch-size", type=int, help="Examples per batch.")
+@click.option("--steps-per-epoch", type=int, help="Cap on training steps per epoch.")
+@click.option("--seed", type=int, help="Random seed (weights, shuffling, dropout, validation split).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a hyper-parameter (repeatable).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=True), help="YAML/JSON config (e.g. RUN_DIR/config.yaml).")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory (default runs/NAME-TIMESTAMP).")
+@click.option("--data-dir", type=click.Path(), envvar="KERASAPPS_DATA_DIR", show_envvar=True,
+              help="Local data directory (else TFDS downloads).")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last completed epoch.")
+@click.option("--smoke", is_flag=True, help="Train on a tiny slice for a few steps (a quick end-to-end check).")
+def train(name, epochs, batch_size, steps_per_epoch, seed, overrides, config_file, run_dir, data_dir, resume, smoke):
+    """Train recipe NAME into a run directory."""
+    _tensorflow()
+    import kerasapps
+
+    flags = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "seed": seed}
+    result = kerasapps.train(name, run_dir=run_dir, config_file=config_file, overrides=overrides, flags=flags,
+                             data_dir=data_dir, resume=resume, smoke=smoke)
+    click.echo(f"run directory: {result.run_dir}")
+    click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics["test"].items()))
+    click.echo(f"next: kerasapps export {result.run_dir}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "validation", "test"]))
+@click.option("--data-dir", type=click.Path(), envvar="KERASAPPS_DATA_DIR", show_envvar=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def evaluate(run_dir, split, data_dir, as_json):
+    """Evaluate a finished run's final model; writes RUN_DIR/evaluation-SPLIT.json."""
+    _tensorflow()
+    import kerasapps
+
+    result = kerasapps.evaluate(run_dir, split=split, data_dir=data_dir)
+    if as_json:
+        return _echo_json(result)
+    click.echo(f"{result['recipe']} {split} ({result['examples']} examples): "
+               + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--version", "version", type=click.IntRange(min=1), help="Version number (default: next).")
+@click.option("--out", default="saved_models", show_default=True, type=click.Path(file_okay=False),
+              help="Model base directory (TF Serving layout OUT/NAME/VERSION).")
+@click.option("--force", is_flag=True, help="Replace an existing version.")
+def export(run_dir, version, out, force):
+    """Export a finished run as a SavedModel that TF Serving serves unchanged."""
+    _tensorflow()
+    import kerasapps
+
+    path = kerasapps.export(run_dir, out=out, version=version, force=force)
+    click.echo(f"exported {path}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--signature", default="serving_default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def predict(model, inputs, signature, as_json):
+    """Predict with MODEL (an export or run directory) on INPUT images (PNG/JPEG) or .npy arrays."""
+    _tensorflow()
+    import kerasapps
+
+    rows = kerasapps.predict(model, list(inputs), signature=signature)
+    if as_json:
+        return _echo_json(rows)
+    for row in rows:
+        if "classes" in row and "probabilities" in row:
+            click.echo(f"{row['input']}: class {row['classes']} (p={max(row['probabilities']):.4f})")
+        else:
+            click.echo(f"{row['input']}: " + ", ".join(f"{k}={v}" for k, v in row.items() if k != "input"))
+
+
+def main():
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()

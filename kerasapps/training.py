@@ -1,0 +1,305 @@
+"""Train a recipe into a run directory, stage by stage, with exact resume.
+
+Layout of a run directory::
+
+    config.yaml         resolved hyper-parameters (``--config RUN_DIR/config.yaml`` reproduces the run)
+    manifest.json       versions, seed, hardware, git revision, data source, timings
+    state.json          per-stage progress: completed epochs, done, run status
+    checkpoints/STAGE/epoch-NNN.keras   model + optimizer after each epoch (newest kept)
+    stages/STAGE.keras  the model at the end of each stage
+    model.keras         the final model (what evaluate, export and predict use)
+    logs/STAGE.csv, tensorboard/STAGE/, training_curves.png, metrics.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import yaml
+
+from kerasapps import data as D
+from kerasapps import rundir as R
+from kerasapps.config import HParams, dump_config
+from kerasapps.errors import ConfigError, DataError, RunError, UsageError
+from kerasapps.optimizers import build_optimizer
+from kerasapps.recipe import DataContext, Recipe
+from kerasapps.registry import REGISTRY
+
+log = logging.getLogger("kerasapps")
+SMOKE_STEPS = 2
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: Path
+    recipe: str
+    metrics: dict
+
+
+def as_recipe(recipe: Recipe | str) -> Recipe:
+    return recipe if isinstance(recipe, Recipe) else REGISTRY.get(recipe)
+
+
+class _EpochCheckpoint(keras.callbacks.Callback):
+    """Saves model + optimizer + RNG state after each finite epoch and records progress."""
+
+    def __init__(self, run_dir: Path, stage: str, state: dict, keep: int, guard=None):
+        super().__init__()
+        self.run_dir, self.stage, self.state, self.keep, self.guard = run_dir, stage, state, keep, guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if (self.guard is not None and getattr(self.guard, "triggered", False)) or \
+                (loss is not None and not math.isfinite(float(loss))):
+            return  # never overwrite the last good checkpoint with a diverged model
+        folder = self.run_dir / "checkpoints" / self.stage
+        R.save_model(self.model, folder / f"epoch-{epoch + 1:03d}.keras")
+        self.state["stages"][self.stage]["completed_epochs"] = epoch + 1
+        R.write_json(self.run_dir / R.STATE, self.state)
+        for old in sorted(folder.glob("epoch-*.keras"))[:-self.keep]:
+            R.remove_model(old)
+
+
+def latest_checkpoint(run_dir: Path, stage: str, epoch: int) -> Path | None:
+    path = run_dir / "checkpoints" / stage / f"epoch-{epoch:03d}.keras"
+    return path if path.is_file() else None
+
+
+def load_splits(recipe: Recipe, hp: HParams, ctx: DataContext) -> dict[str, Any]:
+    """The recipe's splits with a validation split carved from train when it has none."""
+    splits = dict(recipe.load_data(hp, ctx))
+    for required in ("train", "test"):
+        if required not in splits:
+            raise DataError(f"recipe {recipe.name!r} returned no '{required}' split (got {', '.join(splits)})")
+    if splits.get("validation") is None:
+        splits["train"], splits["validation"] = D.carve_validation(splits["train"], hp.validation_split, hp.seed)
+    if ctx.smoke:
+        splits = {k: (D.smoke_slice(v, k) if v is not None else None) for k, v in splits.items()}
+    return splits
+
+
+def stage_splits(stage, splits: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, split in splits.items():
+        if split is not None:
+            out[name] = stage.select(split) if stage.select else split
+            if D.length(out[name]) == 0:
+                raise DataError(f"stage '{stage.name}' selects no examples from the {name} split")
+    return out
+
+
+def freeze(model, prefixes: Iterable[str]) -> list[str]:
+    """Make layers whose names start with any of ``prefixes`` non-trainable; returns their names."""
+    prefixes = tuple(prefixes)
+    if not prefixes:
+        return []
+    frozen = [layer.name for layer in model.layers if layer.name.startswith(prefixes)]
+    if not frozen:
+        raise ConfigError(f"no layer of {model.name} starts with {', '.join(prefixes)}")
+    for layer in model.layers:
+        if layer.name in frozen:
+            layer.trainable = False
+    return frozen
+
+
+def seed_everything(hp: HParams) -> None:
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(hp.seed)
+    if hp.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _verbose(verbose) -> int:
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return int(verbose)
+
+
+def _compile(model, recipe: Recipe, hp: HParams, total_steps: int) -> None:
+    model.compile(optimizer=build_optimizer(hp, total_steps), loss=recipe.loss,
+                  metrics=list(recipe.metrics), jit_compile=False)
+
+
+def _stage_callbacks(run_dir: Path, stage: str, state: dict, hp: HParams, recipe: Recipe,
+                     resuming: bool, extra: Iterable) -> tuple[list, Any]:
+    from kerasapps.callbacks import NaNGuard
+
+    guard = NaNGuard()
+    csv_path = run_dir / "logs" / f"{stage}.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    callbacks = [guard]
+    callbacks += list(recipe.callbacks(hp) if recipe.callbacks else [])
+    callbacks += list(extra)
+    callbacks += [
+        keras.callbacks.CSVLogger(str(csv_path), append=resuming),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard" / stage), write_graph=False,
+                                    profile_batch=0, update_freq="epoch"),
+        _EpochCheckpoint(run_dir, stage, state, hp.keep_checkpoints, guard),
+    ]
+    return callbacks, guard
+
+
+def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(), flags=None,
+          data_dir=None, resume: bool = False, smoke: bool = False, verbose="auto",
+          callbacks: Iterable = ()) -> RunResult:
+    """Train ``recipe`` into ``run_dir`` (see the module docstring); the Python twin of ``kerasapps train``."""
+    recipe = as_recipe(recipe)
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    if resume:
+        if run_dir is None:
+            raise UsageError("--resume needs --run-dir, the run to continue")
+        run_dir = R.require_run_dir(run_dir)
+        if config_file or overrides or flags:
+            raise UsageError("--resume continues a run with its recorded configuration; drop --config, --set "
+                             "and hyper-parameter flags, or start a new run with --config RUN_DIR/config.yaml")
+        saved = yaml.safe_load((run_dir / R.CONFIG).read_text())
+        if saved.get("recipe") != recipe.name:
+            raise UsageError(f"{run_dir} is a run of '{saved.get('recipe')}', not '{recipe.name}'")
+        hp = recipe.resolve(config_file=run_dir / R.CONFIG)
+        smoke = bool(saved.get("smoke", False))
+        state = R.read_json(run_dir / R.STATE) if (run_dir / R.STATE).is_file() else {"stages": {}}
+        if state.get("status") == "completed":
+            raise UsageError(f"run {run_dir} has already completed; nothing to resume")
+    else:
+        hp = recipe.resolve(config_file=config_file, overrides=overrides, flags=flags)
+        run_dir = Path(run_dir) if run_dir else R.default_run_dir(recipe.name)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise UsageError(f"run directory {run_dir} is not empty; pass --resume to continue it, "
+                             "or choose another --run-dir")
+        state = {"status": "running", "stages": {}}
+
+    ctx = DataContext(D.resolve_data_dir(data_dir), smoke)
+    seed_everything(hp)
+    splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        R.write_text(run_dir / R.CONFIG, dump_config(recipe.name, hp, **({"smoke": True} if smoke else {})))
+    manifest = R.manifest(recipe.name, REGISTRY.source(recipe.name) if recipe.name in REGISTRY else "python",
+                          hp.seed, ctx.data_dir, smoke)
+    R.write_json(run_dir / R.MANIFEST, manifest)
+    state["status"] = "running"
+    R.write_json(run_dir / R.STATE, state)
+
+    verbose = _verbose(verbose)
+    metrics: dict[str, Any] = dict(state.get("metrics", {}))
+    model, previous = None, None
+    for index, stage in enumerate(recipe.stages):
+        info = state["stages"].setdefault(stage.name, {"completed_epochs": 0, "done": False})
+        stage_path = run_dir / "stages" / f"{stage.name}.keras"
+        if info["done"]:
+            model, previous = None, stage_path
+            continue
+        data = stage_splits(stage, splits)
+        epochs = 1 if smoke else hp.epochs
+        steps = D.steps_for(D.length(data["train"]), hp.batch_size,
+                            SMOKE_STEPS if smoke else hp.steps_per_epoch)
+        checkpoint = latest_checkpoint(run_dir, stage.name, info["completed_epochs"])
+        if checkpoint is not None:
+            model = R.load_model(checkpoint)
+            initial_epoch = info["completed_epochs"]
+            log.info("resuming stage %s after epoch %d from %s", stage.name, initial_epoch, checkpoint)
+        else:
+            if model is None:
+                model = R.load_model(previous, compile=False) if previous else recipe.build_model(hp)
+            freeze(model, stage.freeze)
+            _compile(model, recipe, hp, epochs * steps)
+            initial_epoch = info["completed_epochs"] = 0
+        if initial_epoch < epochs:
+            train_ds, _ = D.training_dataset(
+                data["train"], batch_size=hp.batch_size, seed=hp.seed, stage_index=index,
+                first_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps, preprocess=recipe.preprocess)
+            val_ds = (D.evaluation_dataset(data["validation"], batch_size=hp.batch_size, preprocess=recipe.preprocess)
+                      if "validation" in data else None)
+            if initial_epoch:
+                R.trim_csv(run_dir / "logs" / f"{stage.name}.csv", initial_epoch)
+            stage_callbacks, guard = _stage_callbacks(run_dir, stage.name, state, hp, recipe, initial_epoch > 0,
+                                                      callbacks)
+            log.info(f"stage {index + 1}/{len(recipe.stages)} '{stage.name}': {D.length(data['train'])} training "
+                     f"examples, {steps} steps x {epochs - initial_epoch} epochs")
+            started = time.perf_counter()
+            model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                      validation_data=val_ds, callbacks=stage_callbacks, verbose=verbose)
+            seconds = time.perf_counter() - started
+            if guard.triggered:
+                state["status"] = "diverged"
+                R.write_json(run_dir / R.STATE, state)
+                raise RunError(guard.message)
+            trained = (epochs - initial_epoch) * steps * hp.batch_size
+            info["seconds"] = round(info.get("seconds", 0.0) + seconds, 2)
+            info["samples_per_second"] = round(trained / seconds, 1) if seconds > 0 else None
+        test_ds = D.evaluation_dataset(data["test"], batch_size=hp.batch_size, preprocess=recipe.preprocess,
+                                       cache=False)
+        result = model.evaluate(test_ds, return_dict=True, verbose=0)
+        metrics[stage.name] = {"test": {k: float(v) for k, v in result.items()}, "epochs": epochs,
+                               "seconds": info.get("seconds"), "samples_per_second": info.get("samples_per_second")}
+        log.info(f"stage {stage.name!r} test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
+        R.save_model(model, stage_path)
+        info["done"] = True
+        state["metrics"] = metrics
+        R.write_json(run_dir / R.STATE, state)
+        previous = stage_path
+
+    if model is None:
+        model = R.load_model(previous)
+    R.save_model(model, run_dir / R.FINAL_MODEL)
+    final = {"recipe": recipe.name, "stages": metrics, "test": metrics[recipe.stages[-1].name]["test"]}
+    R.write_json(run_dir / R.METRICS, final)
+    R.plot_curves(run_dir, [s.name for s in recipe.stages])
+    state["status"] = "completed"
+    R.write_json(run_dir / R.STATE, state)
+    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    R.write_json(run_dir / R.MANIFEST, manifest)
+    return RunResult(run_dir, recipe.name, final)
+
+
+def open_run(run_dir) -> tuple[Recipe, HParams, dict]:
+    """The recipe, hyper-parameters and saved config of a run directory."""
+    run_dir = R.require_run_dir(run_dir)
+    saved = yaml.safe_load((run_dir / R.CONFIG).read_text()) or {}
+    recipe = REGISTRY.get(saved.get("recipe", ""))
+    return recipe, recipe.resolve(config_file=run_dir / R.CONFIG), saved
+
+
+def final_model_path(run_dir) -> Path:
+    run_dir = Path(run_dir)
+    path = run_dir / R.FINAL_MODEL
+    if not path.is_file():
+        state = R.read_json(run_dir / R.STATE) if (run_dir / R.STATE).is_file() else {}
+        progress = ", ".join(f"{k} {v.get('completed_epochs', 0)} epochs" for k, v in state.get("stages", {}).items())
+        raise UsageError(f"run {run_dir} has not finished ({progress or 'no epoch completed'}); "
+                         f"continue it with: kerasapps train NAME --resume --run-dir {run_dir}")
+    return path
+
+
+def evaluate(run_dir, *, split: str = "test", data_dir=None, verbose=0) -> dict:
+    """Evaluate a finished run's final model on ``split`` of its last stage; writes evaluation-SPLIT.json."""
+    recipe, hp, saved = open_run(run_dir)
+    run_dir = Path(run_dir)
+    if split not in ("train", "validation", "test"):
+        raise UsageError(f"--split must be train, validation or test; got {split!r}")
+    model_path = final_model_path(run_dir)
+    manifest = R.read_json(run_dir / R.MANIFEST) if (run_dir / R.MANIFEST).is_file() else {}
+    if data_dir is None and not os.environ.get(D.DATA_DIR_ENV) and manifest.get("data_dir"):
+        data_dir = manifest["data_dir"] if Path(manifest["data_dir"]).is_dir() else None
+    ctx = DataContext(D.resolve_data_dir(data_dir), bool(saved.get("smoke", False)))
+    splits = stage_splits(recipe.stages[-1], load_splits(recipe, hp, ctx))
+    if split not in splits:
+        raise UsageError(f"recipe {recipe.name!r} has no {split} split")
+    model = R.load_model(model_path)
+    ds = D.evaluation_dataset(splits[split], batch_size=hp.batch_size, preprocess=recipe.preprocess, cache=False)
+    result = {k: float(v) for k, v in model.evaluate(ds, return_dict=True, verbose=verbose).items()}
+    out = {"recipe": recipe.name, "split": split, "examples": D.length(splits[split]), "metrics": result}
+    R.write_json(run_dir / f"evaluation-{split}.json", out)
+    return out
+

@@ -1,0 +1,112 @@
+"""MNIST transfer learning, the classic Keras example (``mnist_transfer_cnn.py``).
+
+Stage ``pretrain`` trains the whole CNN on digits 0-4; stage ``finetune`` freezes the
+convolutional features and trains the dense head on digits 5-9 (labelled 0-4 inside
+the model; the export returns the digits 5-9 themselves).
+
+The original ran Adadelta at learning rate 1.0 (``--set optimizer=adadelta --set
+learning_rate=1.0``); ported literally it reaches about 99.6% on digits 0-4 here,
+below the 99.8% the script reports, so the default is Adam with cosine decay, which
+meets both targets (see README for the measured numbers).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from kerasapps import data as D
+from kerasapps.config import HParam
+from kerasapps.recipe import Recipe, Stage
+from kerasapps.signatures import ImageClassifier
+
+FEATURE_LAYERS = ("features_",)
+
+
+def mnist_transfer_cnn(*, input_shape=(28, 28, 1), classes=5, filters=32, kernel_size=3, dense_units=128,
+                       feature_dropout=0.25, head_dropout=0.5, classifier_activation="softmax",
+                       name="mnist_transfer_cnn"):
+    """The transfer example's CNN: features (2 conv + pool + dropout + flatten) and a dense head.
+
+    Layers named ``features_*`` are the part frozen in stage 2. At the defaults it has
+    600,165 parameters (feature part 9,568; head 590,597).
+    """
+    if classes < 1:
+        raise ValueError(f"classes must be a positive integer; got {classes!r}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = keras.layers.Conv2D(filters, kernel_size, activation="relu", name="features_conv1")(inputs)
+    x = keras.layers.Conv2D(filters, kernel_size, activation="relu", name="features_conv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="features_pool")(x)
+    x = keras.layers.Dropout(feature_dropout, name="features_dropout")(x)
+    x = keras.layers.Flatten(name="features_flatten")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
+    x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def preprocess(images):
+    """uint8 [N, 28, 28] (or [N, 28, 28, 1]) -> float32 [N, 28, 28, 1] in [0, 1]."""
+    x = keras.ops.cast(images, "float32") / 255.0
+    if len(x.shape) == 3:
+        x = keras.ops.expand_dims(x, -1)
+    return x
+
+
+def load_mnist(hp, ctx):
+    """Full MNIST as uint8 [N, 28, 28] images and integer labels: local npz, else TFDS."""
+    if ctx.data_dir is not None:
+        path = ctx.require("mnist/mnist.npz", "the keras.datasets.mnist layout: x_train, y_train, x_test, y_test")
+        arrays = D.load_npz(path, ["x_train", "y_train", "x_test", "y_test"])
+        splits = {"train": (arrays["x_train"], arrays["y_train"]), "test": (arrays["x_test"], arrays["y_test"])}
+    else:
+        splits = {name: D.tfds_arrays("mnist", name, "mnist/mnist.npz") for name in ("train", "test")}
+    out = {}
+    for name, (x, y) in splits.items():
+        x = np.asarray(x)
+        if x.ndim == 4 and x.shape[-1] == 1:
+            x = x[..., 0]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
+            raise D.DataError(f"MNIST {name} images must be uint8 [N, 28, 28]; got {x.dtype} {list(x.shape)}")
+        out[name] = (x, np.asarray(y).astype(np.int64))
+    return out
+
+
+def _digits(low, high):
+    def select(split):
+        x, y = split
+        keep = (y >= low) & (y <= high)
+        return x[keep], y[keep] - low
+    select.__doc__ = f"digits {low}-{high}, relabelled 0-{high - low}"
+    return select
+
+
+def build_model(hp):
+    return mnist_transfer_cnn(filters=hp.filters, dense_units=hp.dense_units,
+                              feature_dropout=hp.feature_dropout, head_dropout=hp.head_dropout)
+
+
+MNIST_TRANSFER = Recipe(
+    name="mnist_transfer",
+    summary="Classic Keras transfer example: CNN on digits 0-4, then frozen features + new head on 5-9",
+    build_model=build_model,
+    load_data=load_mnist,
+    hparams={
+        "filters": HParam(32, int, "filters in each of the two conv layers", minimum=1),
+        "dense_units": HParam(128, int, "units in the head's hidden layer", minimum=1),
+        "feature_dropout": HParam(0.25, float, "dropout after the pooled features", minimum=0.0, maximum=0.95),
+        "head_dropout": HParam(0.5, float, "dropout in the head", minimum=0.0, maximum=0.95),
+    },
+    defaults={"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "cosine", "epochs": 5, "batch_size": 128},
+    stages=(
+        Stage("pretrain", "train every layer on digits 0-4", select=_digits(0, 4)),
+        Stage("finetune", "freeze features_*; train the head on digits 5-9", select=_digits(5, 9),
+              freeze=FEATURE_LAYERS),
+    ),
+    preprocess=preprocess,
+    serving=ImageClassifier(28, 28, class_ids=range(5, 10)),
+    data="MNIST (mnist/mnist.npz in the data directory, else TFDS 'mnist'); validation carved from train",
+    reference="keras-team/keras examples/mnist_transfer_cnn.py (99.8% / 99.2% reported)",
+)
+
+RECIPES = [MNIST_TRANSFER]

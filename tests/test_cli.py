@@ -1,0 +1,137 @@
+"""The CLI's contract: lazy imports, one-line errors with exit codes 2 / 1, and the main job end to end."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from kerasapps.cli.main import cli
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(map(str, args)), catch_exceptions=False)
+
+
+def assert_one_line_error(result, code, *fragments):
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_does_not_import_tensorflow():
+    code = "import sys; from kerasapps.cli.main import cli; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False False"
+
+
+def test_list_and_info():
+    listing = invoke("list")
+    assert listing.exit_code == 0 and "mnist_transfer" in listing.stdout
+    info = invoke("info", "mnist_transfer")
+    assert info.exit_code == 0
+    assert "600,165" in info.stdout and "features_conv1" in info.stdout and "learning_rate" in info.stdout
+
+
+def test_unknown_recipe_suggests_close_names():
+    assert_one_line_error(invoke("train", "mnist_transfr"), 2, "unknown recipe 'mnist_transfr'",
+                          "did you mean mnist_transfer")
+
+
+@pytest.mark.parametrize("assignment, fragment", [
+    ("learning_rat=0.1", "unknown key 'learning_rat'"),
+    ("epochs=many", "'epochs' expects int, got 'many'"),
+])
+def test_bad_set_is_a_usage_error(assignment, fragment, tiny_data_dir):
+    result = invoke("train", "mnist_transfer", "--smoke", "--data-dir", tiny_data_dir, "--set", assignment)
+    assert_one_line_error(result, 2, fragment)
+
+
+def test_missing_data_file_fails_at_once_naming_the_file(tmp_path):
+    result = invoke("train", "mnist_transfer", "--data-dir", tmp_path, "--run-dir", tmp_path / "run")
+    assert_one_line_error(result, 2, "data file not found", "mnist/mnist.npz")
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_corrupt_npz(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "mnist.npz").write_bytes(b"garbage")
+    assert_one_line_error(invoke("train", "mnist_transfer", "--data-dir", tmp_path), 2, "not a valid .npz")
+
+
+def test_click_usage_errors_are_one_line():
+    assert_one_line_error(invoke("train"), 2, "Missing argument 'NAME'")
+    assert_one_line_error(invoke("export", "x", "--version", "0"), 2, "--version")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, tiny_data_dir):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    result = invoke("train", "mnist_transfer", "--smoke", "--data-dir", tiny_data_dir, "--run-dir", run)
+    assert result.exit_code == 0, result.stderr
+    return run
+
+
+def test_run_directory_contents(smoke_run):
+    for name in ("config.yaml", "manifest.json", "state.json", "metrics.json", "model.keras",
+                 "training_curves.png", "logs/pretrain.csv", "logs/finetune.csv",
+                 "checkpoints/pretrain/epoch-001.keras", "stages/pretrain.keras"):
+        assert (smoke_run / name).is_file(), name
+    assert list((smoke_run / "tensorboard" / "pretrain").rglob("events.out.tfevents.*"))
+
+
+def test_evaluate_export_predict(smoke_run, tmp_path, tiny_data_dir):
+    evaluation = invoke("evaluate", smoke_run, "--data-dir", tiny_data_dir)
+    assert evaluation.exit_code == 0 and "accuracy" in evaluation.stdout
+    assert (smoke_run / "evaluation-test.json").is_file()
+
+    out = tmp_path / "models"
+    assert invoke("export", smoke_run, "--out", out).exit_code == 0
+    assert (out / "mnist_transfer" / "1" / "saved_model.pb").is_file()
+    assert invoke("export", smoke_run, "--out", out).exit_code == 0  # next version by default
+    assert (out / "mnist_transfer" / "2" / "saved_model.pb").is_file()
+    assert_one_line_error(invoke("export", smoke_run, "--out", out, "--version", 1), 2, "already exists", "--force")
+    assert invoke("export", smoke_run, "--out", out, "--version", 1, "--force").exit_code == 0
+    assert not [p for p in (out / "mnist_transfer").iterdir() if p.name.startswith(".")]  # no leftovers
+
+    digits = np.load(tiny_data_dir / "mnist" / "mnist.npz")["x_test"][:3]
+    np.save(tmp_path / "batch.npy", digits)
+    Image.fromarray(digits[0]).save(tmp_path / "digit.png")
+    predicted = invoke("predict", out / "mnist_transfer", tmp_path / "digit.png", tmp_path / "batch.npy")
+    assert predicted.exit_code == 0, predicted.stderr
+    lines = predicted.stdout.strip().splitlines()
+    assert len(lines) == 4 and all("class" in line for line in lines)
+    from_run = invoke("predict", smoke_run, tmp_path / "digit.png")
+    assert from_run.exit_code == 0 and from_run.stdout.split(":")[1] == lines[0].split(":")[1]
+
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 32, 32), np.uint8))
+    assert_one_line_error(invoke("predict", out / "mnist_transfer", tmp_path / "wrong.npy"), 2,
+                          "has shape [2, 32, 32]", "[N, 28, 28]")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "big.png")
+    assert_one_line_error(invoke("predict", out / "mnist_transfer", tmp_path / "big.png"), 2, "32x32")
+    assert_one_line_error(invoke("predict", out / "mnist_transfer", tmp_path / "nope.png"), 2, "not found")
+
+
+def test_run_dir_in_use_and_resume_errors(smoke_run, tiny_data_dir):
+    assert_one_line_error(invoke("train", "mnist_transfer", "--smoke", "--data-dir", tiny_data_dir,
+                                 "--run-dir", smoke_run), 2, "is not empty", "--resume")
+    assert_one_line_error(invoke("train", "mnist_transfer", "--resume", "--run-dir", smoke_run), 2,
+                          "already completed")
+    assert_one_line_error(invoke("export", smoke_run.parent / "nothing"), 2, "not a kerasapps run directory")
+
+
+@pytest.mark.slow
+def test_console_script_keeps_stderr_clean(tmp_path):
+    """The installed script: TensorFlow's start-up chatter is hidden, the error is one line."""
+    script = str(Path(sys.executable).parent / "kerasapps")
+    result = subprocess.run([script, "train", "nope"], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "Traceback" not in result.stderr and "cuda" not in result.stderr.lower()
