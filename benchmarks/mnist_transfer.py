@@ -50,8 +50,8 @@ def plain_keras_job(data_dir: Path, epochs: int, seed: int) -> dict:
                 if layer.name.startswith("features_"):
                     layer.trainable = False
         steps = epochs * int(np.ceil(len(x) / BATCH))
-        model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)),
-                      "sparse_categorical_crossentropy", ["accuracy"], jit_compile=False)
+        model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
         started = time.perf_counter()
         model.fit(x, y, batch_size=BATCH, epochs=epochs, validation_data=digits(val, low), verbose=0)
         seconds = time.perf_counter() - started

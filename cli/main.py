@@ -87,10 +87,17 @@ def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def _quiet_for_json(as_json: bool) -> None:
+    """With --json, stdout carries only the JSON document: informational logging is muted."""
+    if as_json:
+        logging.getLogger("kerasapps").setLevel(logging.WARNING)
+
+
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_command(as_json):
     """List every registered recipe: name, summary, providing package."""
+    _quiet_for_json(as_json)
     _tensorflow()
     import kerasapps
 
@@ -107,6 +114,7 @@ def list_command(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(name, as_json):
     """Show a recipe's hyper-parameters, data, stages, parameter count and layers."""
+    _quiet_for_json(as_json)
     _tensorflow()
     import kerasapps
 
@@ -167,6 +175,7 @@ def train(name, epochs, batch_size, steps_per_epoch, seed, overrides, config_fil
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def evaluate(run_dir, split, data_dir, as_json):
     """Evaluate a finished run's final model; writes RUN_DIR/evaluation-SPLIT.json."""
+    _quiet_for_json(as_json)
     _tensorflow()
     import kerasapps
 
@@ -193,16 +202,24 @@ def export(run_dir, version, out, force):
 
 
 @cli.command()
-@click.argument("model", type=click.Path())
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("args", nargs=-1, required=True, metavar="[MODEL] INPUT...")
+@click.option("--url", help="Query a running server instead: http://HOST:PORT/v1/models/NAME.")
 @click.option("--signature", default="serving_default", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def predict(model, inputs, signature, as_json):
-    """Predict with MODEL (an export or run directory) on INPUT images (PNG/JPEG) or .npy arrays."""
+def predict(args, url, signature, as_json):
+    """Predict with MODEL (an export or run directory) or --url on INPUT images (PNG/JPEG) or .npy arrays."""
+    _quiet_for_json(as_json)
     _tensorflow()
     import kerasapps
 
-    rows = kerasapps.predict(model, list(inputs), signature=signature)
+    if url:
+        from kerasapps.serving_client import predict_url
+
+        rows = predict_url(url, list(args), signature=signature)
+    else:
+        if len(args) < 2:
+            raise click.UsageError("give MODEL and at least one INPUT (or --url URL INPUT...)")
+        rows = kerasapps.predict(args[0], list(args[1:]), signature=signature)
     if as_json:
         return _echo_json(rows)
     for row in rows:
@@ -210,6 +227,35 @@ def predict(model, inputs, signature, as_json):
             click.echo(f"{row['input']}: class {row['classes']} (p={max(row['probabilities']):.4f})")
         else:
             click.echo(f"{row['input']}: " + ", ".join(f"{k}={v}" for k, v in row.items() if k != "input"))
+
+
+@cli.command()
+@click.option("--model-base", default="saved_models", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of NAME/VERSION/ SavedModels (what export writes).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--batching/--no-batching", default=False, show_default=True,
+              help="Group concurrent predict requests into one model call.")
+@click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-timeout-ms", default=5.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--max-request-bytes", default=10 * 2**20, show_default=True, type=click.IntRange(min=1))
+@click.option("--request-timeout", "request_timeout_s", default=30.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Seconds to read and answer a request.")
+def serve(model_base, host, port, batching, max_batch_size, batch_timeout_ms, max_request_bytes, request_timeout_s):
+    """Serve every export under --model-base with TensorFlow Serving's REST API."""
+    from pathlib import Path
+
+    from kerasapps.errors import UsageError
+
+    if not Path(model_base).is_dir():
+        raise UsageError(f"model base {model_base} does not exist; export a run first (kerasapps export RUN_DIR)")
+    _tensorflow()
+    import kerasapps
+
+    click.echo(f"serving {model_base} on http://{host}:{port}/v1/models/NAME (Ctrl+C to stop)")
+    kerasapps.serve(model_base, host=host, port=port, batching=batching, max_batch_size=max_batch_size,
+                    batch_timeout_ms=batch_timeout_ms, max_request_bytes=max_request_bytes,
+                    request_timeout_s=request_timeout_s)
 
 
 def main():

@@ -56,13 +56,13 @@ def evaluate(run_dir, **options):
 
 
 def export(run_dir, **options):
-    from kerasapps.export import export as _export
+    from kerasapps.savedmodel import export as _export
 
     return _export(run_dir, **options)
 
 
 def predict(model, inputs, **options):
-    from kerasapps.export import predict as _predict
+    from kerasapps.savedmodel import predict as _predict
 
     return _predict(model, inputs, **options)
 

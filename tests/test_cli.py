@@ -108,7 +108,7 @@ def test_evaluate_export_predict(smoke_run, tmp_path, tiny_data_dir):
     lines = predicted.stdout.strip().splitlines()
     assert len(lines) == 4 and all("class" in line for line in lines)
     from_run = invoke("predict", smoke_run, tmp_path / "digit.png")
-    assert from_run.exit_code == 0 and from_run.stdout.split(":")[1] == lines[0].split(":")[1]
+    assert from_run.exit_code == 0 and from_run.stdout.strip().split(":")[1] == lines[0].split(":")[1]
 
     np.save(tmp_path / "wrong.npy", np.zeros((2, 32, 32), np.uint8))
     assert_one_line_error(invoke("predict", out / "mnist_transfer", tmp_path / "wrong.npy"), 2,
