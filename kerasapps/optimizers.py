@@ -10,11 +10,12 @@ def learning_rate(hp: HParams, total_steps: int):
     """A float or a Keras schedule spanning ``total_steps`` optimizer steps of one stage."""
     import keras
 
-    if hp.lr_schedule == "constant":
-        return hp.learning_rate
+    if hp.lr_schedule in ("constant", "step", "time", "exponential"):
+        return hp.learning_rate  # the epoch schedules are callbacks (kerasapps.practice)
     if hp.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps=max(1, total_steps))
-    raise ConfigError(f"'lr_schedule' must be one of constant, cosine; got {hp.lr_schedule!r}")
+    raise ConfigError(f"'lr_schedule' must be one of constant, cosine, step, time, exponential; "
+                      f"got {hp.lr_schedule!r}")
 
 
 def build_optimizer(hp: HParams, total_steps: int):

@@ -17,9 +17,10 @@ from typing import Any
 
 from kerasapps.config import HParam, HParams, resolve
 from kerasapps.errors import ConfigError
+from kerasapps.practice import PRACTICE_HPARAMS
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adadelta")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "step", "time", "exponential")
 
 COMMON_HPARAMS: dict[str, HParam] = {
     "epochs": HParam(5, int, "epochs per stage", minimum=1),
@@ -39,6 +40,7 @@ COMMON_HPARAMS: dict[str, HParam] = {
     "clipnorm": HParam(None, float, "clip each gradient to this L2 norm", optional=True, minimum=0.0),
     "clipvalue": HParam(None, float, "clip each gradient element to [-v, v]", optional=True, minimum=0.0),
     "keep_checkpoints": HParam(2, int, "per-epoch checkpoints kept per stage (the newest)", minimum=1),
+    **PRACTICE_HPARAMS,
 }
 
 Arrays = Any  # a numpy array, or a tuple/dict of them (nested like the model's inputs)
@@ -84,6 +86,10 @@ class Serving:
     def outputs(self, model, preprocess, raw) -> dict:
         raise NotImplementedError
 
+    def extra_endpoints(self, model, preprocess) -> dict:
+        """Further signatures besides ``serving_default``: name -> ``tf.function`` with an input signature."""
+        return {}
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -112,6 +118,7 @@ class Recipe:
     data: str = ""
     reference: str = ""
     callbacks: Callable[[HParams], list] | None = None
+    augmentable: bool = False  # model input is an image batch [N, H, W, C] that augment_* keys may transform
 
     def __post_init__(self):
         if not self.name or not self.name.replace("_", "").isalnum() or not self.name[0].isalpha():

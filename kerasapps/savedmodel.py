@@ -63,6 +63,8 @@ def export(run_dir, *, out="saved_models", version: int | None = None, force: bo
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", serving_function(recipe, model))
+    for name, function in recipe.serving.extra_endpoints(model, recipe.preprocess).items():
+        archive.add_endpoint(name, function)
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
     try:

@@ -31,6 +31,7 @@ from kerasapps import rundir as R
 from kerasapps.config import HParams, dump_config
 from kerasapps.errors import ConfigError, DataError, RunError, UsageError
 from kerasapps.optimizers import build_optimizer
+from kerasapps.practice import apply_weight_penalties, augmentation, practice_callbacks
 from kerasapps.recipe import DataContext, Recipe
 from kerasapps.registry import REGISTRY
 
@@ -131,13 +132,15 @@ def _compile(model, recipe: Recipe, hp: HParams, total_steps: int) -> None:
 
 
 def _stage_callbacks(run_dir: Path, stage: str, state: dict, hp: HParams, recipe: Recipe,
-                     resuming: bool, extra: Iterable) -> tuple[list, Any]:
+                     resuming: bool, extra: Iterable, has_validation: bool) -> tuple[list, Any, Any]:
+    """NaNGuard first, then schedule / early stopping / max-norm, the recipe's, the caller's, then loggers."""
     from kerasapps.callbacks import NaNGuard
 
     guard = NaNGuard()
     csv_path = run_dir / "logs" / f"{stage}.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    callbacks = [guard]
+    practice, stopper = practice_callbacks(hp, has_validation)
+    callbacks = [guard, *practice]
     callbacks += list(recipe.callbacks(hp) if recipe.callbacks else [])
     callbacks += list(extra)
     callbacks += [
@@ -146,7 +149,7 @@ def _stage_callbacks(run_dir: Path, stage: str, state: dict, hp: HParams, recipe
                                     profile_batch=0, update_freq="epoch"),
         _EpochCheckpoint(run_dir, stage, state, hp.keep_checkpoints, guard),
     ]
-    return callbacks, guard
+    return callbacks, guard, stopper
 
 
 def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(), flags=None,
@@ -179,8 +182,12 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
         state = {"status": "running", "stages": {}}
 
     ctx = DataContext(D.resolve_data_dir(data_dir), smoke)
+    augment = augmentation(hp, recipe.name, recipe.augmentable)
     seed_everything(hp)
     splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
+    if hp.early_stopping and hp.early_stopping_monitor.startswith("val_") and splits.get("validation") is None:
+        raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
+                          "validation split (validation_split is 0)")
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
@@ -207,24 +214,27 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
         checkpoint = latest_checkpoint(run_dir, stage.name, info["completed_epochs"])
         if checkpoint is not None:
             model = R.load_model(checkpoint)
+            apply_weight_penalties(model, hp)
             initial_epoch = info["completed_epochs"]
             log.info("resuming stage %s after epoch %d from %s", stage.name, initial_epoch, checkpoint)
         else:
             if model is None:
                 model = R.load_model(previous, compile=False) if previous else recipe.build_model(hp)
             freeze(model, stage.freeze)
+            apply_weight_penalties(model, hp)
             _compile(model, recipe, hp, epochs * steps)
             initial_epoch = info["completed_epochs"] = 0
         if initial_epoch < epochs:
             train_ds, _ = D.training_dataset(
                 data["train"], batch_size=hp.batch_size, seed=hp.seed, stage_index=index,
-                first_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps, preprocess=recipe.preprocess)
+                first_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps, preprocess=recipe.preprocess,
+                augment=augment)
             val_ds = (D.evaluation_dataset(data["validation"], batch_size=hp.batch_size, preprocess=recipe.preprocess)
                       if "validation" in data else None)
             if initial_epoch:
                 R.trim_csv(run_dir / "logs" / f"{stage.name}.csv", initial_epoch)
-            stage_callbacks, guard = _stage_callbacks(run_dir, stage.name, state, hp, recipe, initial_epoch > 0,
-                                                      callbacks)
+            stage_callbacks, guard, stopper = _stage_callbacks(run_dir, stage.name, state, hp, recipe,
+                                                               initial_epoch > 0, callbacks, val_ds is not None)
             log.info(f"stage {index + 1}/{len(recipe.stages)} '{stage.name}': {D.length(data['train'])} training "
                      f"examples, {steps} steps x {epochs - initial_epoch} epochs")
             started = time.perf_counter()
@@ -235,6 +245,8 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
                 state["status"] = "diverged"
                 R.write_json(run_dir / R.STATE, state)
                 raise RunError(guard.message)
+            if stopper is not None:
+                info["early_stopping"] = stopper.summary()
             trained = (epochs - initial_epoch) * steps * hp.batch_size
             info["seconds"] = round(info.get("seconds", 0.0) + seconds, 2)
             info["samples_per_second"] = round(trained / seconds, 1) if seconds > 0 else None
@@ -242,7 +254,8 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
                                        cache=False)
         result = model.evaluate(test_ds, return_dict=True, verbose=0)
         metrics[stage.name] = {"test": {k: float(v) for k, v in result.items()}, "epochs": epochs,
-                               "seconds": info.get("seconds"), "samples_per_second": info.get("samples_per_second")}
+                               "seconds": info.get("seconds"), "samples_per_second": info.get("samples_per_second"),
+                               **({"early_stopping": info["early_stopping"]} if "early_stopping" in info else {})}
         log.info(f"stage {stage.name!r} test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
         R.save_model(model, stage_path)
         info["done"] = True

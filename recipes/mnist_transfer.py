@@ -105,6 +105,7 @@ MNIST_TRANSFER = Recipe(
     ),
     preprocess=preprocess,
     serving=ImageClassifier(28, 28, class_ids=range(5, 10)),
+    augmentable=True,
     data="MNIST (mnist/mnist.npz in the data directory, else TFDS 'mnist'); validation carved from train",
     reference="keras-team/keras examples/mnist_transfer_cnn.py (99.8% / 99.2% reported)",
 )
