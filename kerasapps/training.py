@@ -238,7 +238,7 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
             log.info(f"stage {index + 1}/{len(recipe.stages)} '{stage.name}': {D.length(data['train'])} training "
                      f"examples, {steps} steps x {epochs - initial_epoch} epochs")
             started = time.perf_counter()
-            model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+            model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, shuffle=False,
                       validation_data=val_ds, callbacks=stage_callbacks, verbose=verbose)
             seconds = time.perf_counter() - started
             if guard.triggered:

@@ -31,10 +31,60 @@ def make_tiny_mnist(folder: Path, n_train: int = 600, n_test: int = 200, seed: i
     return path
 
 
+def make_tiny_cifar10(folder: Path, n_train: int = 400, n_test: int = 100, seed: int = 0) -> Path:
+    """cifar10_subset/cifar10_subset.npz with learnable colour-coded classes."""
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        y = (np.arange(n) % 10).astype(np.uint8)
+        x = rng.integers(0, 80, size=(n, 32, 32, 3)).astype(np.uint8)
+        for i, label in enumerate(y):
+            x[i, 4 + 2 * label: 8 + 2 * label, :, label % 3] = 250
+        return x, y
+
+    (x_train, y_train), (x_test, y_test) = split(n_train), split(n_test)
+    path = folder / "cifar10_subset" / "cifar10_subset.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def make_tiny_imdb(folder: Path, n: int = 200, seed: int = 0) -> Path:
+    """imdb/imdb_{train,test}.jsonl.gz in the shared layout, with an obvious sentiment signal."""
+    import gzip
+    import json
+
+    rng = np.random.default_rng(seed)
+    good, bad = ["great", "wonderful", "superb", "loved"], ["awful", "boring", "terrible", "hated"]
+    filler = ["the", "movie", "plot", "actor", "scene", "was", "and", "a", "film", "story"]
+    (folder / "imdb").mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        with gzip.open(folder / "imdb" / f"imdb_{split}.jsonl.gz", "wt", encoding="utf-8") as handle:
+            for i in range(n):
+                label = i % 2
+                words = list(rng.choice(filler, 12)) + list(rng.choice(good if label else bad, 3))
+                rng.shuffle(words)
+                handle.write(json.dumps({"id": f"{i}_{8 if label else 2}", "label": label,
+                                         "rating": 8 if label else 2, "text": " ".join(words)}) + "\n")
+    return folder / "imdb"
+
+
+def make_tiny_shakespeare(folder: Path) -> Path:
+    path = folder / "tinyshakespeare" / "input.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    verse = "ROMEO:\nBut soft, what light through yonder window breaks?\n\nJULIET:\nO Romeo, Romeo!\n\n"
+    path.write_text(verse * 60, encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
+    """A data directory in the layout of ../shared/data, with tiny generated data sets."""
     folder = tmp_path_factory.mktemp("data")
     make_tiny_mnist(folder)
+    make_tiny_cifar10(folder)
+    make_tiny_imdb(folder)
+    make_tiny_shakespeare(folder)
     return folder
 
 

@@ -1,0 +1,121 @@
+"""The notes' multilayer perceptron on MNIST, for comparing activations, initialisers and regularisers.
+
+``mlp_mnist``: 784 -> [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> 10 softmax.
+Activations: relu, leaky_relu, tanh, sigmoid, maxout (Goodfellow et al. 2013: the max of
+``maxout_pieces`` linear pieces). Initialisers: he (He et al. 2015, N(0, 2/n) truncated),
+glorot (Glorot & Bengio 2010, uniform), lecun (LeCun 1998, N(0, 1/n) truncated),
+normal (N(0, 1), the notes' bad example), scaled_normal (N(0, 1)/sqrt(n), untruncated).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kerasapps.config import HParam
+from kerasapps.recipe import Recipe
+from kerasapps.signatures import ImageClassifier
+
+from .mnist_transfer import load_mnist
+
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "maxout")
+INITIALIZERS = ("he", "glorot", "lecun", "normal", "scaled_normal")
+
+
+def initializer(name: str, seed=None):
+    """A Keras initializer by the notes' names."""
+    if name == "he":
+        return keras.initializers.HeNormal(seed=seed)
+    if name == "glorot":
+        return keras.initializers.GlorotUniform(seed=seed)
+    if name == "lecun":
+        return keras.initializers.LecunNormal(seed=seed)
+    if name == "normal":
+        return keras.initializers.RandomNormal(0.0, 1.0, seed=seed)
+    if name == "scaled_normal":
+        return keras.initializers.VarianceScaling(1.0, "fan_in", "untruncated_normal", seed=seed)
+    raise ValueError(f"initializer must be one of {', '.join(INITIALIZERS)}; received {name!r}")
+
+
+@keras.saving.register_keras_serializable(package="kerasapps")
+class Maxout(keras.layers.Layer):
+    """Maxout over the last axis: ``units * pieces`` inputs -> ``units`` outputs (max of each group)."""
+
+    def __init__(self, pieces: int, **kwargs):
+        super().__init__(**kwargs)
+        if pieces < 2:
+            raise ValueError(f"maxout needs at least 2 pieces; received {pieces}")
+        self.pieces = pieces
+
+    def call(self, inputs):
+        units = inputs.shape[-1] // self.pieces
+        grouped = keras.ops.reshape(inputs, (-1, units, self.pieces))
+        return keras.ops.max(grouped, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] // self.pieces)
+
+    def get_config(self):
+        return {**super().get_config(), "pieces": self.pieces}
+
+
+def mlp(*, input_shape=(784,), classes=10, units=256, depth=2, activation="relu", init="he", dropout=0.0,
+        batch_norm=False, maxout_pieces=2, classifier_activation="softmax", seed=None, name="mlp"):
+    """A fully connected classifier; 784-256-256-10 with ReLU has 269,322 parameters."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; received {activation!r}")
+    if depth < 1 or units < 1 or classes < 1:
+        raise ValueError(f"depth, units and classes must be positive; received {depth}, {units}, {classes}")
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    x = inputs
+    for i in range(1, depth + 1):
+        width = units * maxout_pieces if activation == "maxout" else units
+        x = keras.layers.Dense(width, kernel_initializer=initializer(init, seed), use_bias=not batch_norm,
+                               name=f"dense{i}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        if activation == "maxout":
+            x = Maxout(maxout_pieces, name=f"maxout{i}")(x)
+        elif activation == "leaky_relu":
+            x = keras.layers.LeakyReLU(negative_slope=0.01, name=f"act{i}")(x)
+        else:
+            x = keras.layers.Activation(activation, name=f"act{i}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout{i}")(x)
+    outputs = keras.layers.Dense(classes, activation=classifier_activation, kernel_initializer=initializer(init, seed),
+                                 name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def preprocess(images):
+    """uint8 [N, 28, 28] -> float32 [N, 784] in [0, 1]."""
+    x = keras.ops.cast(images, "float32") / 255.0
+    return keras.ops.reshape(x, (-1, 784))
+
+
+def build_model(hp):
+    return mlp(units=hp.units, depth=hp.depth, activation=hp.activation, init=hp.init, dropout=hp.dropout,
+               batch_norm=hp.batch_norm, maxout_pieces=hp.maxout_pieces)
+
+
+MLP_MNIST = Recipe(
+    name="mlp_mnist",
+    summary="Multilayer perceptron on MNIST for comparing activations, initialisers and regularisers",
+    build_model=build_model,
+    load_data=load_mnist,
+    hparams={
+        "units": HParam(256, int, "units per hidden layer", minimum=1),
+        "depth": HParam(2, int, "hidden layers", minimum=1),
+        "activation": HParam("relu", str, "hidden activation", choices=ACTIVATIONS),
+        "init": HParam("he", str, "kernel initialiser", choices=INITIALIZERS),
+        "dropout": HParam(0.0, float, "dropout after each hidden layer", minimum=0.0, maximum=0.95),
+        "batch_norm": HParam(False, bool, "batch normalisation before each activation"),
+        "maxout_pieces": HParam(2, int, "linear pieces per maxout unit", minimum=2),
+    },
+    defaults={"epochs": 10, "batch_size": 128, "learning_rate": 1e-3},
+    preprocess=preprocess,
+    serving=ImageClassifier(28, 28),
+    data="MNIST (mnist/mnist.npz in the data directory, else TFDS 'mnist'); validation carved from train",
+    reference="the notes' MLP; activations/initialisers per Glorot & Bengio 2010, He et al. 2015",
+)
+
+RECIPES = [MLP_MNIST]
