@@ -66,13 +66,21 @@ class Stage:
 
     ``select(split)`` filters or relabels a ``(x, y)`` split for this stage (applied to
     train, validation and test alike); ``freeze`` lists layer-name prefixes made
-    non-trainable before the stage compiles.
+    non-trainable before the stage compiles; ``overrides`` maps a common
+    hyper-parameter (``learning_rate``, ``batch_size``, ``epochs``, ...) to the name of a
+    recipe hyper-parameter whose value replaces it in this stage, so a fine-tuning stage
+    can have its own learning rate that users set with ``--set``.
     """
 
     name: str
     summary: str = ""
     select: Callable[[Split], Split] | None = None
     freeze: tuple[str, ...] = ()
+    overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def hparams(self, hp):
+        """``hp`` with this stage's overrides applied."""
+        return hp.replace(**{common: hp[own] for common, own in self.overrides.items()}) if self.overrides else hp
 
 
 class Serving:
@@ -136,6 +144,11 @@ class Recipe:
         for key in self.defaults:
             if key not in schema:
                 raise ValueError(f"recipe {self.name!r} sets a default for unknown key {key!r}")
+        for stage in self.stages:
+            for common, own in stage.overrides.items():
+                if common not in COMMON_HPARAMS or own not in self.hparams:
+                    raise ValueError(f"recipe {self.name!r} stage {stage.name!r}: override {common!r} -> {own!r} "
+                                     "must map a common hyper-parameter to one of the recipe's own")
 
     def schema(self) -> dict[str, HParam]:
         """All hyper-parameters of this recipe, with its defaults applied."""

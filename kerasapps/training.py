@@ -200,7 +200,7 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
 
     verbose = _verbose(verbose)
     metrics: dict[str, Any] = dict(state.get("metrics", {}))
-    model, previous = None, None
+    model, previous, run_hp = None, None, hp
     for index, stage in enumerate(recipe.stages):
         info = state["stages"].setdefault(stage.name, {"completed_epochs": 0, "done": False})
         stage_path = run_dir / "stages" / f"{stage.name}.keras"
@@ -208,6 +208,7 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
             model, previous = None, stage_path
             continue
         data = stage_splits(stage, splits)
+        hp = stage.hparams(run_hp)
         epochs = 1 if smoke else hp.epochs
         steps = D.steps_for(D.length(data["train"]), hp.batch_size,
                             SMOKE_STEPS if smoke else hp.steps_per_epoch)

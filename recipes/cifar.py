@@ -1,0 +1,79 @@
+"""CIFAR-10 data for the CNN canon's recipes, and a one-line recipe declaration per architecture.
+
+Data: ``cifar10_subset/cifar10_subset.npz`` in the data directory (4,000 train / 1,000 test real
+images), else TFDS ``cifar10`` (50,000 / 10,000). Preprocessing (inside every export): uint8 RGB
+[N, 32, 32, 3] -> per-channel standardised float32 with CIFAR-10's training-set mean and std.
+Augmentation as the ResNet paper trained CIFAR: random shifts of up to 4 pixels (``augment_shift``
+0.125) and horizontal flips, both config keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from kerasapps import data as D
+from kerasapps.config import HParam
+from kerasapps.recipe import Recipe
+from kerasapps.signatures import ImageClassifier
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def load_cifar10(hp, ctx):
+    if ctx.data_dir is not None:
+        path = ctx.require("cifar10_subset/cifar10_subset.npz", "keys x_train, y_train, x_test, y_test")
+        arrays = D.load_npz(path, ["x_train", "y_train", "x_test", "y_test"])
+        splits = {"train": (arrays["x_train"], arrays["y_train"]), "test": (arrays["x_test"], arrays["y_test"])}
+    else:
+        splits = {name: D.tfds_arrays("cifar10", name, "cifar10_subset/cifar10_subset.npz")
+                  for name in ("train", "test")}
+    out = {}
+    for name, (x, y) in splits.items():
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8:
+            raise D.DataError(f"CIFAR-10 {name} images must be uint8 [N, 32, 32, 3]; got {x.dtype} {list(x.shape)}")
+        out[name] = (x, np.asarray(y).reshape(-1).astype(np.int64))
+    return out
+
+
+def preprocess(images):
+    """uint8 [N, 32, 32, 3] -> float32, standardised per channel."""
+    x = keras.ops.cast(images, "float32") / 255.0
+    return (x - np.array(CIFAR10_MEAN, "float32")) / np.array(CIFAR10_STD, "float32")
+
+
+def CNN_HPARAMS(*, dropout=0.5, lrn=None, batch_norm=False, fc_units=None) -> dict[str, HParam]:
+    """The paper options a CIFAR recipe exposes (only those its factory has: ``None`` leaves one out)."""
+    out = {"dropout": HParam(dropout, float, "dropout before the classifier (fully connected layers)",
+                             minimum=0.0, maximum=0.95),
+           "batch_norm": HParam(batch_norm, bool, "batch normalisation after each convolution")}
+    if lrn is not None:
+        out["lrn"] = HParam(lrn, bool, "local response normalisation after conv1 and conv2 (the paper's)")
+    if fc_units is not None:
+        out["fc_units"] = HParam(fc_units, int, "width of the two hidden fully connected layers (paper: 4096)",
+                                 minimum=1)
+    return out
+
+
+def cifar10_recipe(name: str, factory: Callable, summary: str, reference: str, *, hparams=None,
+                   defaults=None, build: Callable | None = None) -> Recipe:
+    """A CIFAR-10 recipe for ``factory`` (a keras.applications-style factory) with the papers' augmentation."""
+    def build_model(hp):
+        if build is not None:
+            return build(hp)
+        return factory(input_shape=(32, 32, 3), classes=10)
+
+    return Recipe(
+        name=name, summary=summary, build_model=build_model, load_data=load_cifar10,
+        hparams=hparams or {},
+        defaults={"epochs": 30, "batch_size": 128, "optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9,
+                  "nesterov": True, "lr_schedule": "cosine", "l2": 1e-4, "augment_shift": 0.125,
+                  "augment_flip": "horizontal", **(defaults or {})},
+        preprocess=preprocess, serving=ImageClassifier(32, 32, 3, class_names=CIFAR10_CLASSES), augmentable=True,
+        data="CIFAR-10 (cifar10_subset/cifar10_subset.npz in the data directory, else TFDS 'cifar10')",
+        reference=reference)

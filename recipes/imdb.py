@@ -1,0 +1,203 @@
+"""IMDB sentiment from raw review text: TextVectorization inside the model, then a bidirectional LSTM.
+
+Data: Maas et al., "Learning Word Vectors for Sentiment Analysis" (ACL 2011): 25,000
+training and 25,000 test reviews, label 1 = positive. The model takes the raw review
+strings; lowercasing, punctuation stripping, tokenising, vocabulary lookup and
+padding/truncation to ``sequence_length`` tokens happen in its ``vectorize`` layer, so
+the export takes ``text`` (DT_STRING [N]) and returns ``probability`` of positive.
+
+Vocabulary adaptation. ``build_model(hp)`` receives only hyper-parameters, yet the
+vectorizer must be adapted on the training text. ``load_imdb`` therefore remembers the
+training texts it returned (:data:`_TRAINING_TEXTS`, the latest load; ``train`` always
+loads the data before it builds a fresh model) and ``build_imdb`` adapts the layer on
+them; the vocabulary is then saved with the model (checkpoints, ``model.keras``, the
+SavedModel), so resume, evaluate and export never adapt again. Built with no data
+loaded (``kerasapps info``) the layer stays unadapted; the architecture and parameter
+count are the same because the vocabulary size is fixed by ``max_tokens``. The
+validation split is carved here, not by the core, so that the vocabulary is adapted on
+the training part only. Core change proposed to replace this: ``Recipe.adapt(model,
+train_split, hp)``, called by ``train`` right after ``build_model`` for a fresh model.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from kerasapps import data as D
+from kerasapps.config import HParam
+from kerasapps.recipe import Recipe, Serving
+from kerasapps.recipes.rnn import CELLS, rnn_stack
+
+log = logging.getLogger("kerasapps")
+_TRAINING_TEXTS: dict[str, Any] = {}  # "imdb" -> the training texts of the latest load_imdb
+
+
+class TextClassifier(Serving):
+    """``text`` (DT_STRING [N], raw UTF-8) -> ``probability`` [N] float32 of ``positive`` and ``label`` [N] int64.
+
+    For a model ending in one sigmoid unit. ``label`` is 1 when ``probability >= threshold``.
+    """
+
+    input_name = "text"
+
+    def __init__(self, positive: str = "positive", negative: str = "negative", threshold: float = 0.5):
+        self.positive, self.negative, self.threshold = positive, negative, threshold
+
+    def input_signature(self) -> list:
+        import tensorflow as tf
+
+        return [tf.TensorSpec((None,), tf.string, name=self.input_name)]
+
+    def outputs(self, model, preprocess, raw) -> dict:
+        import tensorflow as tf
+
+        x = preprocess(raw) if preprocess is not None else raw
+        probability = tf.reshape(tf.cast(model(x, training=False), tf.float32), [-1])
+        label = tf.cast(probability >= self.threshold, tf.int64)
+        return {"probability": probability, "label": label}
+
+    def describe(self) -> str:
+        return (f"{self.input_name}: string [N] -> probability [N] float32 (of {self.positive}), "
+                f"label [N] int64 (1 = {self.positive}, 0 = {self.negative})")
+
+    def load_inputs(self, paths: Sequence[str]) -> Any:
+        """One example per file: its whole UTF-8 text."""
+        from kerasapps.errors import UsageError
+
+        texts = []
+        for name in paths:
+            try:
+                texts.append(Path(name).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"cannot read {name} as UTF-8 text: {exc}") from None
+        return np.array(texts, dtype=object)
+
+    def format_prediction(self, outputs: Mapping[str, Any], index: int) -> str:
+        p = float(outputs["probability"][index])
+        return f"{self.positive if p >= self.threshold else self.negative} (p({self.positive})={p:.4f})"
+
+
+# ----------------------------------------------------------------------------- data
+
+def read_jsonl_gz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``{"text", "label"}`` lines of a gzip JSON Lines file -> (texts object array, int64 labels)."""
+    texts, labels = [], []
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    text, label = row["text"], int(row["label"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise D.DataError(f"{path}, line {number}: expected JSON with 'text' and 'label' ({exc})") from None
+                if label not in (0, 1) or not isinstance(text, str):
+                    raise D.DataError(f"{path}, line {number}: label must be 0 or 1 and text a string")
+                texts.append(text)
+                labels.append(label)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise D.DataError(f"cannot read {path}: {exc}") from None
+    if not texts:
+        raise D.DataError(f"{path} holds no reviews")
+    return np.array(texts, dtype=object), np.array(labels, dtype=np.int64)
+
+
+def _tfds_split(split: str):
+    x, y = D.tfds_arrays("imdb_reviews", split, "imdb/imdb_train.jsonl.gz and imdb/imdb_test.jsonl.gz")
+    return np.array([t.decode("utf-8") for t in x], dtype=object), np.asarray(y).astype(np.int64)
+
+
+def load_imdb(hp, ctx):
+    """Train (minus a carved validation part) / validation / test, each shuffled once by ``seed``."""
+    if ctx.data_dir is not None:
+        hint = 'gzip JSON Lines: {"text": ..., "label": 0|1} per line'
+        train = read_jsonl_gz(ctx.require("imdb/imdb_train.jsonl.gz", hint))
+        test = read_jsonl_gz(ctx.require("imdb/imdb_test.jsonl.gz", hint))
+    else:
+        train, test = _tfds_split("train"), _tfds_split("test")
+    # the files list all positive reviews first: shuffle so smoke slices and carving see both classes
+    rng = np.random.default_rng([hp.seed, 2011])
+    train, test = (D.take(s, rng.permutation(D.length(s))) for s in (train, test))
+    train, validation = D.carve_validation(train, hp.validation_split, hp.seed)
+    texts = train[0] if not ctx.smoke else train[0][: 4 * D.SMOKE_SIZES["train"]]
+    _TRAINING_TEXTS["imdb"] = texts
+    return {"train": train, "validation": validation, "test": test}
+
+
+# ----------------------------------------------------------------------------- model
+
+def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=128, cell="lstm", units=64,
+                        layers=1, bidirectional=True, dropout=0.0, recurrent_dropout=0.0, head_dropout=0.5,
+                        vocabulary_texts=None, name="text_rnn_classifier"):
+    """Raw strings [N] -> probability of the positive class [N, 1].
+
+    Layers: ``text``, ``vectorize`` (TextVectorization: lowercase, strip punctuation, split
+    on whitespace, ``max_tokens`` vocabulary incl. padding and OOV, ``sequence_length``
+    tokens), ``embedding`` (``mask_zero``: padding is skipped by the RNN), ``rnn1``..``rnnK``
+    (see :func:`kerasapps.recipes.rnn.rnn_stack`), ``head_dropout``, ``predictions``
+    (1 sigmoid unit). At the defaults, 2,658,945 parameters (embedding 2,560,000;
+    bidirectional LSTM 98,816; head 129). ``vocabulary_texts`` adapts the vectorizer.
+    """
+    if max_tokens < 3:
+        raise ValueError(f"max_tokens must be at least 3 (padding, OOV and one word); got {max_tokens!r}")
+    inputs = keras.Input(shape=(), dtype="string", name="text")
+    vectorize = keras.layers.TextVectorization(max_tokens=max_tokens, output_sequence_length=sequence_length,
+                                               name="vectorize")
+    if vocabulary_texts is not None:
+        vectorize.adapt(np.asarray(vocabulary_texts, dtype=object), batch_size=256)
+    x = vectorize(inputs)
+    x = keras.layers.Embedding(max_tokens, embedding_dim, mask_zero=True, name="embedding")(x)
+    x = rnn_stack(x, cell=cell, units=units, layers=layers, bidirectional=bidirectional, dropout=dropout,
+                  recurrent_dropout=recurrent_dropout)
+    x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_imdb(hp):
+    texts = _TRAINING_TEXTS.get("imdb")
+    if texts is None:
+        log.info("imdb_sentiment: no training text loaded; the vectorizer is left unadapted (architecture only)")
+    return text_rnn_classifier(max_tokens=hp.max_tokens, sequence_length=hp.sequence_length,
+                               embedding_dim=hp.embedding_dim, cell=hp.cell, units=hp.units, layers=hp.layers,
+                               bidirectional=hp.bidirectional, dropout=hp.dropout,
+                               recurrent_dropout=hp.recurrent_dropout, head_dropout=hp.head_dropout,
+                               vocabulary_texts=texts, name="imdb_sentiment")
+
+
+IMDB_SENTIMENT = Recipe(
+    name="imdb_sentiment",
+    summary="IMDB review sentiment from raw text: TextVectorization + embedding + bidirectional LSTM",
+    build_model=build_imdb,
+    load_data=load_imdb,
+    hparams={
+        "max_tokens": HParam(20000, int, "vocabulary size, including padding and OOV", minimum=3),
+        "sequence_length": HParam(256, int, "tokens kept per review (longer ones are truncated)", minimum=1),
+        "embedding_dim": HParam(128, int, "word embedding size", minimum=1),
+        "cell": HParam("lstm", str, "recurrent cell", choices=CELLS),
+        "units": HParam(64, int, "units per recurrent layer (per direction)", minimum=1),
+        "layers": HParam(1, int, "stacked recurrent layers", minimum=1),
+        "bidirectional": HParam(True, bool, "bidirectional recurrent layers"),
+        "dropout": HParam(0.0, float, "input dropout of each recurrent layer", minimum=0.0, maximum=0.9),
+        "recurrent_dropout": HParam(0.0, float, "recurrent-state dropout", minimum=0.0, maximum=0.9),
+        "head_dropout": HParam(0.5, float, "dropout before the classifier", minimum=0.0, maximum=0.9),
+    },
+    defaults={"optimizer": "adam", "learning_rate": 1e-3, "epochs": 3, "batch_size": 64, "clipnorm": 1.0},
+    loss="binary_crossentropy",
+    metrics=("accuracy",),
+    serving=TextClassifier(),
+    data="IMDB reviews (imdb/imdb_{train,test}.jsonl.gz in the data directory, else TFDS 'imdb_reviews'); "
+         "validation carved from train",
+    reference="Maas et al. ACL 2011 (data); keras examples imdb_bidirectional_lstm.py; Hochreiter & Schmidhuber 1997",
+)
+
+RECIPES = [IMDB_SENTIMENT]

@@ -1,0 +1,203 @@
+"""VGG-16 and VGG-19 (Simonyan & Zisserman, 2014)."""
+
+import keras
+from keras import layers
+
+from kerasapps.layers import (
+    check_activation,
+    check_choice,
+    check_common_args,
+    check_min_size,
+    check_positive_int,
+    check_rate,
+    conv_block,
+    dense_top,
+    pool_features,
+    resolve_input_shape,
+)
+
+__all__ = ["vgg16", "vgg19"]
+
+_FILTERS = (64, 128, 256, 512, 512)
+_SPATIAL_OPS = [(2, 2, "valid")] * 5  # five 2x2/2 max pools: minimum input 32x32
+
+
+def _vgg(
+    convs_per_block,
+    *,
+    include_top,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    dropout,
+    batch_norm,
+    activation,
+    fc_units,
+):
+    check_common_args(
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+    )
+    check_rate(dropout, "dropout")
+    check_choice(batch_norm, "batch_norm", (True, False))
+    check_activation(activation, "activation")
+    check_positive_int(fc_units, "fc_units")
+    input_shape = resolve_input_shape(
+        input_shape, default_shape=(224, 224, 3), require_static=include_top, model_name=name
+    )
+    check_min_size(input_shape, _SPATIAL_OPS, model_name=name, configuration="five 2x2 max pools")
+
+    inputs = keras.Input(shape=input_shape, name="input_layer")
+    x = inputs
+    for block, (filters, convs) in enumerate(zip(_FILTERS, convs_per_block), start=1):
+        for index in range(1, convs + 1):
+            x = conv_block(
+                x,
+                filters,
+                3,
+                activation=activation,
+                batch_norm=batch_norm,
+                name=f"block{block}_conv{index}",
+            )
+        x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+    if include_top:
+        x = dense_top(
+            x,
+            units=fc_units,
+            dropout=dropout,
+            activation=activation,
+            classes=classes,
+            classifier_activation=classifier_activation,
+        )
+    else:
+        x = pool_features(x, pooling)
+    return keras.Model(inputs, x, name=name)
+
+
+_DOC = """VGG-{depth} (configuration {letter}) of "Very Deep Convolutional Networks for
+    Large-Scale Image Recognition".
+
+    Simonyan & Zisserman, arXiv:1409.1556 (ICLR 2015), Table 1: five blocks
+    of 3x3 "same" convolutions ({convs} per block; 64, 128, 256, 512, 512
+    filters), each block ending in a 2x2/2 max pool, then fc 4096 -> fc 4096
+    -> classes, with dropout 0.5 after both 4096-wide layers (section 3.1).
+
+    Parameters at the reference configuration (224x224x3, 1000 classes):
+    **{params:,}**, equal to `keras.applications.VGG{depth}(weights=None)` and to
+    torchvision's `vgg{depth}` (the paper's Table 2 rounds it to {paper}M). The
+    weighted layers have exactly keras.applications' names, order and shapes
+    (`block1_conv1` ... `block5_conv{last}`, `fc1`, `fc2`, `predictions`), so its
+    ImageNet weights load by name or by order; the only additions are the
+    weightless `fc1_dropout` and `fc2_dropout` (`dropout=0` removes them).
+    `batch_norm=True` gives the later "VGG-BN" variant: bias-free convs, each
+    followed by `<conv>_bn` and `<conv>_act`.
+
+    At 32x32x3 with 10 classes (the CIFAR shape) the last pool is 1x1x512
+    and the model has {small:,} parameters with `fc_units=4096`;
+    `fc_units=512` is the usual CIFAR head. The minimum input is 32x32 (as
+    in keras.applications): 28x28 images must be padded or resized.
+
+    Args:
+        include_top: whether to include `flatten`, `fc1`, `fc2` and
+            `predictions`.
+        input_shape: `(height, width, channels)`, default `(224, 224, 3)`.
+        pooling: `None`, "avg" or "max" global pooling of `block5_pool`
+            when `include_top=False`.
+        classes: number of classes.
+        classifier_activation: activation of `predictions` (None: logits).
+        name: model name.
+        dropout: dropout rate after fc1 and fc2 (paper: 0.5).
+        batch_norm: BatchNormalization after every convolution.
+        activation: activation of the hidden layers (paper: "relu").
+        fc_units: width of fc1 and fc2 (paper: 4096).
+
+    Returns:
+        A functional `keras.Model`.
+    """
+
+
+def vgg16(
+    include_top=True,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg16",
+    dropout=0.5,
+    batch_norm=False,
+    activation="relu",
+    fc_units=4096,
+):
+    return _vgg(
+        (2, 2, 3, 3, 3),
+        include_top=include_top,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        dropout=dropout,
+        batch_norm=batch_norm,
+        activation=activation,
+        fc_units=fc_units,
+    )
+
+
+def vgg19(
+    include_top=True,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg19",
+    dropout=0.5,
+    batch_norm=False,
+    activation="relu",
+    fc_units=4096,
+):
+    return _vgg(
+        (2, 2, 4, 4, 4),
+        include_top=include_top,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        dropout=dropout,
+        batch_norm=batch_norm,
+        activation=activation,
+        fc_units=fc_units,
+    )
+
+
+vgg16.__doc__ = _DOC.format(
+    depth=16, letter="D", convs="2, 2, 3, 3, 3", params=138_357_544, paper=138, last=3,
+    small=33_638_218,
+)
+vgg19.__doc__ = _DOC.format(
+    depth=19, letter="E", convs="2, 2, 4, 4, 4", params=143_667_240, paper=144, last=4,
+    small=38_947_914,
+)
+
+
+# ---------------------------------------------------------------------------- recipe
+
+def _recipe():
+    from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
+
+    def build(hp):
+        return vgg16(input_shape=(32, 32, 3), classes=10, dropout=hp.dropout, batch_norm=hp.batch_norm,
+                     fc_units=hp.fc_units)
+
+    return cifar10_recipe(
+        "vgg16_cifar10", vgg16, "VGG-16 (Simonyan & Zisserman 2014) with batch norm on CIFAR-10",
+        "Simonyan & Zisserman 2014 (ImageNet); CIFAR-10 adaptation: batch norm after each conv, fc 512",
+        hparams=CNN_HPARAMS(batch_norm=True, fc_units=512), build=build,
+        defaults={"learning_rate": 0.05, "l2": 5e-4})
+
+
+RECIPES = [_recipe()]

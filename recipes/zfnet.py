@@ -1,0 +1,175 @@
+"""ZFNet (Zeiler & Fergus, 2013)."""
+
+import keras
+from keras import layers
+
+from kerasapps.layers import (
+    LocalResponseNormalization,
+    check_activation,
+    check_choice,
+    check_common_args,
+    check_min_size,
+    check_positive_int,
+    check_rate,
+    choose_stem,
+    conv_block,
+    dense_top,
+    pool_features,
+    resolve_input_shape,
+)
+
+__all__ = ["zfnet"]
+
+# Per stem: (kernel, stride, padding) of conv1 and conv2, and the padding of
+# pool1/pool2 ("same" reproduces the ceil-mode pooling behind the paper's
+# 110 -> 55 and 26 -> 13 map sizes).
+_STEMS = {
+    "imagenet": {"conv1": (7, 2, 1), "conv2": (5, 2, "valid")},
+    "small": {"conv1": (3, 1, "same"), "conv2": (5, 1, "same")},
+}
+
+
+def _spatial_ops(stem):
+    conv1, conv2 = _STEMS[stem]["conv1"], _STEMS[stem]["conv2"]
+    return [conv1, (3, 2, "same"), conv2, (3, 2, "same"), (3, 1, "same"), (3, 2, "valid")]
+
+
+_IMAGENET_MIN = 63  # == min_input_size(_spatial_ops("imagenet")); checked by the tests
+
+
+def zfnet(
+    include_top=True,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="zfnet",
+    dropout=0.5,
+    lrn=True,
+    batch_norm=False,
+    activation="relu",
+    fc_units=4096,
+    stem="auto",
+):
+    """ZFNet of "Visualizing and Understanding Convolutional Networks".
+
+    Zeiler & Fergus, arXiv:1311.2901 (2013) / ECCV 2014, Figure 3: AlexNet
+    with a smaller, denser first layer (7x7 stride 2 instead of 11x11
+    stride 4, which removed the aliasing the authors saw in AlexNet's first
+    and second layer features) and dense connections in conv3-5. On a
+    224x224x3 input, with the map sizes of the paper's figure:
+
+        conv1 96 7x7/2 (pad 1) -> 110x110 -> LRN -> maxpool 3x3/2 -> 55x55
+        conv2 256 5x5/2        -> 26x26   -> LRN -> maxpool 3x3/2 -> 13x13
+        conv3 384 3x3 -> conv4 384 3x3 -> conv5 256 3x3 -> maxpool 3x3/2 -> 6x6
+        fc6 4096 -> dropout 0.5 -> fc7 4096 -> dropout 0.5 -> fc8 (classes)
+
+    Pools 1 and 2 are "same"-padded (the ceil-mode pooling that gives 55
+    and 13), pool 5 is "valid". The paper's "contrast normalisation across
+    feature maps" after layers 1 and 2 is AlexNet's LRN with its constants
+    (`lrn=True`).
+
+    Parameters at the reference configuration (224x224x3, 1000 classes):
+    **62,357,608**, counted from the layer sizes of the paper's Figure 3
+    (the paper states no total; it is AlexNet's 62,378,344 less the 20,736
+    saved by conv1's 7x7x3 instead of 11x11x3 kernels). Neither Keras nor
+    torchvision ships ZFNet.
+
+    Layer names: `block1_conv_pad`, `block1_conv`, `block1_norm`, `block1_pool`,
+    `block2_conv`, `block2_norm`, `block2_pool`, `block3_conv`,
+    `block4_conv`, `block5_conv`, `block5_pool`, `flatten`, `fc1` [fc6],
+    `fc1_dropout`, `fc2` [fc7], `fc2_dropout`, `predictions`. With
+    `batch_norm=True` each conv is followed by `<conv>_bn` and `<conv>_act`
+    and convolutions lose their biases.
+
+    Small inputs: `stem="small"` uses 3x3 stride-1 kernels in conv1 and a
+    stride-1 "same" conv2, so a 32x32 (or 28x28) input is pooled to 16x16
+    (14x14), 8x8 (7x7) and, after conv5, 3x3. `stem="auto"` picks "small"
+    when either side is below 63 pixels, the minimum of the ImageNet stem.
+    Minimum input: 63x63 ("imagenet"), 12x12 ("small").
+
+    Args:
+        include_top: whether to include the fully connected layers.
+        input_shape: `(height, width, channels)`, default `(224, 224, 3)`.
+        pooling: `None`, "avg" or "max" global pooling of the last
+            feature map when `include_top=False`.
+        classes: number of classes.
+        classifier_activation: activation of `predictions` (None: logits).
+        name: model name.
+        dropout: dropout rate after fc6 and fc7 (paper: 0.5).
+        lrn: normalisation across feature maps after conv1 and conv2.
+        batch_norm: BatchNormalization after every convolution (not in
+            the paper).
+        activation: activation of the hidden layers (paper: "relu").
+        fc_units: width of fc6 and fc7 (paper: 4096).
+        stem: "auto", "imagenet" or "small" (see above).
+
+    Returns:
+        A functional `keras.Model`.
+    """
+    check_common_args(
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+    )
+    check_rate(dropout, "dropout")
+    check_choice(lrn, "lrn", (True, False))
+    check_choice(batch_norm, "batch_norm", (True, False))
+    check_activation(activation, "activation")
+    check_positive_int(fc_units, "fc_units")
+    input_shape = resolve_input_shape(
+        input_shape, default_shape=(224, 224, 3), require_static=include_top, model_name=name
+    )
+    stem = choose_stem(stem, input_shape, imagenet_min=_IMAGENET_MIN)
+    check_min_size(input_shape, _spatial_ops(stem), model_name=name, configuration=f"stem={stem!r}")
+    conv_args = {"activation": activation, "batch_norm": batch_norm}
+
+    inputs = keras.Input(shape=input_shape, name="input_layer")
+    kernel, stride, padding = _STEMS[stem]["conv1"]
+    x = conv_block(
+        inputs, 96, kernel, strides=stride, padding=padding, name="block1_conv", **conv_args
+    )
+    if lrn:
+        x = LocalResponseNormalization(name="block1_norm")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="block1_pool")(x)
+    kernel, stride, padding = _STEMS[stem]["conv2"]
+    x = conv_block(x, 256, kernel, strides=stride, padding=padding, name="block2_conv", **conv_args)
+    if lrn:
+        x = LocalResponseNormalization(name="block2_norm")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="block2_pool")(x)
+    x = conv_block(x, 384, 3, name="block3_conv", **conv_args)
+    x = conv_block(x, 384, 3, name="block4_conv", **conv_args)
+    x = conv_block(x, 256, 3, name="block5_conv", **conv_args)
+    x = layers.MaxPooling2D(3, strides=2, name="block5_pool")(x)
+    if include_top:
+        x = dense_top(
+            x,
+            units=fc_units,
+            dropout=dropout,
+            activation=activation,
+            classes=classes,
+            classifier_activation=classifier_activation,
+        )
+    else:
+        x = pool_features(x, pooling)
+    return keras.Model(inputs, x, name=name)
+
+
+# ---------------------------------------------------------------------------- recipe
+
+def _recipe():
+    from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
+
+    def build(hp):
+        return zfnet(input_shape=(32, 32, 3), classes=10, stem="small", dropout=hp.dropout, lrn=hp.lrn,
+                     batch_norm=hp.batch_norm, fc_units=hp.fc_units)
+
+    return cifar10_recipe(
+        "zfnet_cifar10", zfnet, "ZFNet (Zeiler & Fergus 2013) with LRN, small stem, on CIFAR-10",
+        "Zeiler & Fergus 2013 (ImageNet); CIFAR-10 adaptation: small stem, fc 1024",
+        hparams=CNN_HPARAMS(lrn=True, fc_units=1024), build=build,
+        defaults={"learning_rate": 0.01, "l2": 5e-4, "nesterov": False})
+
+
+RECIPES = [_recipe()]
