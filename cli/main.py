@@ -230,6 +230,21 @@ def predict(args, url, signature, as_json):
 
 
 @cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--prompt", default="", help="Text to continue (default: start from nothing).")
+@click.option("--length", default=200, show_default=True, type=click.IntRange(min=0), help="Characters to generate.")
+@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0.0),
+              help="Sampling temperature; 0 is greedy.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed (same seed, same text).")
+def generate(model, prompt, length, temperature, seed):
+    """Generate text with a char_lm MODEL: a run directory or an export (saved_models/char_lm[/VERSION])."""
+    _tensorflow()
+    from kerasapps.recipes.char_lm import generate as generate_text
+
+    click.echo(generate_text(model, prompt, length=length, temperature=temperature, seed=seed))
+
+
+@cli.command()
 @click.option("--model-base", default="saved_models", show_default=True, type=click.Path(file_okay=False),
               help="Folder of NAME/VERSION/ SavedModels (what export writes).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")

@@ -83,7 +83,8 @@ def _positive_int(name, value, cls_name):
     return value
 
 
-def _current_lr(optimizer):
+def current_lr(optimizer) -> float:
+    """The learning rate the optimizer uses now (a schedule evaluated at its current iteration)."""
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
@@ -109,7 +110,7 @@ class _EpochSchedule(_ConfigMixin, keras.callbacks.LearningRateScheduler):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["lr"] = _current_lr(self.model.optimizer)
+            logs["lr"] = current_lr(self.model.optimizer)
 
 
 class StepDecay(_EpochSchedule):
@@ -181,7 +182,7 @@ class TimeDecay(_ConfigMixin, keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["lr"] = _current_lr(self.model.optimizer)
+            logs["lr"] = current_lr(self.model.optimizer)
 
 
 LR_SCHEDULES = {"step": StepDecay, "time": TimeDecay, "exponential": ExponentialDecay}
@@ -482,7 +483,7 @@ class NaNGuard(_ConfigMixin, keras.callbacks.TerminateOnNaN):
         self.triggered = True
         self.epoch, self.batch, self.loss = self._epoch, batch, loss
         self.step = int(keras.ops.convert_to_numpy(optimizer.iterations))
-        self.learning_rate = _current_lr(optimizer)
+        self.learning_rate = current_lr(optimizer)
         self.message = self._explain()
         logger.error(self.message)
         if self.raise_error:

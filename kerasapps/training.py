@@ -131,6 +131,16 @@ def _compile(model, recipe: Recipe, hp: HParams, total_steps: int) -> None:
                   metrics=list(recipe.metrics), jit_compile=False)
 
 
+class _LogLearningRate(keras.callbacks.Callback):
+    """Put the learning rate in effect at the end of each epoch into the logs as ``lr`` (CSV, TensorBoard)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        from kerasapps.callbacks import current_lr
+
+        if logs is not None and "lr" not in logs:
+            logs["lr"] = current_lr(self.model.optimizer)
+
+
 def _stage_callbacks(run_dir: Path, stage: str, state: dict, hp: HParams, recipe: Recipe,
                      resuming: bool, extra: Iterable, has_validation: bool) -> tuple[list, Any, Any]:
     """NaNGuard first, then schedule / early stopping / max-norm, the recipe's, the caller's, then loggers."""
@@ -144,6 +154,7 @@ def _stage_callbacks(run_dir: Path, stage: str, state: dict, hp: HParams, recipe
     callbacks += list(recipe.callbacks(hp) if recipe.callbacks else [])
     callbacks += list(extra)
     callbacks += [
+        _LogLearningRate(),
         keras.callbacks.CSVLogger(str(csv_path), append=resuming),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard" / stage), write_graph=False,
                                     profile_batch=0, update_freq="epoch"),

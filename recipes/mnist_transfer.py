@@ -4,10 +4,12 @@ Stage ``pretrain`` trains the whole CNN on digits 0-4; stage ``finetune`` freeze
 convolutional features and trains the dense head on digits 5-9 (labelled 0-4 inside
 the model; the export returns the digits 5-9 themselves).
 
-The original ran Adadelta at learning rate 1.0 (``--set optimizer=adadelta --set
-learning_rate=1.0``); ported literally it reaches about 99.6% on digits 0-4 here,
-below the 99.8% the script reports, so the default is Adam with cosine decay, which
-meets both targets (see README for the measured numbers).
+The original ran Adadelta at learning rate 1.0 and batch 128 (``--set optimizer=adadelta
+--set learning_rate=1.0 --set finetune_learning_rate=1.0 --batch-size 128``); ported
+literally it reaches about 99.6% on digits 0-4 here, below the 99.8% the script reports.
+The defaults are Adam with cosine decay at batch 32, peak learning rate 1e-3 for the whole
+CNN and 2e-3 for the new head: at batch 128 the fine-tuned head stays near 98.9% on 5-9,
+at batch 32 it reaches the script's 99.2% (README lists the measured numbers).
 """
 
 from __future__ import annotations
@@ -96,12 +98,14 @@ MNIST_TRANSFER = Recipe(
         "dense_units": HParam(128, int, "units in the head's hidden layer", minimum=1),
         "feature_dropout": HParam(0.25, float, "dropout after the pooled features", minimum=0.0, maximum=0.95),
         "head_dropout": HParam(0.5, float, "dropout in the head", minimum=0.0, maximum=0.95),
+        "finetune_learning_rate": HParam(2e-3, float, "peak learning rate of stage 'finetune' (a new head "
+                                         "trained from scratch on frozen features)", minimum=0.0),
     },
-    defaults={"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "cosine", "epochs": 5, "batch_size": 128},
+    defaults={"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "cosine", "epochs": 5, "batch_size": 32},
     stages=(
         Stage("pretrain", "train every layer on digits 0-4", select=_digits(0, 4)),
         Stage("finetune", "freeze features_*; train the head on digits 5-9", select=_digits(5, 9),
-              freeze=FEATURE_LAYERS),
+              freeze=FEATURE_LAYERS, overrides={"learning_rate": "finetune_learning_rate"}),
     ),
     preprocess=preprocess,
     serving=ImageClassifier(28, 28, class_ids=range(5, 10)),

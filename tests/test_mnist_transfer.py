@@ -45,6 +45,19 @@ def test_finetune_leaves_every_feature_weight_bit_identical(tiny_run):
     assert not np.array_equal(head_before["head_dense/0"], head_after["head_dense/0"])
 
 
+def test_finetune_stage_trains_at_its_own_learning_rate(tmp_path, tiny_data_dir):
+    import csv
+
+    run_dir = tmp_path / "run"
+    kerasapps.train("mnist_transfer", run_dir=run_dir, data_dir=tiny_data_dir, verbose=0, flags={"epochs": 1},
+                    overrides=["lr_schedule=constant", "learning_rate=0.0007", "finetune_learning_rate=0.0003"])
+    lrs = {stage: [float(row["lr"]) for row in csv.DictReader(open(run_dir / "logs" / f"{stage}.csv"))]
+           for stage in ("pretrain", "finetune")}
+    assert lrs == {"pretrain": [pytest.approx(7e-4)], "finetune": [pytest.approx(3e-4)]}
+    info = kerasapps.info("mnist_transfer")
+    assert info["stages"][1]["overrides"] == {"learning_rate": "finetune_learning_rate"}
+
+
 def test_stages_learn_on_tiny_data(tiny_run):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     assert metrics["stages"]["pretrain"]["test"]["accuracy"] > 0.9

@@ -13,7 +13,7 @@ import pytest
 import kerasapps
 from kerasapps.errors import ConfigError, DataError, UsageError
 from kerasapps.recipes import char_lm, imdb, rnn
-from kerasapps.registry import REGISTRY, register_recipe
+from kerasapps.registry import REGISTRY
 
 CORPUS = ("ROMEO: But soft, what light through yonder window breaks?\n"
           "JULIET: O Romeo, Romeo, wherefore art thou Romeo?\n") * 120
@@ -22,12 +22,9 @@ BAD = ["awful", "boring", "terrible", "dull", "waste", "hated"]
 FILLER = ["the", "film", "movie", "was", "a", "plot", "actor", "and", "it", "this", "story", "scene"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _registered():
-    """Register the recipes when the installed entry points do not list them yet (editable installs)."""
+def test_sequence_recipes_come_from_the_entry_points():
     for recipe in (*rnn.RECIPES, *imdb.RECIPES, *char_lm.RECIPES):
-        if recipe.name not in REGISTRY:
-            register_recipe(recipe, "tests")
+        assert REGISTRY.source(recipe.name).startswith("kerasapps"), REGISTRY.source(recipe.name)
 
 
 def _reviews(n, rng):
@@ -225,3 +222,16 @@ def test_generate_helper_matches_the_export_and_refuses_bad_input(lm_run):
         char_lm.generate(run.run_dir, "ROMEO:", length=-3)
     with pytest.raises(UsageError, match="temperature must be a finite number >= 0"):
         char_lm.generate(run.run_dir, "ROMEO:", temperature=float("nan"))
+
+
+def test_generate_command_prints_the_same_text_as_the_helper(lm_run):
+    from click.testing import CliRunner
+
+    from kerasapps.cli.main import cli
+
+    run, path = lm_run
+    result = CliRunner().invoke(cli, ["generate", str(path), "--prompt", "ROMEO:", "--length", "25", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    assert result.output[:-1] == char_lm.generate(run.run_dir, "ROMEO:", length=25, seed=4)
+    bad = CliRunner().invoke(cli, ["generate", str(path), "--length", "-2"])
+    assert bad.exit_code == 2 and "-2" in bad.output
