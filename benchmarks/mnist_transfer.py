@@ -1,7 +1,7 @@
 """Throughput and accuracy: the two-stage MNIST transfer job as a plain Keras script vs through kerasapps.
 
-Both run the same model, optimiser (Adam, cosine decay), batch size, epochs and the
-same train/validation split, one after the other, alternating, in one process. The
+Both run the same model, optimiser (Adam, cosine decay), the recipe's default batch size
+and per-stage learning rates, epochs and the same train/validation split, one after the other, alternating, in one process. The
 plain script feeds numpy arrays to ``model.fit`` as the original example does.
 
     python benchmarks/mnist_transfer.py --data-dir ../shared/data              # full 5 + 5 epochs, 1 round
@@ -26,7 +26,11 @@ import kerasapps  # noqa: E402
 from kerasapps import data as D  # noqa: E402
 from kerasapps.recipes.mnist_transfer import mnist_transfer_cnn  # noqa: E402
 
-BATCH = 128
+from kerasapps.registry import get_recipe  # noqa: E402
+
+_HP = get_recipe("mnist_transfer").default_hparams()
+BATCH = _HP.batch_size
+LEARNING_RATES = {"pretrain": _HP.learning_rate, "finetune": _HP.finetune_learning_rate}
 
 
 def plain_keras_job(data_dir: Path, epochs: int, seed: int) -> dict:
@@ -50,7 +54,7 @@ def plain_keras_job(data_dir: Path, epochs: int, seed: int) -> dict:
                 if layer.name.startswith("features_"):
                     layer.trainable = False
         steps = epochs * int(np.ceil(len(x) / BATCH))
-        model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)),
+        model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATES[stage], steps)),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=False)
         started = time.perf_counter()
         model.fit(x, y, batch_size=BATCH, epochs=epochs, validation_data=digits(val, low), verbose=0)
