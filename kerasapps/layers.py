@@ -370,3 +370,39 @@ def dense_top(x, *, units, dropout, activation, classes, classifier_activation):
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
     return keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+
+
+def apply_weights(model, weights, imagenet_reference):
+    """Load ``weights`` into ``model``: None (keep the initialisation), ``"imagenet"`` or a file path.
+
+    ``"imagenet"`` builds keras.applications' model through ``imagenet_reference()`` (which downloads
+    and caches the weights and checks the configuration, as keras.applications does) and copies its
+    weights, whose layout ours matches layer for layer. A path is a Keras 3 ``.weights.h5`` file or a
+    keras.applications / legacy ``.h5`` weight file.
+    """
+    if weights is None:
+        return model
+    if isinstance(weights, str) and weights == "imagenet":
+        reference = imagenet_reference()
+        theirs, ours = reference.get_weights(), model.weights
+        mismatched = [f"{v.path} {tuple(v.shape)} vs {w.shape}" for v, w in zip(ours, theirs) if tuple(v.shape) != w.shape]
+        if len(theirs) != len(ours) or mismatched:
+            raise ValueError(f"{model.name}: ImageNet weights need the paper configuration (no batch norm, default "
+                             f"widths); {len(ours)} vs {len(theirs)} weights"
+                             + (f", first mismatch {mismatched[0]}" if mismatched else ""))
+        model.set_weights(theirs)
+        return model
+    path = str(weights)
+    import os
+
+    if not os.path.isfile(path):
+        raise ValueError(f"{model.name}: weights must be None, 'imagenet' or the path of a weights file; "
+                         f"received weights={weights!r}, which is not a file")
+    if not path.endswith((".weights.h5", ".h5", ".hdf5")):
+        raise ValueError(f"{model.name}: weights file must end in .weights.h5 (Keras 3) or .h5 "
+                         f"(keras.applications); received {weights!r}")
+    try:
+        model.load_weights(path)
+    except ValueError as exc:
+        raise ValueError(f"{model.name}: {path} does not fit this configuration: {exc}") from None
+    return model

@@ -23,6 +23,7 @@ import keras
 from keras import layers
 
 from kerasapps.layers import (
+    apply_weights,
     ChannelPadding,
     check_choice,
     check_common_args,
@@ -223,6 +224,9 @@ _IMAGENET_DOC = """ResNet-{depth} v1 ({block} blocks {depths}) of "Deep Residual
         classifier_activation: activation of `predictions` (None: logits).
         name: model name.
         stem: "auto", "imagenet" or "small".
+        weights: (ResNet-50/101/152) None, "imagenet" (keras.applications'
+            ImageNet weights, downloaded once) or the path of a
+            `.weights.h5` / keras.applications `.h5` weight file.
 
     Returns:
         A functional `keras.Model`.
@@ -328,26 +332,35 @@ def resnet34(include_top=True, input_shape=None, pooling=None, classes=1000,
 
 @_documented(50)
 def resnet50(include_top=True, input_shape=None, pooling=None, classes=1000,
-             classifier_activation="softmax", name="resnet50", stem="auto"):
-    return _imagenet_resnet(
+             classifier_activation="softmax", name="resnet50", stem="auto", weights=None):
+    model = _imagenet_resnet(
         50, include_top, input_shape, pooling, classes, classifier_activation, name, stem
     )
+    return apply_weights(model, weights, lambda: keras.applications.ResNet50(
+        weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation))
 
 
 @_documented(101)
 def resnet101(include_top=True, input_shape=None, pooling=None, classes=1000,
-              classifier_activation="softmax", name="resnet101", stem="auto"):
-    return _imagenet_resnet(
+              classifier_activation="softmax", name="resnet101", stem="auto", weights=None):
+    model = _imagenet_resnet(
         101, include_top, input_shape, pooling, classes, classifier_activation, name, stem
     )
+    return apply_weights(model, weights, lambda: keras.applications.ResNet101(
+        weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation))
 
 
 @_documented(152)
 def resnet152(include_top=True, input_shape=None, pooling=None, classes=1000,
-              classifier_activation="softmax", name="resnet152", stem="auto"):
-    return _imagenet_resnet(
+              classifier_activation="softmax", name="resnet152", stem="auto", weights=None):
+    model = _imagenet_resnet(
         152, include_top, input_shape, pooling, classes, classifier_activation, name, stem
     )
+    return apply_weights(model, weights, lambda: keras.applications.ResNet152(
+        weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation))
 
 
 @_documented(20)

@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from kerasapps.layers import (
+    apply_weights,
     check_activation,
     check_choice,
     check_common_args,
@@ -114,6 +115,9 @@ _DOC = """VGG-{depth} (configuration {letter}) of "Very Deep Convolutional Netwo
         batch_norm: BatchNormalization after every convolution.
         activation: activation of the hidden layers (paper: "relu").
         fc_units: width of fc1 and fc2 (paper: 4096).
+        weights: None, "imagenet" (keras.applications' ImageNet weights,
+            downloaded once) or the path of a `.weights.h5` /
+            keras.applications `.h5` weight file.
 
     Returns:
         A functional `keras.Model`.
@@ -131,8 +135,9 @@ def vgg16(
     batch_norm=False,
     activation="relu",
     fc_units=4096,
+    weights=None,
 ):
-    return _vgg(
+    model = _vgg(
         (2, 2, 3, 3, 3),
         include_top=include_top,
         input_shape=input_shape,
@@ -145,6 +150,8 @@ def vgg16(
         activation=activation,
         fc_units=fc_units,
     )
+    return apply_weights(model, weights, lambda: _imagenet("VGG16", include_top, input_shape, pooling, classes,
+                                                           classifier_activation))
 
 
 def vgg19(
@@ -158,8 +165,9 @@ def vgg19(
     batch_norm=False,
     activation="relu",
     fc_units=4096,
+    weights=None,
 ):
-    return _vgg(
+    model = _vgg(
         (2, 2, 4, 4, 4),
         include_top=include_top,
         input_shape=input_shape,
@@ -172,6 +180,14 @@ def vgg19(
         activation=activation,
         fc_units=fc_units,
     )
+    return apply_weights(model, weights, lambda: _imagenet("VGG19", include_top, input_shape, pooling, classes,
+                                                           classifier_activation))
+
+
+def _imagenet(application, include_top, input_shape, pooling, classes, classifier_activation):
+    """keras.applications' model with ImageNet weights (downloaded once into ~/.keras/models)."""
+    return getattr(keras.applications, application)(weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling,
+                       classes=classes, classifier_activation=classifier_activation)
 
 
 vgg16.__doc__ = _DOC.format(
