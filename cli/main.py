@@ -155,14 +155,23 @@ def info(name, as_json):
               help="Local data directory (else TFDS downloads).")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last completed epoch.")
 @click.option("--smoke", is_flag=True, help="Train on a tiny slice for a few steps (a quick end-to-end check).")
-def train(name, epochs, batch_size, steps_per_epoch, seed, overrides, config_file, run_dir, data_dir, resume, smoke):
+@click.option("--strategy", default="default", show_default=True,
+              type=click.Choice(["auto", "default", "one_device", "mirrored", "multi_worker", "parameter_server",
+                                 "tpu"]),
+              help="tf.distribute strategy; multi_worker reads the cluster from $TF_CONFIG. "
+                   "--batch-size is per replica.")
+@click.option("--tpu", metavar="ADDRESS", help="TPU to connect to with --strategy tpu/auto ('local' on a TPU VM).")
+@click.option("--backup-steps", type=int, help="multi_worker: also back up every N steps (default: each epoch).")
+def train(name, epochs, batch_size, steps_per_epoch, seed, overrides, config_file, run_dir, data_dir, resume, smoke,
+          strategy, tpu, backup_steps):
     """Train recipe NAME into a run directory."""
     _tensorflow()
     import kerasapps
 
     flags = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "seed": seed}
     result = kerasapps.train(name, run_dir=run_dir, config_file=config_file, overrides=overrides, flags=flags,
-                             data_dir=data_dir, resume=resume, smoke=smoke)
+                             data_dir=data_dir, resume=resume, smoke=smoke, strategy=strategy, tpu=tpu,
+                             backup_steps=backup_steps)
     click.echo(f"run directory: {result.run_dir}")
     click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics["test"].items()))
     click.echo(f"next: kerasapps export {result.run_dir}")
@@ -271,6 +280,12 @@ def serve(model_base, host, port, batching, max_batch_size, batch_timeout_ms, ma
     kerasapps.serve(model_base, host=host, port=port, batching=batching, max_batch_size=max_batch_size,
                     batch_timeout_ms=batch_timeout_ms, max_request_bytes=max_request_bytes,
                     request_timeout_s=request_timeout_s)
+
+
+from kerasapps.cli.diagnose import diagnose as _diagnose, tune as _tune  # noqa: E402  (click only; lazy TF)
+
+cli.add_command(_diagnose)
+cli.add_command(_tune)
 
 
 def main():

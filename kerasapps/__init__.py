@@ -15,7 +15,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "list_recipes", "get_recipe", "register_recipe", "info",
-           "train", "evaluate", "export", "predict", "serve"]
+           "train", "evaluate", "export", "predict", "serve", "diagnose_init", "diagnose_overfit",
+           "diagnose_lr", "tune"]
 
 
 def list_recipes() -> list[dict]:
@@ -71,3 +72,31 @@ def serve(model_base="saved_models", **options):
     from kerasapps.serving import serve as _serve
 
     return _serve(model_base, **options)
+
+
+def diagnose_init(activation="tanh", init="small", **options) -> dict:
+    """Per-layer activation statistics of a deep MLP on random input (``kerasapps diagnose init``)."""
+    from kerasapps.diagnose import init_statistics
+
+    return init_statistics(activation, init, **options)
+
+
+def diagnose_overfit(recipe, **options) -> dict:
+    """Can ``recipe`` overfit a small slice of its training data (``kerasapps diagnose overfit``)."""
+    from kerasapps.diagnose import overfit_check
+
+    return overfit_check(recipe, **options)
+
+
+def diagnose_lr(recipe, **options) -> dict:
+    """Learning-rate range test (``kerasapps diagnose lr``)."""
+    from kerasapps.diagnose import lr_range_test
+
+    return lr_range_test(recipe, **options)
+
+
+def tune(recipe, **options) -> dict:
+    """Random search on a validation split; writes OUT/best_config.yaml (``kerasapps tune``)."""
+    from kerasapps.tuning import tune as _tune
+
+    return _tune(recipe, **options)

@@ -40,6 +40,10 @@ PRACTICE_HPARAMS: dict[str, HParam] = {
     "elastic_alpha": HParam(0.0, float, "elastic distortion scale alpha, pixels (Simard 2003: 34)", minimum=0.0),
     "elastic_sigma": HParam(4.0, float, "elastic distortion smoothing sigma, pixels (Simard 2003: 4)",
                             minimum=0.01),
+    "monitor": HParam(False, bool, "record update/weight ratios, weight and gradient norms and activation "
+                      "statistics on a probe batch (RUN_DIR/monitors.json, TensorBoard)"),
+    "monitor_every_steps": HParam(50, int, "monitor: optimizer steps between records", minimum=1),
+    "monitor_probe_size": HParam(64, int, "monitor: validation examples in the fixed probe batch", minimum=1),
 }
 
 
@@ -56,8 +60,13 @@ def schedule_callback(hp: HParams):
     return None
 
 
-def practice_callbacks(hp: HParams, has_validation: bool) -> tuple[list, object | None]:
-    """(callbacks in contract order, the EarlyStopping callback or None)."""
+def practice_callbacks(hp: HParams, has_validation: bool, run_dir=None,
+                       stage: str = "train") -> tuple[list, object | None]:
+    """(callbacks in contract order, the EarlyStopping callback or None).
+
+    With ``monitor`` set, a :class:`kerasapps.monitors.TrainingMonitor` comes last; it writes into
+    ``run_dir`` (and takes its probe batch from the run's data) when one is given.
+    """
     from kerasapps.callbacks import EarlyStopping, MaxNorm
 
     callbacks = []
@@ -74,6 +83,11 @@ def practice_callbacks(hp: HParams, has_validation: bool) -> tuple[list, object 
         callbacks.append(stopper)
     if hp.max_norm is not None:
         callbacks.append(MaxNorm(hp.max_norm))
+    if hp.monitor:
+        from kerasapps.monitors import TrainingMonitor
+
+        callbacks.append(TrainingMonitor(run_dir, stage, every_steps=hp.monitor_every_steps,
+                                         probe_size=hp.monitor_probe_size))
     return callbacks, stopper
 
 

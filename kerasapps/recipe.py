@@ -17,6 +17,7 @@ from typing import Any
 
 from kerasapps.config import HParam, HParams, resolve
 from kerasapps.errors import ConfigError
+from kerasapps.losses import LOSSES
 from kerasapps.practice import PRACTICE_HPARAMS
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adadelta")
@@ -39,6 +40,8 @@ COMMON_HPARAMS: dict[str, HParam] = {
                           choices=LR_SCHEDULES),
     "clipnorm": HParam(None, float, "clip each gradient to this L2 norm", optional=True, minimum=0.0),
     "clipvalue": HParam(None, float, "clip each gradient element to [-v, v]", optional=True, minimum=0.0),
+    "loss": HParam("auto", str, "loss: auto (the recipe's own) or one of the notes' losses, checked against the "
+                   "model's head (logits use the stable from_logits form)", choices=LOSSES),
     "keep_checkpoints": HParam(2, int, "per-epoch checkpoints kept per stage (the newest)", minimum=1),
     **PRACTICE_HPARAMS,
 }

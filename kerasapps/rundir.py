@@ -201,7 +201,7 @@ def plot_curves(run_dir: Path, stage_names: list[str]) -> Path | None:
             ax = axes[row][col]
             for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
                 if key in rows[0]:
-                    ax.plot(epochs, [float(r[key]) if r[key] else np.nan for r in rows], style, label=key, ms=3)
+                    ax.plot(epochs, [float(r[key]) if r[key] not in ("", "NA", None) else np.nan for r in rows], style, label=key, ms=3)
             ax.set_title(f"{stage}: {metric}")
             ax.set_xlabel("epoch")
             ax.legend(fontsize=8)

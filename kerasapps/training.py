@@ -9,6 +9,12 @@ Layout of a run directory::
     stages/STAGE.keras  the model at the end of each stage
     model.keras         the final model (what evaluate, export and predict use)
     logs/STAGE.csv, tensorboard/STAGE/, training_curves.png, metrics.json
+    backup/STAGE/       multi-worker runs only: tf.train.CheckpointManager backups (removed when done)
+
+Under a distribution strategy (``strategy=``, see :mod:`kerasapps.distribute`) the model, optimizer and
+metrics are built inside ``strategy.scope()``, ``batch_size`` is per replica (the global batch is
+``batch_size * replicas``), and only the chief writes the run directory; other workers write into a
+temporary directory removed at the end.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,9 +35,11 @@ import keras
 import yaml
 
 from kerasapps import data as D
+from kerasapps import distribute as DS
 from kerasapps import rundir as R
 from kerasapps.config import HParams, dump_config
 from kerasapps.errors import ConfigError, DataError, RunError, UsageError
+from kerasapps.losses import choose_loss
 from kerasapps.optimizers import build_optimizer
 from kerasapps.practice import apply_weight_penalties, augmentation, practice_callbacks
 from kerasapps.recipe import DataContext, Recipe
@@ -127,7 +137,7 @@ def _verbose(verbose) -> int:
 
 
 def _compile(model, recipe: Recipe, hp: HParams, total_steps: int) -> None:
-    model.compile(optimizer=build_optimizer(hp, total_steps), loss=recipe.loss,
+    model.compile(optimizer=build_optimizer(hp, total_steps), loss=choose_loss(recipe, hp, model).loss,
                   metrics=list(recipe.metrics), jit_compile=False)
 
 
@@ -149,7 +159,7 @@ def _stage_callbacks(run_dir: Path, stage: str, state: dict, hp: HParams, recipe
     guard = NaNGuard()
     csv_path = run_dir / "logs" / f"{stage}.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    practice, stopper = practice_callbacks(hp, has_validation)
+    practice, stopper = practice_callbacks(hp, has_validation, run_dir=run_dir, stage=stage)
     callbacks = [guard, *practice]
     callbacks += list(recipe.callbacks(hp) if recipe.callbacks else [])
     callbacks += list(extra)
@@ -165,9 +175,18 @@ def _stage_callbacks(run_dir: Path, stage: str, state: dict, hp: HParams, recipe
 
 def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(), flags=None,
           data_dir=None, resume: bool = False, smoke: bool = False, verbose="auto",
-          callbacks: Iterable = ()) -> RunResult:
-    """Train ``recipe`` into ``run_dir`` (see the module docstring); the Python twin of ``kerasapps train``."""
+          callbacks: Iterable = (), strategy="default", tpu: str | None = None,
+          backup_steps: int | None = None) -> RunResult:
+    """Train ``recipe`` into ``run_dir`` (see the module docstring); the Python twin of ``kerasapps train``.
+
+    ``strategy`` is a name from :data:`kerasapps.distribute.STRATEGIES` or a ``tf.distribute.Strategy``;
+    ``backup_steps`` adds mid-epoch backups to multi-worker runs (which back up at every epoch end).
+    """
     recipe = as_recipe(recipe)
+    # first: collective ops (multi_worker) must be configured before TensorFlow initialises its devices
+    strategy = DS.get_strategy(strategy, tpu) if strategy is None or isinstance(strategy, str) else strategy
+    custom_loop, chief = DS.uses_custom_loop(strategy), DS.is_chief() or not DS.uses_custom_loop(strategy)
+    replicas = int(strategy.num_replicas_in_sync)
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     if resume:
         if run_dir is None:
@@ -186,8 +205,10 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
             raise UsageError(f"run {run_dir} has already completed; nothing to resume")
     else:
         hp = recipe.resolve(config_file=config_file, overrides=overrides, flags=flags)
+        if custom_loop and run_dir is None:
+            raise UsageError("--strategy multi_worker needs --run-dir, a directory every worker can reach")
         run_dir = Path(run_dir) if run_dir else R.default_run_dir(recipe.name)
-        if run_dir.exists() and any(run_dir.iterdir()):
+        if chief and run_dir.exists() and any(run_dir.iterdir()):
             raise UsageError(f"run directory {run_dir} is not empty; pass --resume to continue it, "
                              "or choose another --run-dir")
         state = {"status": "running", "stages": {}}
@@ -196,15 +217,31 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
     augment = augmentation(hp, recipe.name, recipe.augmentable)
     seed_everything(hp)
     splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
+    if hp.loss != "auto":  # a loss that does not fit the head fails before anything is written
+        choose_loss(recipe, hp, recipe.build_model(hp))
     if hp.early_stopping and hp.early_stopping_monitor.startswith("val_") and splits.get("validation") is None:
         raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
                           "validation split (validation_split is 0)")
 
+    read_dir = run_dir  # what a resumed run reads: the chief's run directory
+    if not chief:  # other workers write their logs and checkpoints where nobody looks, removed at the end
+        run_dir = Path(tempfile.mkdtemp(prefix=f"kerasapps-{recipe.name}-worker-"))
+    try:
+        result = _train(recipe, hp, run_dir, read_dir, state, ctx, augment, splits, resume, smoke, verbose,
+                        callbacks, strategy, custom_loop, chief, replicas, backup_steps)
+        return dataclasses.replace(result, run_dir=read_dir)
+    finally:
+        if not chief:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _train(recipe, hp, run_dir, read_dir, state, ctx, augment, splits, resume, smoke, verbose, callbacks,
+           strategy, custom_loop, chief, replicas, backup_steps) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         R.write_text(run_dir / R.CONFIG, dump_config(recipe.name, hp, **({"smoke": True} if smoke else {})))
     manifest = R.manifest(recipe.name, REGISTRY.source(recipe.name) if recipe.name in REGISTRY else "python",
-                          hp.seed, ctx.data_dir, smoke)
+                          hp.seed, ctx.data_dir, smoke, strategy=DS.describe(strategy))
     R.write_json(run_dir / R.MANIFEST, manifest)
     state["status"] = "running"
     R.write_json(run_dir / R.STATE, state)
@@ -216,32 +253,44 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
         info = state["stages"].setdefault(stage.name, {"completed_epochs": 0, "done": False})
         stage_path = run_dir / "stages" / f"{stage.name}.keras"
         if info["done"]:
-            model, previous = None, stage_path
+            model, previous = None, read_dir / "stages" / f"{stage.name}.keras"
             continue
         data = stage_splits(stage, splits)
         hp = stage.hparams(run_hp)
+        batch = hp.batch_size * replicas  # the global batch: batch_size per replica
         epochs = 1 if smoke else hp.epochs
-        steps = D.steps_for(D.length(data["train"]), hp.batch_size,
-                            SMOKE_STEPS if smoke else hp.steps_per_epoch)
-        checkpoint = latest_checkpoint(run_dir, stage.name, info["completed_epochs"])
-        if checkpoint is not None:
-            model = R.load_model(checkpoint)
-            apply_weight_penalties(model, hp)
-            initial_epoch = info["completed_epochs"]
-            log.info("resuming stage %s after epoch %d from %s", stage.name, initial_epoch, checkpoint)
-        else:
-            if model is None:
-                model = R.load_model(previous, compile=False) if previous else recipe.build_model(hp)
-            freeze(model, stage.freeze)
-            apply_weight_penalties(model, hp)
-            _compile(model, recipe, hp, epochs * steps)
-            initial_epoch = info["completed_epochs"] = 0
+        steps = D.steps_for(D.length(data["train"]), batch, SMOKE_STEPS if smoke else hp.steps_per_epoch)
+        checkpoint = None if custom_loop else latest_checkpoint(run_dir, stage.name, info["completed_epochs"])
+        skip_steps, backup = 0, None
+        with strategy.scope():  # model, optimizer and metrics live on the strategy's devices
+            if checkpoint is not None:
+                model = R.load_model(checkpoint)
+                apply_weight_penalties(model, hp)
+                initial_epoch = info["completed_epochs"]
+                log.info("resuming stage %s after epoch %d from %s", stage.name, initial_epoch, checkpoint)
+            else:
+                if model is None:
+                    model = R.load_model(previous, compile=False) if previous else recipe.build_model(hp)
+                freeze(model, stage.freeze)
+                apply_weight_penalties(model, hp)
+                _compile(model, recipe, hp, epochs * steps)
+                initial_epoch = info["completed_epochs"] = 0
+                if custom_loop:
+                    model.optimizer.build(model.trainable_variables)
+                    backup = DS.Backup(read_dir / "backup" / stage.name, model, chief)
+                    restored = backup.restore() if resume else None
+                    if restored is not None:
+                        initial_epoch, skip_steps = restored
+                        info["completed_epochs"] = initial_epoch
+        data = choose_loss(recipe, hp, model).apply(data)  # one-hot targets where the loss compares vectors
         if initial_epoch < epochs:
             train_ds, _ = D.training_dataset(
-                data["train"], batch_size=hp.batch_size, seed=hp.seed, stage_index=index,
+                data["train"], batch_size=batch, seed=hp.seed, stage_index=index,
                 first_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps, preprocess=recipe.preprocess,
                 augment=augment)
-            val_ds = (D.evaluation_dataset(data["validation"], batch_size=hp.batch_size, preprocess=recipe.preprocess)
+            if skip_steps:
+                train_ds = train_ds.skip(skip_steps)
+            val_ds = (D.evaluation_dataset(data["validation"], batch_size=batch, preprocess=recipe.preprocess)
                       if "validation" in data else None)
             if initial_epoch:
                 R.trim_csv(run_dir / "logs" / f"{stage.name}.csv", initial_epoch)
@@ -250,8 +299,14 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
             log.info(f"stage {index + 1}/{len(recipe.stages)} '{stage.name}': {D.length(data['train'])} training "
                      f"examples, {steps} steps x {epochs - initial_epoch} epochs")
             started = time.perf_counter()
-            model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps, shuffle=False,
-                      validation_data=val_ds, callbacks=stage_callbacks, verbose=verbose)
+            if custom_loop:
+                validation = (val_ds, math.ceil(D.length(data["validation"]) / batch)) if val_ds else None
+                DS.fit_custom(model, strategy, train_ds, epochs=epochs, initial_epoch=initial_epoch, steps=steps,
+                              callbacks=stage_callbacks, verbose=verbose, backup=backup, skip_steps=skip_steps,
+                              backup_steps=backup_steps, validation=validation)
+            else:
+                model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                          shuffle=False, validation_data=val_ds, callbacks=stage_callbacks, verbose=verbose)
             seconds = time.perf_counter() - started
             if guard.triggered:
                 state["status"] = "diverged"
@@ -259,12 +314,14 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
                 raise RunError(guard.message)
             if stopper is not None:
                 info["early_stopping"] = stopper.summary()
-            trained = (epochs - initial_epoch) * steps * hp.batch_size
+            trained = ((epochs - initial_epoch) * steps - skip_steps) * batch
             info["seconds"] = round(info.get("seconds", 0.0) + seconds, 2)
             info["samples_per_second"] = round(trained / seconds, 1) if seconds > 0 else None
-        test_ds = D.evaluation_dataset(data["test"], batch_size=hp.batch_size, preprocess=recipe.preprocess,
-                                       cache=False)
-        result = model.evaluate(test_ds, return_dict=True, verbose=0)
+        test_ds = D.evaluation_dataset(data["test"], batch_size=batch, preprocess=recipe.preprocess, cache=False)
+        if custom_loop:
+            result = DS.evaluate_custom(model, strategy, test_ds, math.ceil(D.length(data["test"]) / batch))
+        else:
+            result = model.evaluate(test_ds, return_dict=True, verbose=0)
         metrics[stage.name] = {"test": {k: float(v) for k, v in result.items()}, "epochs": epochs,
                                "seconds": info.get("seconds"), "samples_per_second": info.get("samples_per_second"),
                                **({"early_stopping": info["early_stopping"]} if "early_stopping" in info else {})}
@@ -276,8 +333,11 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
         previous = stage_path
 
     if model is None:
-        model = R.load_model(previous)
+        with strategy.scope():
+            model = R.load_model(previous)
     R.save_model(model, run_dir / R.FINAL_MODEL)
+    if custom_loop and chief:
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
     final = {"recipe": recipe.name, "stages": metrics, "test": metrics[recipe.stages[-1].name]["test"]}
     R.write_json(run_dir / R.METRICS, final)
     R.plot_curves(run_dir, [s.name for s in recipe.stages])
@@ -322,6 +382,7 @@ def evaluate(run_dir, *, split: str = "test", data_dir=None, verbose=0) -> dict:
     if split not in splits:
         raise UsageError(f"recipe {recipe.name!r} has no {split} split")
     model = R.load_model(model_path)
+    splits = choose_loss(recipe, hp, model).apply(splits)
     ds = D.evaluation_dataset(splits[split], batch_size=hp.batch_size, preprocess=recipe.preprocess, cache=False)
     result = {k: float(v) for k, v in model.evaluate(ds, return_dict=True, verbose=verbose).items()}
     out = {"recipe": recipe.name, "split": split, "examples": D.length(splits[split]), "metrics": result}

@@ -23,8 +23,8 @@ def _column(path, key):
 
 
 def test_step_decay_from_config_follows_its_formula(tmp_path, tiny_data_dir):
-    run = _train(tmp_path, tiny_data_dir, "lr_schedule=step", "learning_rate=0.01", "lr_drop=0.5",
-                 "lr_every_epochs=2")
+    run = _train(tmp_path, tiny_data_dir, "lr_schedule=step", "learning_rate=0.01", "finetune_learning_rate=0.01",
+                 "lr_drop=0.5", "lr_every_epochs=2")
     for stage in ("pretrain", "finetune"):
         lrs = _column(run.run_dir / "logs" / f"{stage}.csv", "lr")
         np.testing.assert_allclose(lrs, [0.01 * 0.5 ** (e // 2) for e in range(3)], rtol=1e-6)
