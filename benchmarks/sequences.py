@@ -16,7 +16,6 @@ Each prints a markdown table; the README quotes them with these commands.
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 import time
 from pathlib import Path

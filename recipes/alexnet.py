@@ -128,14 +128,27 @@ def alexnet(
     pool_padding = _STEMS[stem]["pool"]
     conv_args = {"activation": activation, "batch_norm": batch_norm}
 
+    return eight_layer_net(
+        input_shape, conv1=(kernel, stride, padding), conv2=(5, 1, "same"), pool_padding=pool_padding,
+        groups=groups, lrn=lrn, conv_args=conv_args, include_top=include_top, pooling=pooling, fc_units=fc_units,
+        dropout=dropout, activation=activation, classes=classes, classifier_activation=classifier_activation,
+        name=name)
+
+
+def eight_layer_net(input_shape, *, conv1, conv2, pool_padding, groups, lrn, conv_args, include_top, pooling,
+                    fc_units, dropout, activation, classes, classifier_activation, name):
+    """The five-conv, three-fc body AlexNet and ZFNet share; ``conv1``/``conv2`` are (kernel, stride, padding).
+
+    Layer names: ``block1_conv``, ``block1_norm``, ``block1_pool``, ``block2_conv``, ``block2_norm``,
+    ``block2_pool``, ``block3_conv`` .. ``block5_conv``, ``block5_pool``, then ``dense_top``'s or the pooling.
+    """
     inputs = keras.Input(shape=input_shape, name="input_layer")
-    x = conv_block(
-        inputs, 96, kernel, strides=stride, padding=padding, name="block1_conv", **conv_args
-    )
+    x = conv_block(inputs, 96, conv1[0], strides=conv1[1], padding=conv1[2], name="block1_conv", **conv_args)
     if lrn:
         x = LocalResponseNormalization(name="block1_norm")(x)
     x = layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block1_pool")(x)
-    x = conv_block(x, 256, 5, groups=groups, name="block2_conv", **conv_args)
+    x = conv_block(x, 256, conv2[0], strides=conv2[1], padding=conv2[2], groups=groups, name="block2_conv",
+                   **conv_args)
     if lrn:
         x = LocalResponseNormalization(name="block2_norm")(x)
     x = layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block2_pool")(x)
@@ -144,14 +157,8 @@ def alexnet(
     x = conv_block(x, 256, 3, groups=groups, name="block5_conv", **conv_args)
     x = layers.MaxPooling2D(3, strides=2, name="block5_pool")(x)
     if include_top:
-        x = dense_top(
-            x,
-            units=fc_units,
-            dropout=dropout,
-            activation=activation,
-            classes=classes,
-            classifier_activation=classifier_activation,
-        )
+        x = dense_top(x, units=fc_units, dropout=dropout, activation=activation, classes=classes,
+                      classifier_activation=classifier_activation)
     else:
         x = pool_features(x, pooling)
     return keras.Model(inputs, x, name=name)

@@ -1,10 +1,6 @@
 """ZFNet (Zeiler & Fergus, 2013)."""
 
-import keras
-from keras import layers
-
 from kerasapps.layers import (
-    LocalResponseNormalization,
     check_activation,
     check_choice,
     check_common_args,
@@ -12,11 +8,9 @@ from kerasapps.layers import (
     check_positive_int,
     check_rate,
     choose_stem,
-    conv_block,
-    dense_top,
-    pool_features,
     resolve_input_shape,
 )
+from kerasapps.recipes.alexnet import eight_layer_net
 
 __all__ = ["zfnet"]
 
@@ -125,35 +119,10 @@ def zfnet(
     check_min_size(input_shape, _spatial_ops(stem), model_name=name, configuration=f"stem={stem!r}")
     conv_args = {"activation": activation, "batch_norm": batch_norm}
 
-    inputs = keras.Input(shape=input_shape, name="input_layer")
-    kernel, stride, padding = _STEMS[stem]["conv1"]
-    x = conv_block(
-        inputs, 96, kernel, strides=stride, padding=padding, name="block1_conv", **conv_args
-    )
-    if lrn:
-        x = LocalResponseNormalization(name="block1_norm")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="block1_pool")(x)
-    kernel, stride, padding = _STEMS[stem]["conv2"]
-    x = conv_block(x, 256, kernel, strides=stride, padding=padding, name="block2_conv", **conv_args)
-    if lrn:
-        x = LocalResponseNormalization(name="block2_norm")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="block2_pool")(x)
-    x = conv_block(x, 384, 3, name="block3_conv", **conv_args)
-    x = conv_block(x, 384, 3, name="block4_conv", **conv_args)
-    x = conv_block(x, 256, 3, name="block5_conv", **conv_args)
-    x = layers.MaxPooling2D(3, strides=2, name="block5_pool")(x)
-    if include_top:
-        x = dense_top(
-            x,
-            units=fc_units,
-            dropout=dropout,
-            activation=activation,
-            classes=classes,
-            classifier_activation=classifier_activation,
-        )
-    else:
-        x = pool_features(x, pooling)
-    return keras.Model(inputs, x, name=name)
+    return eight_layer_net(
+        input_shape, conv1=_STEMS[stem]["conv1"], conv2=_STEMS[stem]["conv2"], pool_padding="same", groups=1,
+        lrn=lrn, conv_args=conv_args, include_top=include_top, pooling=pooling, fc_units=fc_units, dropout=dropout,
+        activation=activation, classes=classes, classifier_activation=classifier_activation, name=name)
 
 
 # ---------------------------------------------------------------------------- recipe
