@@ -190,6 +190,7 @@ def predict(model, inputs: list[str], *, signature: str = "serving_default") -> 
     for i, source in enumerate(sources):
         row = {"input": source}
         for key, value in outputs.items():
-            row[key] = value[i].tolist()
+            item = value[i].tolist() if hasattr(value[i], "tolist") else value[i]
+            row[key] = item.decode("utf-8", "replace") if isinstance(item, bytes) else item  # string outputs
         results.append(row)
     return results

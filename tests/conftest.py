@@ -77,6 +77,39 @@ def make_tiny_shakespeare(folder: Path) -> Path:
     return path
 
 
+def make_tiny_flickr8k(folder: Path, n: int = 20, seed: int = 0) -> Path:
+    """flickr8k_subset/ in the shared layout: n 64x64 images (12 train, 4 dev, 4 test when n=20), 5 captions each.
+
+    Each image is one solid colour with noise; its captions name that colour. The test
+    images' captions carry the word "zebra", which no training caption has.
+    """
+    import gzip
+    import json
+
+    rng = np.random.default_rng(seed)
+    colours = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
+    names = list(colours)
+    splits = (["train"] * 12 + ["dev"] * 4 + ["test"] * 4 + ["none"] * n)[:n]
+    images = np.zeros((n, 64, 64, 3), np.uint8)
+    entries = []
+    for i in range(n):
+        colour = names[i % len(names)]
+        images[i] = np.clip(np.array(colours[colour]) + rng.integers(-20, 20, (64, 64, 3)), 0, 255)
+        extra = " zebra" if splits[i] == "test" else ""
+        captions = [f"A {colour} square{extra} .", f"The {colour} picture{extra} .", f"A {colour} image ,{extra}",
+                    f"Something {colour} .", f"A plain {colour} square ."]
+        entries.append({"index": i, "filename": f"{i:04d}_tiny.jpg", "flickr8k_split": splits[i],
+                        "captions": captions})
+    folder = folder / "flickr8k_subset"
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(folder / "images_64.npz", images=images,
+                        filenames=np.array([e["filename"] for e in entries]))
+    (folder / "captions.json").write_text(json.dumps({"images": entries}), encoding="utf-8")
+    with gzip.open(folder / "all_8091_captions.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump({"images": [{k: v for k, v in e.items() if k != "index"} for e in entries]}, handle)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
     """A data directory in the layout of ../shared/data, with tiny generated data sets."""
@@ -85,6 +118,7 @@ def tiny_data_dir(tmp_path_factory) -> Path:
     make_tiny_cifar10(folder)
     make_tiny_imdb(folder)
     make_tiny_shakespeare(folder)
+    make_tiny_flickr8k(folder)
     return folder
 
 

@@ -1,0 +1,101 @@
+"""captioning_flickr8k: corpus BLEU-1..4 on the 125 test images against two baselines measured in the same run.
+
+Trains the recipe (or reuses --run-dir when it holds a finished run), then captions the
+official test images of flickr8k_subset with greedy decoding and beam search, and scores
+them with nltk's corpus BLEU against all 5 references per image, beside:
+
+- constant: the one training caption with the best corpus BLEU-4 on the *training* images'
+  references, output for every test image;
+- nearest neighbour: the consensus caption of the training image closest to the test image
+  in the trained encoder's feature space (cosine similarity of the image vectors v).
+
+Usage::
+
+    python benchmarks/captioning.py --data-dir ../shared/data --run-dir runs/captioning \
+        [--epochs 15] [--set cell=gru --set inject=every_step ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--run-dir", default="runs/captioning_bench")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--beam-widths", default="1,3,5")
+    parser.add_argument("--length-penalty", type=float, default=0.0)
+    parser.add_argument("--examples", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    import kerasapps
+    from kerasapps import rundir as R
+    from kerasapps.recipe import DataContext
+    from kerasapps.recipes import captioning as C
+    from kerasapps.recipes.captioning_decode import caption, encode
+    from kerasapps.recipes.captioning_eval import best_constant_caption, corpus_bleu, nearest_neighbour_captions
+    from kerasapps.training import open_run
+
+    run_dir = Path(args.run_dir)
+    started = time.perf_counter()
+    if not (run_dir / "model.keras").is_file():
+        flags = {"epochs": args.epochs} if args.epochs else {}
+        kerasapps.train(C.NAME, run_dir=run_dir, data_dir=args.data_dir, overrides=args.overrides, flags=flags,
+                        verbose=2)
+    train_seconds = time.perf_counter() - started
+    _, hp, _ = open_run(run_dir)
+    model = R.load_model(run_dir / "model.keras", compile=False)
+
+    images, entries = C.read_subset(DataContext(Path(args.data_dir).resolve()))
+    if images.shape[1] != hp.image_size:
+        images = C.resize_uint8(images, hp.image_size)
+    train_images, train_refs = C.split_images(images, entries, "train")
+    test_images, test_refs = C.split_images(images, entries, "test")
+    test_x = test_images.astype(np.float32) / 255.0
+
+    rows, outputs = [], {}
+    for width in [int(w) for w in args.beam_widths.split(",")]:
+        name = "greedy" if width == 1 else f"beam {width}"
+        t = time.perf_counter()
+        hyps = caption(model, test_x, method="greedy" if width == 1 else "beam", beam_width=width,
+                       length_penalty=args.length_penalty)
+        rows.append((f"model, {name}", corpus_bleu(hyps, test_refs), time.perf_counter() - t))
+        outputs[name] = hyps
+    t = time.perf_counter()
+    constant, train_bleu4 = best_constant_caption(train_refs)
+    rows.append((f"constant caption (train BLEU-4 {train_bleu4:.3f})", corpus_bleu([constant] * len(test_refs),
+                                                                                 test_refs), time.perf_counter() - t))
+    t = time.perf_counter()
+    neighbours = nearest_neighbour_captions(encode(model, train_images.astype(np.float32) / 255.0), train_refs,
+                                            encode(model, test_x))
+    rows.append(("nearest neighbour (encoder features)", corpus_bleu(neighbours, test_refs), time.perf_counter() - t))
+    outputs["nearest neighbour"] = neighbours
+
+    print(f"\ncaptioning_flickr8k: {len(test_refs)} test images x 5 references, corpus BLEU (nltk), "
+          f"cell={hp.cell} inject={hp.inject} epochs={hp.epochs}; training {train_seconds:.0f} s")
+    print("| method | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | seconds |\n|---|---|---|---|---|---|")
+    for name, scores, seconds in rows:
+        print(f"| {name} | " + " | ".join(f"{100 * scores[f'bleu{n}']:.1f}" for n in range(1, 5))
+              + f" | {seconds:.1f} |")
+    best_model = max((r for r in rows if r[0].startswith("model")), key=lambda r: r[1]["bleu4"])
+    baseline = max(r[1]["bleu4"] for r in rows if not r[0].startswith("model"))
+    print(f"\nbest model BLEU-4 {100 * best_model[1]['bleu4']:.1f} vs best baseline {100 * baseline:.1f}: "
+          f"{'above' if best_model[1]['bleu4'] > baseline else 'NOT above'} both baselines")
+    print(f"constant caption: {constant!r}\n")
+    names = [n for n in outputs]
+    for i in range(min(args.examples, len(test_refs))):
+        print(f"test image {i} ({[e for e in entries if e.get('flickr8k_split') == 'test'][i]['filename']}):")
+        for n in names:
+            print(f"  {n:>18}: {outputs[n][i]}")
+        print(f"  {'reference':>18}: {' '.join(C.tokenize(test_refs[i][0]))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+"""Image captioning on Flickr8k: a CNN encoder and an RNN decoder with the image vector injected.
+
+After Vinyals, Toshev, Bengio & Erhan, "Show and Tell: A Neural Image Caption Generator"
+(CVPR 2015) and Karpathy & Fei-Fei, "Deep Visual-Semantic Alignments for Generating Image
+Descriptions" (CVPR 2015), whose RNN is the notes' model:
+
+    image -> [CONV-POOL] x n -> FC -> v;   h_t = tanh(W_xh x_t + W_hh h_{t-1} + W_ih v);   y_t = W_hy h_t
+
+and the next input x_{t+1} is the word chosen from y_t. ``cell=rnn, inject=every_step`` is
+exactly that model (v is concatenated to every word embedding, so the SimpleRNN's input
+kernel holds both W_xh and W_ih). ``cell=lstm|gru`` swap the recurrence; ``inject=init_state``
+feeds v once, as the initial state (``init_h = tanh(W v)``, plus ``init_c`` for the LSTM),
+as Show and Tell does.
+
+Layers (stable names): ``image`` -> ``encoder_block{i}_conv{j}`` / ``encoder_block{i}_pool`` ->
+``encoder_gap`` -> ``image_vector`` (v), ``caption`` (token strings) -> ``word_lookup`` ->
+``word_embedding`` -> [``image_repeat``, ``decoder_input``] -> ``decoder`` -> ``decoder_dropout``
+-> ``logits`` (one per vocabulary id; id 0 is padding, 1 the unknown word).
+
+Data: ``flickr8k_subset`` (images_64.npz + captions.json; the official split gives 753
+train / 113 dev / 125 test images, each with 5 captions: one training pair per caption) or,
+with no data directory, TFDS ``coco_captions``. Captions are lower-cased, split on spaces,
+stripped of punctuation, and framed by ``<start>`` / ``<end>``. The vocabulary is built
+from the training captions only (``vocabulary=flickr8k_train`` widens it to the 6,000
+official training images' captions in ``all_8091_captions.json.gz``, never dev or test).
+Training is teacher forcing: inputs ``(image, caption_in)``, targets ``caption_out``
+(caption_in shifted by one), padding ignored by the loss (``ignore_class=0``).
+
+Decoding (greedy, beam search, temperature sampling) is in :mod:`kerasapps.recipes.captioning_decode`;
+BLEU and the baselines in :mod:`kerasapps.recipes.captioning_eval`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from kerasapps import data as D
+from kerasapps.config import HParam
+from kerasapps.errors import DataError, UsageError
+from kerasapps.layers import conv_block
+from kerasapps.recipe import Recipe, Serving
+
+log = logging.getLogger("kerasapps")
+
+NAME = "captioning_flickr8k"
+PAD, UNK, START, END = "", "[UNK]", "<start>", "<end>"
+CELLS = ("rnn", "gru", "lstm")
+INJECT = ("init_state", "every_step")
+VOCABULARIES = ("train", "flickr8k_train")
+_VOCABULARY: dict[str, list[str]] = {}  # NAME -> words of the latest load_data (see recipes/imdb.py for why)
+DEFAULT_WORDS = ["a", "dog", "man", "in", "the", "on", "is", "with", "of", "and"]  # `kerasapps info` only
+_PUNCTUATION = ".,;:!?\"'()[]{}`"
+
+
+# ----------------------------------------------------------------------------- text
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words; punctuation-only tokens dropped, punctuation stripped from word ends."""
+    words = (token.strip(_PUNCTUATION) for token in str(text).lower().split())
+    return [w for w in words if w]
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """Words up to the first ``<end>``, without special tokens, joined by spaces."""
+    out = []
+    for token in tokens:
+        token = token.decode("utf-8") if isinstance(token, bytes) else str(token)
+        if token == END:
+            break
+        if token not in (PAD, START, UNK):
+            out.append(token)
+    return " ".join(out)
+
+
+def build_vocabulary(captions: Sequence[str], min_count: int = 1, max_words: int | None = None) -> list[str]:
+    """Words of ``captions`` seen at least ``min_count`` times, most frequent first (ties alphabetical)."""
+    counts = Counter(w for caption in captions for w in tokenize(caption))
+    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    return words[:max_words] if max_words else words
+
+
+def lookup_vocabulary(words: Sequence[str]) -> list[str]:
+    """The ``word_lookup`` table in id order: pad (0), unknown (1), <start>, <end>, words."""
+    return [PAD, UNK, START, END] + [w for w in words if w not in (PAD, UNK, START, END)]
+
+
+def frame(captions: Sequence[str], max_length: int) -> tuple[np.ndarray, list[list[str]]]:
+    """caption_in token strings [N, max_length] (``<start>`` + words, padded with ""), and target tokens."""
+    rows_in, rows_out = [], []
+    for caption in captions:
+        words = tokenize(caption)[:max_length - 1]
+        rows_in.append([START] + words + [PAD] * (max_length - 1 - len(words)))
+        rows_out.append(words + [END] + [PAD] * (max_length - 1 - len(words)))
+    return np.array(rows_in, dtype=object).reshape(-1, max_length), rows_out
+
+
+def token_ids(rows: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> np.ndarray:
+    index = {w: i for i, w in enumerate(lookup_vocabulary(vocabulary))}
+    return np.array([[index.get(t, 1) for t in row] for row in rows], dtype=np.int32)
+
+
+# ----------------------------------------------------------------------------- data
+
+def read_subset(ctx) -> tuple[np.ndarray, list[dict]]:
+    """Images uint8 [1000, 64, 64, 3] and the captions.json entries (same order)."""
+    images = D.load_npz(ctx.require("flickr8k_subset/images_64.npz", "see flickr8k_subset/PROVENANCE.md"),
+                        ["images"])["images"]
+    path = ctx.require("flickr8k_subset/captions.json")
+    try:
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))["images"]
+    except (ValueError, KeyError, OSError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if len(entries) != len(images) or images.ndim != 4 or images.shape[-1] != 3:
+        raise DataError(f"{path} has {len(entries)} entries for {len(images)} images of shape {images.shape[1:]}")
+    return images, entries
+
+
+def _tfds_coco(image_size: int) -> tuple[np.ndarray, list[dict]]:  # pragma: no cover - needs the network
+    try:
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        entries, images = [], []
+        for split, name in (("train", "train"), ("val", "dev"), ("test", "test")):
+            for example in tfds.as_numpy(tfds.load("coco_captions", split=split)):
+                image = tf.image.resize(center_square(example["image"][None]), (image_size, image_size),
+                                        antialias=True)
+                images.append(np.clip(np.round(image.numpy()[0]), 0, 255).astype(np.uint8))
+                texts = [t.decode("utf-8") for t in example["captions"]["text"][:5]]
+                entries.append({"flickr8k_split": name, "captions": texts})
+        return np.stack(images), entries
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"TFDS could not load 'coco_captions' ({first}); set --data-dir or ${D.DATA_DIR_ENV} "
+                        "to a folder holding flickr8k_subset/") from None
+
+
+def split_images(images: np.ndarray, entries: list[dict], split: str) -> tuple[np.ndarray, list[list[str]]]:
+    """The images of one official split ("train", "dev", "test") and their reference captions."""
+    index = [i for i, e in enumerate(entries) if e.get("flickr8k_split") == split]
+    return images[index], [list(entries[i]["captions"]) for i in index]
+
+
+def training_words(hp, ctx, train_captions: Sequence[str]) -> list[str]:
+    texts = list(train_captions)
+    if hp.vocabulary == "flickr8k_train":
+        path = ctx.require("flickr8k_subset/all_8091_captions.json.gz")
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            everything = json.load(handle)["images"]
+        texts = [c for e in everything if e.get("flickr8k_split") == "train" for c in e["captions"]]
+    return build_vocabulary(texts, hp.min_word_count, hp.max_words)
+
+
+def load_captioning(hp, ctx):
+    """x: (images uint8 [N, S, S, 3], caption_in token strings [N, T]); y: caption_out ids [N, T]. One row per caption."""
+    if ctx.data_dir is not None:
+        images, entries = read_subset(ctx)
+    else:
+        images, entries = _tfds_coco(hp.image_size)
+    if images.shape[1:3] != (hp.image_size, hp.image_size):
+        images = resize_uint8(images, hp.image_size)
+    parts = {name: split_images(images, entries, name) for name in ("train", "dev", "test")}
+    if len(parts["train"][0]) == 0 or len(parts["test"][0]) == 0:
+        raise DataError("the caption data has no 'train' or no 'test' images (flickr8k_split)")
+    words = training_words(hp, ctx, [c for refs in parts["train"][1] for c in refs])
+    _VOCABULARY[NAME] = words
+
+    def pairs(split):
+        imgs, refs = split
+        counts = [len(r) for r in refs]
+        caption_in, rows_out = frame([c for r in refs for c in r], hp.max_length)
+        return (np.repeat(imgs, counts, axis=0), caption_in), token_ids(rows_out, words)
+
+    out = {"train": pairs(parts["train"]), "test": pairs(parts["test"])}
+    out["validation"] = pairs(parts["dev"]) if len(parts["dev"][0]) else None
+    return out
+
+
+def center_square(images):
+    """Crop [N, H, W, C] (numpy or tensor) to its central square, as the subset's images were made."""
+    import tensorflow as tf
+
+    shape = tf.shape(images)
+    side = tf.minimum(shape[1], shape[2])
+    return tf.image.crop_to_bounding_box(images, (shape[1] - side) // 2, (shape[2] - side) // 2, side, side)
+
+
+def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
+    import tensorflow as tf
+
+    resized = tf.image.resize(center_square(images), (size, size), antialias=True)
+    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+def prepare_images(raw, size: int):
+    """uint8 [N, H, W, 3] of any size -> float32 [N, size, size, 3] in [0, 1] (central square, resized)."""
+    import tensorflow as tf
+
+    images = tf.cast(center_square(raw), tf.float32)
+    images = tf.image.resize(images, (size, size), antialias=True)
+    return tf.clip_by_value(images, 0.0, 255.0) / 255.0
+
+
+def preprocess(batch):
+    """Training batches (images, caption_in): images uint8 -> float32 in [0, 1]; serving: images only."""
+    import tensorflow as tf
+
+    if isinstance(batch, (tuple, list)):
+        images, caption = batch
+        return tf.cast(images, tf.float32) / 255.0, caption
+    return tf.cast(batch, tf.float32) / 255.0
+
+
+# ----------------------------------------------------------------------------- model
+
+def captioner(vocabulary: Sequence[str], *, image_size=64, max_length=20, filters=(16, 32, 64, 128), convs=1,
+              embedding_dim=128, units=256, cell="lstm", inject="init_state", dropout=0.3, batch_norm=True,
+              name="captioner"):
+    """(image float32 [N, S, S, 3] in [0, 1], caption token strings [N, T]) -> logits [N, T, V + 4].
+
+    ``vocabulary``: words in id order (ids 4..; 0 pad, 1 unknown, 2 <start>, 3 <end>).
+    The encoder is [CONV-POOL] x len(filters) (``convs`` 3x3 convolutions per block, batch
+    norm), global average pooling and FC ``image_vector`` (``units``, ReLU). With the
+    defaults and the subset's 1,130-word vocabulary (min count 3): 1,093,598 parameters.
+    """
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
+    if inject not in INJECT:
+        raise ValueError(f"inject must be one of {', '.join(INJECT)}; got {inject!r}")
+    table = lookup_vocabulary(vocabulary)
+    image = keras.Input(shape=(image_size, image_size, 3), name="image")
+    caption = keras.Input(shape=(max_length,), dtype="string", name="caption")
+    x = image
+    for i, width in enumerate(filters, start=1):
+        for j in range(1, convs + 1):
+            x = conv_block(x, width, 3, name=f"encoder_block{i}_conv{j}", batch_norm=batch_norm)
+        x = keras.layers.MaxPooling2D(2, name=f"encoder_block{i}_pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="encoder_gap")(x)
+    x = keras.layers.Dropout(dropout, name="encoder_dropout")(x)
+    v = keras.layers.Dense(units, activation="relu", name="image_vector")(x)
+
+    ids = keras.layers.StringLookup(vocabulary=table[2:], mask_token=PAD, oov_token=UNK, num_oov_indices=1,
+                                    name="word_lookup")(caption)
+    words = keras.layers.Embedding(len(table), embedding_dim, name="word_embedding")(ids)
+    layer = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[cell]
+    rnn = layer(units, return_sequences=True, dropout=dropout, name="decoder")
+    if inject == "every_step":
+        repeated = keras.layers.RepeatVector(max_length, name="image_repeat")(v)
+        h = rnn(keras.layers.Concatenate(name="decoder_input")([words, repeated]))
+    else:
+        state = [keras.layers.Dense(units, activation="tanh", name="init_h")(v)]
+        if cell == "lstm":
+            state.append(keras.layers.Dense(units, name="init_c")(v))
+        h = rnn(words, initial_state=state)
+    h = keras.layers.Dropout(dropout, name="decoder_dropout")(h)
+    logits = keras.layers.Dense(len(table), name="logits")(h)
+    return keras.Model([image, caption], logits, name=name)
+
+
+def build_captioning(hp):
+    words = _VOCABULARY.get(NAME)
+    if words is None:
+        log.info("%s: no captions loaded; using a 10-word placeholder vocabulary (architecture only)", NAME)
+        words = DEFAULT_WORDS
+    filters = tuple(hp.base_filters * 2 ** i for i in range(hp.conv_blocks))
+    return captioner(words, image_size=hp.image_size, max_length=hp.max_length, filters=filters,
+                     convs=hp.convs_per_block,
+                     embedding_dim=hp.embedding_dim, units=hp.units, cell=hp.cell, inject=hp.inject,
+                     dropout=hp.dropout, name=NAME)
+
+
+@keras.saving.register_keras_serializable(package="kerasapps")
+def word_accuracy(y_true, y_pred):
+    """Next-word accuracy over real words and <end> (padding, id 0, ignored)."""
+    from keras import ops
+
+    y_true = ops.cast(y_true, "int32")
+    mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+    hits = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32") * mask
+    return ops.sum(hits) / ops.maximum(ops.sum(mask), 1.0)
+
+
+# ----------------------------------------------------------------------------- serving
+
+class CaptionGenerator(Serving):
+    """``images`` (uint8 [N, H, W, 3], any size) -> ``captions`` (string [N]), by beam search.
+
+    The ``sample`` signature adds ``temperature`` (float32; 0 is greedy) and ``seed`` (int64).
+    """
+
+    input_name = "images"
+
+    def __init__(self, beam_width: int = 3, length_penalty: float = 0.0):
+        self.beam_width, self.length_penalty = beam_width, length_penalty
+
+    def input_signature(self) -> list:
+        import tensorflow as tf
+
+        return [tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")]
+
+    def outputs(self, model, preprocess, raw) -> dict:
+        from kerasapps.recipes.captioning_decode import Decoder
+
+        decoder = Decoder(model)
+        images = prepare_images(raw, decoder.image_size)
+        return {"captions": decoder.beam(images, self.beam_width, length_penalty=self.length_penalty)}
+
+    def extra_endpoints(self, model, preprocess) -> dict:
+        import tensorflow as tf
+
+        from kerasapps.recipes.captioning_decode import Decoder
+
+        decoder = Decoder(model)
+
+        def sample(images, temperature, seed):
+            return {"captions": decoder.sample(prepare_images(images, decoder.image_size), temperature, seed)}
+
+        signature = [tf.TensorSpec((None, None, None, 3), tf.uint8, name="images"),
+                     tf.TensorSpec((), tf.float32, name="temperature"), tf.TensorSpec((), tf.int64, name="seed")]
+        return {"sample": tf.function(sample, input_signature=signature)}
+
+    def describe(self) -> str:
+        return (f"images: uint8 [N, H, W, 3] (any size; central square resized inside) -> captions: string [N] "
+                f"(beam search, width {self.beam_width}); signature 'sample' adds temperature float32, seed int64")
+
+    def load_inputs(self, paths: Sequence[str]) -> Any:
+        from kerasapps.savedmodel import load_inputs
+
+        arrays = []
+        for path in paths:
+            batch, _ = load_inputs([path], self.input_signature()[0])
+            arrays.append(resize_uint8(batch, 64))
+        if not arrays:
+            raise UsageError("no input images given")
+        return np.concatenate(arrays)
+
+    def format_prediction(self, outputs: Mapping[str, Any], index: int) -> str:
+        value = outputs["captions"][index]
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+CAPTIONING = Recipe(
+    name=NAME,
+    summary="Image captioning: CNN encoder + RNN/LSTM/GRU decoder with the image vector injected; exports captions",
+    build_model=build_captioning,
+    load_data=load_captioning,
+    hparams={
+        "image_size": HParam(64, int, "image side the encoder sees (the export resizes any image to it)", minimum=16),
+        "max_length": HParam(20, int, "decoder steps: <start> + up to max_length-1 words (longer captions cut)",
+                             minimum=2),
+        "min_word_count": HParam(3, int, "words seen fewer times in the training captions become [UNK]", minimum=1),
+        "max_words": HParam(None, int, "cap on the vocabulary size (most frequent words)", optional=True, minimum=1),
+        "vocabulary": HParam("train", str, "captions the vocabulary comes from: the subset's training images, or "
+                             "all 6,000 official Flickr8k training images (never dev or test)", choices=VOCABULARIES),
+        "conv_blocks": HParam(4, int, "encoder [CONV-POOL] blocks", minimum=1),
+        "base_filters": HParam(16, int, "filters of the first block (doubling per block)", minimum=1),
+        "convs_per_block": HParam(1, int, "3x3 convolutions per encoder block", minimum=1),
+        "embedding_dim": HParam(128, int, "word embedding size", minimum=1),
+        "units": HParam(256, int, "image vector and recurrent state size", minimum=1),
+        "cell": HParam("lstm", str, "decoder recurrence: rnn is the notes' tanh RNN", choices=CELLS),
+        "inject": HParam("init_state", str, "how v enters the decoder: initial state, or concatenated to every "
+                         "step's input (the notes' W_ih v)", choices=INJECT),
+        "dropout": HParam(0.3, float, "dropout on the image vector, decoder input and decoder output",
+                          minimum=0.0, maximum=0.9),
+    },
+    defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": 15,
+              "batch_size": 64, "clipnorm": 5.0},
+    preprocess=preprocess,
+    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+    metrics=(word_accuracy,),
+    serving=CaptionGenerator(),
+    data="flickr8k_subset (images_64.npz, captions.json: official split 753/113/125 images x 5 captions) in the "
+         "data directory, else TFDS 'coco_captions'",
+    reference="Vinyals et al. 2015 (Show and Tell); Karpathy & Fei-Fei 2015; loss in nats per word",
+)
+
+RECIPES = [CAPTIONING]
