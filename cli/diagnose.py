@@ -1,4 +1,4 @@
-"""``kerasapps diagnose {overfit,lr,init}`` and ``kerasapps tune``: parse, call the library, print.
+"""``kerasapps diagnose {overfit,lr,init,filters,features}`` and ``kerasapps tune``: parse, call the library, print.
 
 The logic lives in :mod:`kerasapps.diagnose` and :mod:`kerasapps.tuning`; imports stay lazy so
 ``kerasapps --help`` does not load TensorFlow.
@@ -31,7 +31,7 @@ def _start(as_json: bool, tensorflow: bool = True):
 
 @click.group()
 def diagnose():
-    """Check a network the notes' way: can it overfit, which learning rate, how initialisation behaves."""
+    """Check a network the notes' way: can it overfit, which learning rate, how initialisation behaves, what it learned."""
 
 
 @diagnose.command()
@@ -126,6 +126,54 @@ def lr(name, min_lr, max_lr, steps, batch_size, png, overrides, data_dir, as_jso
     click.echo(f"suggested learning_rate: {result['suggested_lr']:.3g}   (--set learning_rate={result['suggested_lr']:.2g})")
     click.echo(f"plot: {result['png']}")
 
+
+
+def _print_filter_statistics(stats) -> None:
+    corr = (f"mean |correlation| {stats['mean_abs_correlation']:.3f}, max {stats['max_abs_correlation']:.3f} "
+            f"(filters {stats['most_correlated_pair'][0]} and {stats['most_correlated_pair'][1]})"
+            if stats["mean_abs_correlation"] is not None else "correlation: fewer than two non-constant filters")
+    click.echo(f"  {stats['filters']} filters of {stats['filter_size']} weights; norm mean {stats['norm_mean']:.4g} "
+               f"(min {stats['norm_min']:.4g}, max {stats['norm_max']:.4g}); {corr}")
+
+
+@diagnose.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--layer", help="Convolution layer to draw (default: the first).")
+@click.option("--png", type=click.Path(dir_okay=False),
+              help="Output PNG (default RUN_DIR/diagnostics/filters.png, filters-LAYER.png with --layer).")
+@_JSON
+def filters(run_dir, layer, png, as_json):
+    """Grid of a run's convolution filters, with per-filter norms and pairwise correlations."""
+    main = _start(as_json)
+    from kerasapps.pictures import filters_picture
+
+    result = filters_picture(run_dir, layer=layer, png=png)
+    if as_json:
+        return main._echo_json(result)
+    click.echo(f"{result['recipe']} layer {result['layer']}: {result['rows']}x{result['cols']} grid "
+               f"({result['drawn_as']}) -> {result['png']}")
+    _print_filter_statistics(result["statistics"])
+
+
+@diagnose.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+              help="A PNG/JPEG image or .npy array in the recipe's raw input format (first example used).")
+@click.option("--layer", help="Layer whose [N, H, W, C] output to draw (default: the first convolution).")
+@click.option("--png", type=click.Path(dir_okay=False),
+              help="Output PNG (default RUN_DIR/diagnostics/features-LAYER.png).")
+@_JSON
+def features(run_dir, input_path, layer, png, as_json):
+    """Grid of the feature maps one input produces at a layer, with per-map statistics."""
+    main = _start(as_json)
+    from kerasapps.pictures import features_picture
+
+    result = features_picture(run_dir, input_path, layer=layer, png=png)
+    if as_json:
+        return main._echo_json(result)
+    stats = result["statistics"]
+    click.echo(f"{result['recipe']} layer {result['layer']} on {result['input']}: {stats['maps']} maps of "
+               f"{result['map_shape'][0]}x{result['map_shape'][1]}, {stats['dead_maps']} all zero -> {result['png']}")
 
 @click.command()
 @click.argument("name")

@@ -10,15 +10,27 @@ that memory stays bounded).
     from kerasapps.lbfgs import minimize
     result = minimize(model, x, y, "sparse_categorical_crossentropy", max_iterations=100)
     result.history  # [(seconds, loss)] per iteration
+
+``kerasapps train NAME --set optimizer=lbfgs [--set lbfgs_iterations=N]`` routes each stage here
+(:func:`fit_stage`) instead of ``model.fit``: the stage's whole training split, preprocessed once
+in memory, at most :data:`MAX_EXAMPLES` examples, no augmentation, default or one-device strategy
+only (:func:`check_full_batch`). The objective is deterministic (``training=False``: dropout off,
+batch normalisation uses its moving statistics), as L-BFGS's line search requires.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
+
+
+MAX_EXAMPLES = 60_000  # full-batch training splits above this are refused (an MNIST-sized set at most)
+STRATEGIES = ("default", "one_device")
 
 
 @dataclasses.dataclass
@@ -108,3 +120,46 @@ def minimize(model, x, y, loss, *, max_iterations: int = 100, chunk: int = 8192,
     assign(result.x)
     return LBFGSResult(loss=float(result.fun), iterations=int(result.nit), evaluations=int(result.nfev),
                        seconds=time.perf_counter() - started, message=str(result.message), history=history)
+
+
+def check_full_batch(recipe_name: str, stage: str, train_split, *, augment, strategy_name: str) -> None:
+    """Refuse, in one line, what full-batch L-BFGS cannot do (called before anything is written)."""
+    from kerasapps import data as D
+    from kerasapps.errors import ConfigError
+
+    if augment is not None:
+        raise ConfigError("optimizer=lbfgs minimises a fixed full-batch loss; it cannot take augmentation "
+                          "(unset the augment_* / elastic_* keys)")
+    if strategy_name not in STRATEGIES:
+        raise ConfigError(f"optimizer=lbfgs runs on one device; --strategy {strategy_name} is not supported "
+                          f"(use {' or '.join(STRATEGIES)})")
+    x, _ = train_split
+    if isinstance(x, (dict, tuple, list)):
+        raise ConfigError(f"optimizer=lbfgs takes single-input models; recipe '{recipe_name}' has several inputs")
+    n = D.length(train_split)
+    if n > MAX_EXAMPLES:
+        raise ConfigError(f"optimizer=lbfgs trains full-batch on at most {MAX_EXAMPLES} examples; stage '{stage}' "
+                          f"of '{recipe_name}' has {n} (train a subset, or use another optimizer)")
+
+
+def fit_stage(model, split, loss, *, preprocess, iterations: int, csv_path, chunk: int = 8192) -> LBFGSResult:
+    """Minimise one training stage full-batch and write ``epoch,loss`` per iteration to ``csv_path``.
+
+    ``epoch`` counts L-BFGS iterations (0-based, as Keras's CSVLogger counts epochs), so the
+    run's ``training_curves.png`` shows the loss per iteration.
+    """
+    import keras
+    import tensorflow as tf
+
+    x, y = split
+    if preprocess is not None:  # once, in chunks, kept in memory as float32
+        x = np.concatenate([keras.ops.convert_to_numpy(preprocess(tf.constant(x[i:i + chunk])))
+                            for i in range(0, len(x), chunk)])
+    result = minimize(model, x, np.asarray(y), loss, max_iterations=iterations, chunk=chunk)
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", "loss"])
+        writer.writerows([i, f"{value:.8g}"] for i, (_, value) in enumerate(result.history))
+    return result

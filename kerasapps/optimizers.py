@@ -28,6 +28,9 @@ def build_optimizer(hp: HParams, total_steps: int):
     if hp.clipvalue is not None:
         common["clipvalue"] = hp.clipvalue
     name = hp.optimizer
+    if name == "lbfgs":  # kerasapps.training routes the stage to kerasapps.lbfgs; nothing else can step it
+        raise ConfigError("optimizer=lbfgs trains full-batch and only `kerasapps train` drives it; "
+                          "choose sgd, adagrad, rmsprop, adam or adadelta here")
     if name == "sgd":
         return keras.optimizers.SGD(momentum=hp.momentum, nesterov=hp.nesterov, **common)
     if name == "rmsprop":

@@ -20,7 +20,7 @@ from kerasapps.errors import ConfigError
 from kerasapps.losses import LOSSES
 from kerasapps.practice import PRACTICE_HPARAMS
 
-OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adadelta")
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adadelta", "lbfgs")
 LR_SCHEDULES = ("constant", "cosine", "step", "time", "exponential")
 
 COMMON_HPARAMS: dict[str, HParam] = {
@@ -33,6 +33,8 @@ COMMON_HPARAMS: dict[str, HParam] = {
     "validation_split": HParam(0.1, float, "fraction of the training split held out for validation "
                                "(when the data has no validation split)", minimum=0.0, maximum=0.5),
     "optimizer": HParam("adam", str, "optimizer", choices=OPTIMIZERS),
+    "lbfgs_iterations": HParam(100, int, "L-BFGS iterations per stage (optimizer=lbfgs: full-batch, small models; "
+                               "epochs and batch_size do not apply)", minimum=1),
     "learning_rate": HParam(1e-3, float, "initial learning rate", minimum=0.0),
     "momentum": HParam(0.0, float, "momentum (sgd, rmsprop)", minimum=0.0, maximum=1.0),
     "nesterov": HParam(False, bool, "Nesterov momentum (sgd)"),

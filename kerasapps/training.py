@@ -136,8 +136,12 @@ def _verbose(verbose) -> int:
     return int(verbose)
 
 
-def _compile(model, recipe: Recipe, hp: HParams, total_steps: int) -> None:
-    model.compile(optimizer=build_optimizer(hp, total_steps), loss=choose_loss(recipe, hp, model).loss,
+def _compile(model, recipe: Recipe, hp: HParams, total_steps: int, full_batch: bool = False) -> None:
+    # full_batch (train's optimizer=lbfgs stages): kerasapps.lbfgs minimises; the compiled SGD(0) is never stepped.
+    # Other callers (diagnose, tune) get build_optimizer's one-line refusal of lbfgs.
+    lbfgs = full_batch and hp.optimizer == "lbfgs"
+    optimizer = keras.optimizers.SGD(0.0) if lbfgs else build_optimizer(hp, total_steps)
+    model.compile(optimizer=optimizer, loss=choose_loss(recipe, hp, model).loss,
                   metrics=list(recipe.metrics), jit_compile=False)
 
 
@@ -219,6 +223,12 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
     splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
     if hp.loss != "auto":  # a loss that does not fit the head fails before anything is written
         choose_loss(recipe, hp, recipe.build_model(hp))
+    for stage in recipe.stages:  # optimizer=lbfgs: refuse what full-batch L-BFGS cannot do, before writing
+        if stage.hparams(hp).optimizer == "lbfgs":
+            from kerasapps.lbfgs import check_full_batch
+
+            check_full_batch(recipe.name, stage.name, stage_splits(stage, splits)["train"], augment=augment,
+                             strategy_name=DS.strategy_name(strategy))
     if hp.early_stopping and hp.early_stopping_monitor.startswith("val_") and splits.get("validation") is None:
         raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
                           "validation split (validation_split is 0)")
@@ -273,7 +283,7 @@ def _train(recipe, hp, run_dir, read_dir, state, ctx, augment, splits, resume, s
                     model = R.load_model(previous, compile=False) if previous else recipe.build_model(hp)
                 freeze(model, stage.freeze)
                 apply_weight_penalties(model, hp)
-                _compile(model, recipe, hp, epochs * steps)
+                _compile(model, recipe, hp, epochs * steps, full_batch=True)
                 initial_epoch = info["completed_epochs"] = 0
                 if custom_loop:
                     model.optimizer.build(model.trainable_variables)
@@ -283,7 +293,9 @@ def _train(recipe, hp, run_dir, read_dir, state, ctx, augment, splits, resume, s
                         initial_epoch, skip_steps = restored
                         info["completed_epochs"] = initial_epoch
         data = choose_loss(recipe, hp, model).apply(data)  # one-hot targets where the loss compares vectors
-        if initial_epoch < epochs:
+        if hp.optimizer == "lbfgs" and initial_epoch < epochs:  # full batch, no checkpoints: a resume redoes it
+            _fit_lbfgs(model, recipe, hp, data["train"], run_dir, stage.name, info, state, smoke)
+        elif initial_epoch < epochs:
             train_ds, _ = D.training_dataset(
                 data["train"], batch_size=batch, seed=hp.seed, stage_index=index,
                 first_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps, preprocess=recipe.preprocess,
@@ -322,9 +334,11 @@ def _train(recipe, hp, run_dir, read_dir, state, ctx, augment, splits, resume, s
             result = DS.evaluate_custom(model, strategy, test_ds, math.ceil(D.length(data["test"]) / batch))
         else:
             result = model.evaluate(test_ds, return_dict=True, verbose=0)
-        metrics[stage.name] = {"test": {k: float(v) for k, v in result.items()}, "epochs": epochs,
+        done = info["lbfgs"]["iterations"] if "lbfgs" in info else epochs  # L-BFGS: iterations, as in the CSV
+        metrics[stage.name] = {"test": {k: float(v) for k, v in result.items()}, "epochs": done,
                                "seconds": info.get("seconds"), "samples_per_second": info.get("samples_per_second"),
-                               **({"early_stopping": info["early_stopping"]} if "early_stopping" in info else {})}
+                               **({"early_stopping": info["early_stopping"]} if "early_stopping" in info else {}),
+                               **({"lbfgs": info["lbfgs"]} if "lbfgs" in info else {})}
         log.info(f"stage {stage.name!r} test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
         R.save_model(model, stage_path)
         info["done"] = True
@@ -346,6 +360,28 @@ def _train(recipe, hp, run_dir, read_dir, state, ctx, augment, splits, resume, s
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     R.write_json(run_dir / R.MANIFEST, manifest)
     return RunResult(run_dir, recipe.name, final)
+
+
+def _fit_lbfgs(model, recipe, hp, train_split, run_dir, stage, info, state, smoke) -> None:
+    """One stage by full-batch L-BFGS (kerasapps.lbfgs) instead of ``model.fit``; loss per iteration to the CSV."""
+    from kerasapps.lbfgs import fit_stage
+
+    iterations = min(hp.lbfgs_iterations, SMOKE_STEPS) if smoke else hp.lbfgs_iterations
+    log.info(f"stage '{stage}': L-BFGS, full batch of {D.length(train_split)} examples, "
+             f"at most {iterations} iterations")
+    result = fit_stage(model, train_split, model.loss, preprocess=recipe.preprocess, iterations=iterations,
+                       csv_path=run_dir / "logs" / f"{stage}.csv")
+    if not math.isfinite(result.loss):
+        state["status"] = "diverged"
+        R.write_json(run_dir / R.STATE, state)
+        raise RunError(f"stage '{stage}': L-BFGS reached a non-finite loss ({result.loss})")
+    log.info(f"stage '{stage}': L-BFGS loss {result.loss:.4g} after {result.iterations} iterations "
+             f"({result.evaluations} evaluations, {result.seconds:.1f} s): {result.message}")
+    info["lbfgs"] = {"loss": result.loss, "iterations": result.iterations, "evaluations": result.evaluations,
+                     "message": result.message}
+    info["seconds"] = round(result.seconds, 2)
+    info["samples_per_second"] = (round(result.evaluations * D.length(train_split) / result.seconds, 1)
+                                  if result.seconds > 0 else None)
 
 
 def open_run(run_dir) -> tuple[Recipe, HParams, dict]:

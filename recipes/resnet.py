@@ -52,8 +52,12 @@ _STEM_OPS = {"imagenet": [(7, 2, "same"), (3, 2, "same")], "small": []}
 _IMAGENET_MIN = 32  # total stride 32, keras.applications' minimum
 
 
+_BN_MOMENTUM = 0.99  # Keras' default; blocks built for recomputation use its square root (kerasapps.remat)
+_REMAT = {"momentum": _BN_MOMENTUM}  # set only while _stages builds a block for remat=True
+
+
 def _bn(x, name):
-    return layers.BatchNormalization(epsilon=_BN_EPSILON, name=name)(x)
+    return layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_REMAT["momentum"], name=name)(x)
 
 
 def _conv(x, filters, kernel_size, name, strides=1):
@@ -110,12 +114,25 @@ def _bottleneck_block(x, filters, stride, shortcut_kind, name):
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def _stages(x, block_fn, widths, depths, strides, shortcut_kind):
+def _stages(x, block_fn, widths, depths, strides, shortcut_kind, remat=False):
+    """The residual stages; `remat=True` wraps each block for recomputation (kerasapps.remat)."""
+    from kerasapps.remat import bn_momentum_for_remat, recompute_block
+
+    if not isinstance(remat, bool):
+        raise ValueError(f"remat must be True or False; received remat={remat!r}")
     for stage, (filters, blocks, stride) in enumerate(zip(widths, depths, strides), start=2):
         for index in range(1, blocks + 1):
-            x = block_fn(
-                x, filters, stride if index == 1 else 1, shortcut_kind, f"conv{stage}_block{index}"
-            )
+            name, block_stride = f"conv{stage}_block{index}", stride if index == 1 else 1
+            if not remat:
+                x = block_fn(x, filters, block_stride, shortcut_kind, name)
+                continue
+            _REMAT["momentum"] = bn_momentum_for_remat(_BN_MOMENTUM)
+            try:
+                x = recompute_block(
+                    lambda t, f=filters, s=block_stride, n=name: block_fn(t, f, s, shortcut_kind, n), x, name=name
+                )
+            finally:
+                _REMAT["momentum"] = _BN_MOMENTUM
     return x
 
 
@@ -127,7 +144,7 @@ def _top(x, include_top, pooling, classes, classifier_activation):
 
 
 def _imagenet_resnet(
-    depth, include_top, input_shape, pooling, classes, classifier_activation, name, stem
+    depth, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat=False
 ):
     check_common_args(
         include_top=include_top,
@@ -159,14 +176,14 @@ def _imagenet_resnet(
     if stem == "imagenet":
         x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
         x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
-    x = _stages(x, block_fn, (64, 128, 256, 512), depths, (1, 2, 2, 2), "projection")
+    x = _stages(x, block_fn, (64, 128, 256, 512), depths, (1, 2, 2, 2), "projection", remat)
     x = _top(x, include_top, pooling, classes, classifier_activation)
     return keras.Model(inputs, x, name=name)
 
 
 def _cifar_resnet(
     depth, include_top, input_shape, pooling, classes, classifier_activation, name, shortcut,
-    width
+    width, remat=False
 ):
     check_common_args(
         include_top=include_top,
@@ -189,7 +206,7 @@ def _cifar_resnet(
     x = layers.Conv2D(width, 3, padding="same", name="conv1_conv")(inputs)
     x = _bn(x, "conv1_bn")
     x = layers.Activation("relu", name="conv1_relu")(x)
-    x = _stages(x, _basic_block, (width, 2 * width, 4 * width), (blocks,) * 3, (1, 2, 2), kind)
+    x = _stages(x, _basic_block, (width, 2 * width, 4 * width), (blocks,) * 3, (1, 2, 2), kind, remat)
     x = _top(x, include_top, pooling, classes, classifier_activation)
     return keras.Model(inputs, x, name=name)
 
@@ -227,6 +244,10 @@ _IMAGENET_DOC = """ResNet-{depth} v1 ({block} blocks {depths}) of "Deep Residual
         weights: (ResNet-50/101/152) None, "imagenet" (keras.applications'
             ImageNet weights, downloaded once) or the path of a
             `.weights.h5` / keras.applications `.h5` weight file.
+        remat: recompute each residual block's activations in the backward
+            pass (`kerasapps.remat.Recompute`, `tf.recompute_grad`): less
+            memory, about one more forward pass of compute. Blocks become
+            nested sub-models named `convS_blockB`.
 
     Returns:
         A functional `keras.Model`.
@@ -263,6 +284,8 @@ _CIFAR_DOC = """ResNet-{depth} for CIFAR-10 of "Deep Residual Learning for Image
         name: model name.
         shortcut: "A" (zero-padding identity) or "B" (projection).
         width: filters of the first stage (16).
+        remat: recompute each residual block's activations in the backward
+            pass (`kerasapps.remat`; blocks become sub-models `convS_blockB`).
 
     Returns:
         A functional `keras.Model`.
@@ -316,25 +339,28 @@ def _documented(depth):
 
 @_documented(18)
 def resnet18(include_top=True, input_shape=None, pooling=None, classes=1000,
-             classifier_activation="softmax", name="resnet18", stem="auto"):
+             classifier_activation="softmax", name="resnet18", stem="auto", remat=False):
     return _imagenet_resnet(
-        18, include_top, input_shape, pooling, classes, classifier_activation, name, stem
+        18, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
     )
 
 
 @_documented(34)
 def resnet34(include_top=True, input_shape=None, pooling=None, classes=1000,
-             classifier_activation="softmax", name="resnet34", stem="auto"):
+             classifier_activation="softmax", name="resnet34", stem="auto", remat=False):
     return _imagenet_resnet(
-        34, include_top, input_shape, pooling, classes, classifier_activation, name, stem
+        34, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
     )
 
 
 @_documented(50)
 def resnet50(include_top=True, input_shape=None, pooling=None, classes=1000,
-             classifier_activation="softmax", name="resnet50", stem="auto", weights=None):
+             classifier_activation="softmax", name="resnet50", stem="auto", weights=None, remat=False):
+    if remat and weights is not None:
+        raise ValueError("resnet50: weights= loads into the plain model only; build with remat=False, "
+                         f"or load the weights afterwards; received weights={weights!r} with remat=True")
     model = _imagenet_resnet(
-        50, include_top, input_shape, pooling, classes, classifier_activation, name, stem
+        50, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
     )
     return apply_weights(model, weights, lambda: keras.applications.ResNet50(
         weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
@@ -343,9 +369,12 @@ def resnet50(include_top=True, input_shape=None, pooling=None, classes=1000,
 
 @_documented(101)
 def resnet101(include_top=True, input_shape=None, pooling=None, classes=1000,
-              classifier_activation="softmax", name="resnet101", stem="auto", weights=None):
+              classifier_activation="softmax", name="resnet101", stem="auto", weights=None, remat=False):
+    if remat and weights is not None:
+        raise ValueError("resnet101: weights= loads into the plain model only; build with remat=False, "
+                         f"or load the weights afterwards; received weights={weights!r} with remat=True")
     model = _imagenet_resnet(
-        101, include_top, input_shape, pooling, classes, classifier_activation, name, stem
+        101, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
     )
     return apply_weights(model, weights, lambda: keras.applications.ResNet101(
         weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
@@ -354,9 +383,12 @@ def resnet101(include_top=True, input_shape=None, pooling=None, classes=1000,
 
 @_documented(152)
 def resnet152(include_top=True, input_shape=None, pooling=None, classes=1000,
-              classifier_activation="softmax", name="resnet152", stem="auto", weights=None):
+              classifier_activation="softmax", name="resnet152", stem="auto", weights=None, remat=False):
+    if remat and weights is not None:
+        raise ValueError("resnet152: weights= loads into the plain model only; build with remat=False, "
+                         f"or load the weights afterwards; received weights={weights!r} with remat=True")
     model = _imagenet_resnet(
-        152, include_top, input_shape, pooling, classes, classifier_activation, name, stem
+        152, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
     )
     return apply_weights(model, weights, lambda: keras.applications.ResNet152(
         weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
@@ -365,46 +397,46 @@ def resnet152(include_top=True, input_shape=None, pooling=None, classes=1000,
 
 @_documented(20)
 def resnet20(include_top=True, input_shape=None, pooling=None, classes=10,
-             classifier_activation="softmax", name="resnet20", shortcut="A", width=16):
+             classifier_activation="softmax", name="resnet20", shortcut="A", width=16, remat=False):
     return _cifar_resnet(
         20, include_top, input_shape, pooling, classes, classifier_activation, name,
-        shortcut, width,
+        shortcut, width, remat,
     )
 
 
 @_documented(32)
 def resnet32(include_top=True, input_shape=None, pooling=None, classes=10,
-             classifier_activation="softmax", name="resnet32", shortcut="A", width=16):
+             classifier_activation="softmax", name="resnet32", shortcut="A", width=16, remat=False):
     return _cifar_resnet(
         32, include_top, input_shape, pooling, classes, classifier_activation, name,
-        shortcut, width,
+        shortcut, width, remat,
     )
 
 
 @_documented(44)
 def resnet44(include_top=True, input_shape=None, pooling=None, classes=10,
-             classifier_activation="softmax", name="resnet44", shortcut="A", width=16):
+             classifier_activation="softmax", name="resnet44", shortcut="A", width=16, remat=False):
     return _cifar_resnet(
         44, include_top, input_shape, pooling, classes, classifier_activation, name,
-        shortcut, width,
+        shortcut, width, remat,
     )
 
 
 @_documented(56)
 def resnet56(include_top=True, input_shape=None, pooling=None, classes=10,
-             classifier_activation="softmax", name="resnet56", shortcut="A", width=16):
+             classifier_activation="softmax", name="resnet56", shortcut="A", width=16, remat=False):
     return _cifar_resnet(
         56, include_top, input_shape, pooling, classes, classifier_activation, name,
-        shortcut, width,
+        shortcut, width, remat,
     )
 
 
 @_documented(110)
 def resnet110(include_top=True, input_shape=None, pooling=None, classes=10,
-              classifier_activation="softmax", name="resnet110", shortcut="A", width=16):
+              classifier_activation="softmax", name="resnet110", shortcut="A", width=16, remat=False):
     return _cifar_resnet(
         110, include_top, input_shape, pooling, classes, classifier_activation, name,
-        shortcut, width,
+        shortcut, width, remat,
     )
 
 
@@ -415,7 +447,7 @@ def _cifar_recipe(depth, factory):
     from kerasapps.recipes.cifar import cifar10_recipe
 
     def build(hp):
-        return factory(input_shape=(32, 32, 3), classes=10, shortcut=hp.shortcut, width=hp.width)
+        return factory(input_shape=(32, 32, 3), classes=10, shortcut=hp.shortcut, width=hp.width, remat=hp.remat)
 
     return cifar10_recipe(
         f"resnet{depth}_cifar10", factory,
@@ -424,7 +456,9 @@ def _cifar_recipe(depth, factory):
         "on full CIFAR-10 (164 epochs, batch 128, SGD 0.1, momentum 0.9, weight decay 1e-4)",
         hparams={"shortcut": HParam("A", str, "A: zero-padded identity shortcuts (the paper's CIFAR choice); "
                                     "B: 1x1 projections", choices=("A", "B")),
-                 "width": HParam(16, int, "filters in the first stage (16, 32, 64 in the paper)", minimum=1)},
+                 "width": HParam(16, int, "filters in the first stage (16, 32, 64 in the paper)", minimum=1),
+                 "remat": HParam(False, bool, "recompute each residual block's activations in the backward pass "
+                                 "(less memory, more compute; tf.recompute_grad per block)")},
         build=build)
 
 
