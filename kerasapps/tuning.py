@@ -89,6 +89,9 @@ def check_space(recipe, space: dict[str, Any]) -> dict[str, dict]:
             if set(spec) != {"choices"} or not isinstance(spec["choices"], list) or not spec["choices"]:
                 raise ConfigError(f"search space '{key}': 'choices' must be a non-empty list, alone")
             out[key] = {"choices": [hparam.coerce(key, value) for value in spec["choices"]]}
+            if key == "optimizer" and "lbfgs" in out[key]["choices"]:
+                raise ConfigError("search space 'optimizer' must be one of the mini-batch optimizers "
+                                  "(sgd, adagrad, rmsprop, adam, adadelta): tune trains with fit, not full-batch lbfgs")
             continue
         if hparam.type not in (int, float) or "min" not in spec or "max" not in spec:
             raise ConfigError(f"search space '{key}' ({hparam.type_name}) needs choices: [...]"
