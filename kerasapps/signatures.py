@@ -11,6 +11,23 @@ from typing import Any
 from kerasapps.recipe import Serving
 
 
+def read_text_inputs(paths: Sequence[str], what: str = "text") -> Any:
+    """One example per file, its whole UTF-8 text, as a numpy object array (text Servings' ``load_inputs``)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from kerasapps.errors import UsageError
+
+    texts = []
+    for name in paths:
+        try:
+            texts.append(Path(name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read {what} file {name} as UTF-8 text: {exc}") from None
+    return np.array(texts, dtype=object)
+
+
 class ImageClassifier(Serving):
     """``images`` (uint8, [N, H, W] or [N, H, W, C]) -> ``probabilities`` [N, K] and ``classes`` [N] (int64).
 

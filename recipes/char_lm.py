@@ -48,6 +48,7 @@ from kerasapps.config import HParam
 from kerasapps.errors import UsageError
 from kerasapps.recipe import Recipe, Serving
 from kerasapps.recipes.rnn import CELLS, rnn_stack
+from kerasapps.signatures import read_text_inputs
 
 log = logging.getLogger("kerasapps")
 _VOCABULARY: dict[str, list[int]] = {}  # "char_lm" -> code points of the latest load_data's training text
@@ -271,13 +272,7 @@ class TextGenerator(Serving):
                 "float32, seed int64")
 
     def load_inputs(self, paths: Sequence[str]) -> Any:
-        texts = []
-        for name in paths:
-            try:
-                texts.append(Path(name).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise UsageError(f"cannot read prompt file {name} as UTF-8 text: {exc}") from None
-        return np.array(texts, dtype=object)
+        return read_text_inputs(paths, "prompt")
 
     def format_prediction(self, outputs: Mapping[str, Any], index: int) -> str:
         value = outputs["text"][index]

@@ -35,6 +35,7 @@ from kerasapps import data as D
 from kerasapps.config import HParam
 from kerasapps.recipe import Recipe, Serving
 from kerasapps.recipes.rnn import CELLS, rnn_stack
+from kerasapps.signatures import read_text_inputs
 
 log = logging.getLogger("kerasapps")
 _TRAINING_TEXTS: dict[str, Any] = {}  # "imdb" -> the training texts of the latest load_imdb
@@ -70,15 +71,7 @@ class TextClassifier(Serving):
 
     def load_inputs(self, paths: Sequence[str]) -> Any:
         """One example per file: its whole UTF-8 text."""
-        from kerasapps.errors import UsageError
-
-        texts = []
-        for name in paths:
-            try:
-                texts.append(Path(name).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise UsageError(f"cannot read {name} as UTF-8 text: {exc}") from None
-        return np.array(texts, dtype=object)
+        return read_text_inputs(paths, "review")
 
     def format_prediction(self, outputs: Mapping[str, Any], index: int) -> str:
         p = float(outputs["probability"][index])
