@@ -129,4 +129,13 @@ def augmentation(hp: HParams, recipe_name: str, augmentable: bool):
         pipeline = build_augmentation(spec)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return None if pipeline is None else (lambda images: pipeline(images, training=True))
+    if pipeline is None:
+        return None
+
+    def augment(batch):
+        # A multi-input model (image, caption, ...) gets its first input, the image batch, augmented.
+        if isinstance(batch, (tuple, list)):
+            return (pipeline(batch[0], training=True), *batch[1:])
+        return pipeline(batch, training=True)
+
+    return augment

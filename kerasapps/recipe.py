@@ -131,7 +131,7 @@ class Recipe:
     data: str = ""
     reference: str = ""
     callbacks: Callable[[HParams], list] | None = None
-    augmentable: bool = False  # model input is an image batch [N, H, W, C] that augment_* keys may transform
+    augmentable: bool = False  # the (first) model input is an image batch [N, H, W, C] that augment_* keys may transform
 
     def __post_init__(self):
         if not self.name or not self.name.replace("_", "").isalnum() or not self.name[0].isalpha():

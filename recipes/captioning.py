@@ -55,6 +55,7 @@ NAME = "captioning_flickr8k"
 PAD, UNK, START, END = "", "[UNK]", "<start>", "<end>"
 CELLS = ("rnn", "gru", "lstm")
 INJECT = ("init_state", "every_step")
+ENCODERS = ("conv", "resnet20")
 VOCABULARIES = ("train", "flickr8k_train")
 _VOCABULARY: dict[str, list[str]] = {}  # NAME -> words of the latest load_data (see recipes/imdb.py for why)
 DEFAULT_WORDS = ["a", "dog", "man", "in", "the", "on", "is", "with", "of", "and"]  # `kerasapps info` only
@@ -224,27 +225,46 @@ def preprocess(batch):
 
 def captioner(vocabulary: Sequence[str], *, image_size=64, max_length=20, filters=(16, 32, 64, 128), convs=1,
               embedding_dim=128, units=256, cell="lstm", inject="init_state", dropout=0.3, batch_norm=True,
-              name="captioner"):
+              encoder="conv", encoder_weights=None, freeze_encoder=False, name="captioner"):
     """(image float32 [N, S, S, 3] in [0, 1], caption token strings [N, T]) -> logits [N, T, V + 4].
 
     ``vocabulary``: words in id order (ids 4..; 0 pad, 1 unknown, 2 <start>, 3 <end>).
     The encoder is [CONV-POOL] x len(filters) (``convs`` 3x3 convolutions per block, batch
     norm), global average pooling and FC ``image_vector`` (``units``, ReLU). With the
     defaults and the subset's 1,130-word vocabulary (min count 3): 1,093,598 parameters.
+
+    ``encoder="resnet20"`` takes the CNN canon's CIFAR ResNet-20 instead (a nested model named
+    ``encoder``, after a fixed CIFAR-10 standardisation), trained jointly, or initialised from
+    ``encoder_weights`` (a ``.keras`` file or run directory of e.g. ``resnet20_cifar10``; layers
+    matched by name) and, with ``freeze_encoder``, kept frozen.
     """
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
     if inject not in INJECT:
         raise ValueError(f"inject must be one of {', '.join(INJECT)}; got {inject!r}")
     table = lookup_vocabulary(vocabulary)
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}; got {encoder!r}")
     image = keras.Input(shape=(image_size, image_size, 3), name="image")
     caption = keras.Input(shape=(max_length,), dtype="string", name="caption")
-    x = image
-    for i, width in enumerate(filters, start=1):
-        for j in range(1, convs + 1):
-            x = conv_block(x, width, 3, name=f"encoder_block{i}_conv{j}", batch_norm=batch_norm)
-        x = keras.layers.MaxPooling2D(2, name=f"encoder_block{i}_pool")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="encoder_gap")(x)
+    if encoder == "conv":
+        x = image
+        for i, width in enumerate(filters, start=1):
+            for j in range(1, convs + 1):
+                x = conv_block(x, width, 3, name=f"encoder_block{i}_conv{j}", batch_norm=batch_norm)
+            x = keras.layers.MaxPooling2D(2, name=f"encoder_block{i}_pool")(x)
+        x = keras.layers.GlobalAveragePooling2D(name="encoder_gap")(x)
+    else:  # the CNN canon's CIFAR ResNet-20, fed the CIFAR standardisation its recipe trains with
+        from kerasapps.recipes.cifar import CIFAR10_MEAN, CIFAR10_STD
+        from kerasapps.recipes.resnet import resnet20
+
+        x = keras.layers.Normalization(mean=list(CIFAR10_MEAN), variance=[s * s for s in CIFAR10_STD],
+                                       name="encoder_standardise")(image)
+        net = resnet20(include_top=False, input_shape=(image_size, image_size, 3), pooling="avg", name="encoder")
+        if encoder_weights:
+            copy_weights_by_name(encoder_weights, net)
+        net.trainable = not freeze_encoder  # frozen: batch norm also runs in inference mode
+        x = net(x)
     x = keras.layers.Dropout(dropout, name="encoder_dropout")(x)
     v = keras.layers.Dense(units, activation="relu", name="image_vector")(x)
 
@@ -266,6 +286,45 @@ def captioner(vocabulary: Sequence[str], *, image_size=64, max_length=20, filter
     return keras.Model([image, caption], logits, name=name)
 
 
+def copy_weights_by_name(source, target) -> int:
+    """Copy weights from a saved model (``.keras`` file or kerasapps run directory) into ``target``'s layers
+    of the same name and weight shapes; returns how many layers were copied (an error when none)."""
+    from kerasapps import rundir as R
+
+    path = Path(source)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise UsageError(f"encoder_weights: {source} is neither a .keras file nor a finished run directory")
+    try:
+        saved = R.load_model(path, compile=False)
+    except Exception as exc:  # a corrupt or foreign file: one line, not a traceback
+        raise UsageError(f"encoder_weights: cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
+    layers = {layer.name: layer for layer in _all_layers(saved)}
+    copied = 0
+    for layer in _all_layers(target):
+        twin = layers.get(layer.name)
+        if twin is None or not layer.weights:
+            continue
+        if [w.shape for w in twin.weights] != [w.shape for w in layer.weights]:
+            raise UsageError(f"encoder_weights: layer {layer.name!r} has weights of shapes "
+                             f"{[tuple(w.shape) for w in twin.weights]} in {path}, "
+                             f"{[tuple(w.shape) for w in layer.weights]} here")
+        layer.set_weights(twin.get_weights())
+        copied += 1
+    if not copied:
+        raise UsageError(f"encoder_weights: no layer of {path} matches the {target.name} encoder by name")
+    log.info("%s: copied the weights of %d encoder layers from %s", NAME, copied, path)
+    return copied
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
 def build_captioning(hp):
     words = _VOCABULARY.get(NAME)
     if words is None:
@@ -273,9 +332,9 @@ def build_captioning(hp):
         words = DEFAULT_WORDS
     filters = tuple(hp.base_filters * 2 ** i for i in range(hp.conv_blocks))
     return captioner(words, image_size=hp.image_size, max_length=hp.max_length, filters=filters,
-                     convs=hp.convs_per_block,
-                     embedding_dim=hp.embedding_dim, units=hp.units, cell=hp.cell, inject=hp.inject,
-                     dropout=hp.dropout, name=NAME)
+                     convs=hp.convs_per_block, embedding_dim=hp.embedding_dim, units=hp.units, cell=hp.cell,
+                     inject=hp.inject, dropout=hp.dropout, encoder=hp.encoder, encoder_weights=hp.encoder_weights,
+                     freeze_encoder=hp.freeze_encoder, name=NAME)
 
 
 @keras.saving.register_keras_serializable(package="kerasapps")
@@ -361,7 +420,12 @@ CAPTIONING = Recipe(
         "max_words": HParam(None, int, "cap on the vocabulary size (most frequent words)", optional=True, minimum=1),
         "vocabulary": HParam("train", str, "captions the vocabulary comes from: the subset's training images, or "
                              "all 6,000 official Flickr8k training images (never dev or test)", choices=VOCABULARIES),
-        "conv_blocks": HParam(4, int, "encoder [CONV-POOL] blocks", minimum=1),
+        "encoder": HParam("conv", str, "image encoder: the notes' [CONV-POOL] x n, or the canon's CIFAR ResNet-20",
+                          choices=ENCODERS),
+        "encoder_weights": HParam(None, str, "initialise the encoder from this .keras file or run directory "
+                                  "(e.g. a resnet20_cifar10 run; layers matched by name)", optional=True),
+        "freeze_encoder": HParam(False, bool, "keep the encoder's weights (and batch-norm statistics) fixed"),
+        "conv_blocks": HParam(4, int, "encoder [CONV-POOL] blocks (encoder=conv)", minimum=1),
         "base_filters": HParam(16, int, "filters of the first block (doubling per block)", minimum=1),
         "convs_per_block": HParam(1, int, "3x3 convolutions per encoder block", minimum=1),
         "embedding_dim": HParam(128, int, "word embedding size", minimum=1),
@@ -378,6 +442,7 @@ CAPTIONING = Recipe(
     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
     metrics=(word_accuracy,),
     serving=CaptionGenerator(),
+    augmentable=True,
     data="flickr8k_subset (images_64.npz, captions.json: official split 753/113/125 images x 5 captions) in the "
          "data directory, else TFDS 'coco_captions'",
     reference="Vinyals et al. 2015 (Show and Tell); Karpathy & Fei-Fei 2015; loss in nats per word",

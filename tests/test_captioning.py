@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import kerasapps
+from kerasapps.errors import UsageError
 from kerasapps.recipe import DataContext
 from kerasapps.recipes import captioning as C
 from kerasapps.recipes.captioning_decode import Decoder, caption
@@ -62,6 +63,36 @@ def test_variants_build_and_decode(cell, inject):
     assert all(isinstance(c, str) for c in caption(model, images, method="beam", beam_width=2))
     assert ("image_repeat" in [layer.name for layer in model.layers]) == (inject == "every_step")
 
+
+
+def test_canon_encoder_pretrained_and_frozen(tiny_data_dir, tmp_path):
+    """encoder=resnet20 starts from a saved ResNet-20 (layers by name) and, frozen, keeps those weights
+    through training, while the decoder learns; augmentation flips the image input only."""
+    from kerasapps import rundir as R
+    from kerasapps.recipes.resnet import resnet20
+
+    source = resnet20(input_shape=(32, 32, 3), classes=10)
+    source.save(tmp_path / "resnet20.keras")
+    kernel = source.get_layer("conv4_block3_2_conv").get_weights()[0]
+    run = kerasapps.train(C.NAME, run_dir=tmp_path / "run", data_dir=tiny_data_dir, smoke=True, verbose=0,
+                          overrides=["max_length=5", "units=16", "embedding_dim=8", "min_word_count=1",
+                                     "image_size=32", "encoder=resnet20", "freeze_encoder=true",
+                                     f"encoder_weights={tmp_path / 'resnet20.keras'}", "augment_flip=horizontal"])
+    model = R.load_model(run.run_dir / "model.keras", compile=False)
+    encoder = model.get_layer("encoder")
+    assert not encoder.trainable
+    np.testing.assert_array_equal(encoder.get_layer("conv4_block3_2_conv").get_weights()[0], kernel)
+    fresh = C.captioner(C._VOCABULARY[C.NAME], image_size=32, max_length=5, units=16, embedding_dim=8,
+                        encoder="resnet20", encoder_weights=tmp_path / "resnet20.keras")
+    assert not np.allclose(model.get_layer("logits").get_weights()[0], fresh.get_layer("logits").get_weights()[0])
+    assert isinstance(caption(model, np.zeros((1, 32, 32, 3), "float32"))[0], str)
+    again = C.captioner(["a"], image_size=32, encoder="resnet20", encoder_weights=run.run_dir)  # a captioning run
+    np.testing.assert_array_equal(again.get_layer("encoder").get_layer("conv4_block3_2_conv").get_weights()[0], kernel)
+    C.captioner(["a"], image_size=16, filters=(4,), units=8).save(tmp_path / "conv.keras")
+    with pytest.raises(UsageError, match="no layer of .* matches the encoder encoder by name"):
+        C.captioner(["a"], image_size=32, encoder="resnet20", encoder_weights=tmp_path / "conv.keras")
+    with pytest.raises(UsageError, match="neither a .keras file nor a finished run directory"):
+        C.captioner(["a"], encoder="resnet20", encoder_weights=tmp_path / "missing")
 
 def test_bleu_of_the_references_against_themselves_is_one():
     references = [["a dog runs on the grass .", "a brown dog is running", "the dog runs outside"],
