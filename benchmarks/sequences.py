@@ -128,7 +128,7 @@ def main() -> None:
     for name in ("cells", "char-lm", "imdb"):
         p = sub.add_parser(name)
         p.add_argument("--data-dir", type=Path, required=True)
-        p.add_argument("--epochs", type=int, default=10 if name == "char-lm" else 2)
+        p.add_argument("--epochs", type=int, default=20 if name == "char-lm" else 2)
         p.add_argument("--minutes", type=float, default=30.0)
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()

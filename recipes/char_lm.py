@@ -340,11 +340,13 @@ CHAR_LM = Recipe(
         "cell": HParam("lstm", str, "recurrent cell", choices=CELLS),
         "units": HParam(256, int, "units per recurrent layer", minimum=1),
         "layers": HParam(2, int, "stacked recurrent layers", minimum=1),
-        "dropout": HParam(0.0, float, "input dropout of each recurrent layer", minimum=0.0, maximum=0.9),
+        "dropout": HParam(0.1, float, "input dropout of each recurrent layer", minimum=0.0, maximum=0.9),
         "recurrent_dropout": HParam(0.0, float, "recurrent-state dropout", minimum=0.0, maximum=0.9),
     },
-    defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": 10,
-              "batch_size": 64, "clipnorm": 5.0},
+    # Batch 128 trains 1.5x more characters/s than 64 on the 2-core CPU (13.3k vs 8.9k); 10 epochs at
+    # batch 64, lr 2e-3 and no dropout stopped at 1.645 nats/char (train 1.48): more passes, a little dropout.
+    defaults={"optimizer": "adam", "learning_rate": 3e-3, "lr_schedule": "cosine", "epochs": 20,
+              "batch_size": 128, "clipnorm": 5.0},
     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     metrics=("accuracy",),
     serving=TextGenerator(),

@@ -142,7 +142,8 @@ MNIST_ROWS = Recipe(
     build_model=build_mnist_rows,
     load_data=load_mnist_rows,
     hparams=RNN_HPARAMS,
-    defaults={"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "cosine", "epochs": 5,
+    # 5 epochs at lr 1e-3 reached 97.70% with the LSTM; the target is 98.5%.
+    defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": 10,
               "batch_size": 128, "clipnorm": 1.0},
     preprocess=preprocess_rows,
     serving=ImageClassifier(28, 28),
