@@ -104,10 +104,32 @@ class _Budget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def plot_curve(curve, out) -> None:
+    """Validation nats/char against minutes of training, with the 1.60 target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([t / 60 for t, _ in curve], [v for _, v in curve], marker="o")
+    ax.axhline(1.60, color="grey", linestyle="--", label="target 1.60")
+    ax.set_xlabel("minutes of training (2-core CPU)")
+    ax.set_ylabel("validation nats/char")
+    ax.set_title("char_lm on Tiny Shakespeare")
+    ax.legend()
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
+
+
 def char_lm(args) -> None:
     budget = _Budget(args.minutes * 60)
     # The cosine schedule spans --epochs; the budget stops training early if the epochs overrun it.
     run, seconds = _run("char_lm", args.data_dir, args.set, {"epochs": args.epochs}, [budget])
+    if args.out:
+        plot_curve(budget.curve, args.out)
     best = min(v for _, v in budget.curve)
     print(f"\n| char_lm | best validation nats/char | minutes | epochs |\n|---|---|---|---|\n"
           f"| {' '.join(args.set) or 'defaults'} | {best:.3f} | {seconds / 60:.1f} | {len(budget.curve)} |")
@@ -131,6 +153,7 @@ def main() -> None:
         p.add_argument("--epochs", type=int, default=20 if name == "char-lm" else 2)
         p.add_argument("--minutes", type=float, default=30.0)
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        p.add_argument("--out", default=None, help="char-lm: PNG of validation loss against time")
     args = parser.parse_args()
     {"gradient-flow": gradient_flow, "cells": cells, "char-lm": char_lm, "imdb": imdb}[args.command](args)
 

@@ -174,7 +174,7 @@ IMDB_SENTIMENT = Recipe(
     load_data=load_imdb,
     hparams={
         "max_tokens": HParam(20000, int, "vocabulary size, including padding and OOV", minimum=3),
-        "sequence_length": HParam(256, int, "tokens kept per review (longer ones are truncated)", minimum=1),
+        "sequence_length": HParam(500, int, "tokens kept per review (longer ones are truncated)", minimum=1),
         "embedding_dim": HParam(128, int, "word embedding size", minimum=1),
         "cell": HParam("lstm", str, "recurrent cell", choices=CELLS),
         "units": HParam(64, int, "units per recurrent layer (per direction)", minimum=1),
@@ -184,7 +184,8 @@ IMDB_SENTIMENT = Recipe(
         "recurrent_dropout": HParam(0.0, float, "recurrent-state dropout", minimum=0.0, maximum=0.9),
         "head_dropout": HParam(0.5, float, "dropout before the classifier", minimum=0.0, maximum=0.9),
     },
-    defaults={"optimizer": "adam", "learning_rate": 1e-3, "epochs": 3, "batch_size": 64, "clipnorm": 1.0},
+    defaults={"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "cosine", "epochs": 2, "batch_size": 64,
+              "clipnorm": 1.0},
     loss="binary_crossentropy",
     metrics=("accuracy",),
     serving=TextClassifier(),
