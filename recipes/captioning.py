@@ -163,6 +163,12 @@ def training_words(hp, ctx, train_captions: Sequence[str]) -> list[str]:
 
 def load_captioning(hp, ctx):
     """x: (images uint8 [N, S, S, 3], caption_in token strings [N, T]); y: caption_out ids [N, T]. One row per caption."""
+    # Refused here, before train writes anything: a bad encoder_weights path, or options the conv encoder lacks.
+    if hp.encoder == "conv" and (hp.encoder_weights or hp.freeze_encoder):
+        raise UsageError("encoder_weights and freeze_encoder need encoder=resnet20 "
+                         "(the conv encoder is always trained jointly)")
+    if hp.encoder_weights:
+        weights_path(hp.encoder_weights)
     if ctx.data_dir is not None:
         images, entries = read_subset(ctx)
     else:
@@ -286,16 +292,22 @@ def captioner(vocabulary: Sequence[str], *, image_size=64, max_length=20, filter
     return keras.Model([image, caption], logits, name=name)
 
 
-def copy_weights_by_name(source, target) -> int:
-    """Copy weights from a saved model (``.keras`` file or kerasapps run directory) into ``target``'s layers
-    of the same name and weight shapes; returns how many layers were copied (an error when none)."""
-    from kerasapps import rundir as R
-
+def weights_path(source) -> Path:
+    """The ``.keras`` file behind ``encoder_weights`` (a file, or a finished run directory's model.keras)."""
     path = Path(source)
     if path.is_dir():
         path = path / "model.keras"
     if not path.is_file():
         raise UsageError(f"encoder_weights: {source} is neither a .keras file nor a finished run directory")
+    return path
+
+
+def copy_weights_by_name(source, target) -> int:
+    """Copy weights from a saved model (``.keras`` file or kerasapps run directory) into ``target``'s layers
+    of the same name and weight shapes; returns how many layers were copied (an error when none)."""
+    from kerasapps import rundir as R
+
+    path = weights_path(source)
     try:
         saved = R.load_model(path, compile=False)
     except Exception as exc:  # a corrupt or foreign file: one line, not a traceback

@@ -93,6 +93,12 @@ def test_canon_encoder_pretrained_and_frozen(tiny_data_dir, tmp_path):
         C.captioner(["a"], image_size=32, encoder="resnet20", encoder_weights=tmp_path / "conv.keras")
     with pytest.raises(UsageError, match="neither a .keras file nor a finished run directory"):
         C.captioner(["a"], encoder="resnet20", encoder_weights=tmp_path / "missing")
+    for bad, message in ((["encoder=resnet20", f"encoder_weights={tmp_path / 'missing'}"], "neither a .keras"),
+                         (["freeze_encoder=true"], "need encoder=resnet20")):
+        with pytest.raises(UsageError, match=message):
+            kerasapps.train(C.NAME, run_dir=tmp_path / "refused", data_dir=tiny_data_dir, smoke=True, verbose=0,
+                            overrides=bad)
+        assert not (tmp_path / "refused").exists()  # refused before anything is written
 
 def test_bleu_of_the_references_against_themselves_is_one():
     references = [["a dog runs on the grass .", "a brown dog is running", "the dog runs outside"],
