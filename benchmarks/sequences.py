@@ -27,6 +27,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kerasapps  # noqa: E402
+from kerasapps.diagnose import pyplot, save_figure  # noqa: E402
 from kerasapps.recipes.rnn import stacked_rnn  # noqa: E402
 
 
@@ -50,11 +51,7 @@ def gradient_flow(args) -> None:
         rel = norms / norms[-1]
         print(f"| {cell} | {norms[-1]:.3g} | {rel[89]:.2g} | {rel[74]:.2g} | {rel[49]:.2g} | {rel[0]:.2g} |")
     if args.out:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(7, 4))
         for cell, norms in rows.items():
             ax.semilogy(np.arange(1, steps + 1), norms, label={"simple": "SimpleRNN"}.get(cell, cell.upper()))
@@ -63,9 +60,7 @@ def gradient_flow(args) -> None:
         ax.set_title(f"Gradient reaching each step, {units} units, random init")
         ax.legend()
         fig.tight_layout()
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.out, dpi=100)
-        print(f"\nwrote {args.out}")
+        print(f"\nwrote {save_figure(fig, plt, args.out, dpi=100)}")
 
 
 def _run(name, data_dir, overrides=(), flags=None, callbacks=()):
@@ -106,11 +101,7 @@ class _Budget(keras.callbacks.Callback):
 
 def plot_curve(curve, out) -> None:
     """Validation nats/char against minutes of training, with the 1.60 target."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([t / 60 for t, _ in curve], [v for _, v in curve], marker="o")
     ax.axhline(1.60, color="grey", linestyle="--", label="target 1.60")
@@ -119,9 +110,7 @@ def plot_curve(curve, out) -> None:
     ax.set_title("char_lm on Tiny Shakespeare")
     ax.legend()
     fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    print(f"wrote {out}")
+    print(f"wrote {save_figure(fig, plt, out, dpi=100)}")
 
 
 def char_lm(args) -> None:

@@ -98,7 +98,7 @@ def init_statistics(activation: str = "tanh", init: str = "small", *, layers: in
 
 def plot_init_histograms(stats: dict[str, Any], path) -> Path:
     """A PNG with one activation histogram per layer (needs ``keep_activations=True``)."""
-    plt = _pyplot()
+    plt = pyplot()
     acts = stats["activations"]
     fig, axes = plt.subplots(1, len(acts), figsize=(2.4 * len(acts), 2.6), squeeze=False, sharey=True)
     lo = min(float(a.min()) for a in acts)
@@ -111,12 +111,12 @@ def plot_init_histograms(stats: dict[str, Any], path) -> Path:
         ax.tick_params(labelsize=7)
     fig.suptitle(f"{stats['activation']} activations, {stats['init']} init", fontsize=9)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 # ----------------------------------------------------------------------------- shared helpers
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,10 +125,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, plt, path) -> Path:
+def save_figure(fig, plt, path, dpi: int = 90) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -300,7 +300,7 @@ def lr_range_test(recipe, *, min_lr: float = 1e-6, max_lr: float = 1.0, steps: i
 
 def plot_lr_range(result: dict[str, Any], path) -> Path:
     """PNG of loss (raw and smoothed) against lr on a log axis, with the suggestion and divergence marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(result["lr"], result["loss"], color="0.7", lw=0.8, label="loss per batch")
     ax.plot(result["lr"], result["smoothed_loss"], color="tab:blue", label="smoothed")
@@ -317,4 +317,4 @@ def plot_lr_range(result: dict[str, Any], path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
