@@ -195,7 +195,7 @@ def overfit_check(recipe, *, examples: int = 100, max_epochs: int = 200, overrid
     n = D.length(train)
     batch = min(batch_size or hp.batch_size, n)
     steps = D.steps_for(n, batch, None)
-    compile_(model, recipe, hp, max_epochs * steps)
+    compile_(model, recipe, hp, steps, max_epochs)
     ds, _ = D.training_dataset(train, batch_size=batch, seed=hp.seed, stage_index=0, first_epoch=0,
                                epochs=max_epochs, steps_per_epoch=None, preprocess=recipe.preprocess)
     history: list[dict] = []
@@ -261,13 +261,13 @@ def lr_range_test(recipe, *, min_lr: float = 1e-6, max_lr: float = 1.0, steps: i
     if steps < 10:
         raise UsageError(f"--steps must be at least 10; got {steps}")
     recipe, hp, ctx, model, compile_ = _prepare(recipe, overrides, data_dir)
-    hp = hp.replace(learning_rate=min_lr, lr_schedule="constant")
+    hp = hp.replace(learning_rate=min_lr, lr_schedule="constant", warmup_epochs=0.0)
     train = training_slice(recipe, hp, ctx)
     n = D.length(train)
     batch = min(batch_size or hp.batch_size, n)
     per_epoch = D.steps_for(n, batch, None)
     epochs = math.ceil(steps / per_epoch)
-    compile_(model, recipe, hp, steps)
+    compile_(model, recipe, hp, steps, 1)
     ds, _ = D.training_dataset(train, batch_size=batch, seed=hp.seed, stage_index=0, first_epoch=0,
                                epochs=epochs, steps_per_epoch=None, preprocess=recipe.preprocess)
     lrs = min_lr * (max_lr / min_lr) ** (np.arange(steps) / (steps - 1))

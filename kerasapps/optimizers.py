@@ -1,36 +1,78 @@
-"""Optimizers and learning-rate schedules built by name from hyper-parameters."""
+"""Optimizers and learning-rate schedules built by name from hyper-parameters.
+
+Two kinds of optimizer: the mini-batch ones, which ``fit`` steps (``MINI_BATCH``), and
+full-batch L-BFGS (``FULL_BATCH``), which only ``kerasapps train`` drives (:mod:`kerasapps.lbfgs`).
+Two kinds of schedule: those evaluated per optimizer step (``STEP_SCHEDULES``: a Keras
+schedule inside the optimizer, so a resumed run continues it exactly) and the epoch
+callbacks of :mod:`kerasapps.practice` (``EPOCH_SCHEDULES``). A linear warm-up
+(``warmup_epochs``) goes in front of the step schedules.
+"""
 
 from __future__ import annotations
 
 from kerasapps.config import HParams
 from kerasapps.errors import ConfigError
 
+MINI_BATCH = ("sgd", "adagrad", "rmsprop", "adam", "adadelta")
+FULL_BATCH = ("lbfgs",)
+OPTIMIZERS = MINI_BATCH + FULL_BATCH
+STEP_SCHEDULES = ("constant", "cosine")
+EPOCH_SCHEDULES = ("step", "time", "exponential")
+LR_SCHEDULES = STEP_SCHEDULES + EPOCH_SCHEDULES
+WARMUP_START = 0.1  # warm-up starts at learning_rate * WARMUP_START (He et al. 2015: 0.01 before 0.1)
 
-def learning_rate(hp: HParams, total_steps: int):
-    """A float or a Keras schedule spanning ``total_steps`` optimizer steps of one stage."""
+
+def check_schedule(hp: HParams, stage: str | None = None) -> None:
+    """Refuse a warm-up the schedule cannot take (checked before a run writes anything)."""
+    if not hp.warmup_epochs:
+        return
+    where = f" (stage {stage})" if stage else ""
+    if hp.lr_schedule not in STEP_SCHEDULES:
+        raise ConfigError(f"warmup_epochs works with lr_schedule {' or '.join(STEP_SCHEDULES)}, not "
+                          f"{hp.lr_schedule!r}{where}: that schedule is an epoch callback that sets the rate itself")
+    if hp.warmup_epochs >= hp.epochs:
+        raise ConfigError(f"warmup_epochs ({hp.warmup_epochs:g}) must be less than epochs ({hp.epochs}){where}")
+
+
+def learning_rate(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
+    """A float or a Keras schedule for one stage of ``epochs`` (default ``hp.epochs``) epochs.
+
+    With ``warmup_epochs`` the rate rises linearly from ``learning_rate * 0.1`` to
+    ``learning_rate`` over that many epochs (Goyal et al. 2017; He et al. 2015 warm up
+    ResNet-110 on CIFAR at 0.01), then follows ``lr_schedule`` (cosine, or constant)
+    over the remaining steps: ``keras.optimizers.schedules.CosineDecay``'s own warm-up.
+    """
     import keras
 
-    if hp.lr_schedule in ("constant", "step", "time", "exponential"):
+    check_schedule(hp)
+    total = max(1, (hp.epochs if epochs is None else epochs) * steps_per_epoch)
+    warmup = min(int(round(hp.warmup_epochs * steps_per_epoch)), total - 1)
+    if hp.lr_schedule in EPOCH_SCHEDULES or (hp.lr_schedule == "constant" and warmup == 0):
         return hp.learning_rate  # the epoch schedules are callbacks (kerasapps.practice)
-    if hp.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps=max(1, total_steps))
-    raise ConfigError(f"'lr_schedule' must be one of constant, cosine, step, time, exponential; "
-                      f"got {hp.lr_schedule!r}")
+    if hp.lr_schedule not in STEP_SCHEDULES:
+        raise ConfigError(f"'lr_schedule' must be one of {', '.join(LR_SCHEDULES)}; got {hp.lr_schedule!r}")
+    # constant after the warm-up: a cosine whose floor (alpha) is the rate itself
+    alpha = 1.0 if hp.lr_schedule == "constant" else 0.0
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps=total, alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(hp.learning_rate * WARMUP_START, decay_steps=total - warmup,
+                                                  alpha=alpha, warmup_target=hp.learning_rate,
+                                                  warmup_steps=warmup)
 
 
-def build_optimizer(hp: HParams, total_steps: int):
-    """The optimizer named by ``hp.optimizer`` with its parameters and gradient clipping."""
+def build_optimizer(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
+    """The optimizer named by ``hp.optimizer`` with its schedule and gradient clipping."""
     import keras
 
-    common = {"learning_rate": learning_rate(hp, total_steps)}
+    name = hp.optimizer
+    if name in FULL_BATCH:  # kerasapps.training routes the stage to kerasapps.lbfgs; nothing else can step it
+        raise ConfigError(f"optimizer={name} trains full-batch and only `kerasapps train` drives it; "
+                          f"choose {', '.join(MINI_BATCH)} here")
+    common = {"learning_rate": learning_rate(hp, steps_per_epoch, epochs)}
     if hp.clipnorm is not None:
         common["clipnorm"] = hp.clipnorm
     if hp.clipvalue is not None:
         common["clipvalue"] = hp.clipvalue
-    name = hp.optimizer
-    if name == "lbfgs":  # kerasapps.training routes the stage to kerasapps.lbfgs; nothing else can step it
-        raise ConfigError("optimizer=lbfgs trains full-batch and only `kerasapps train` drives it; "
-                          "choose sgd, adagrad, rmsprop, adam or adadelta here")
     if name == "sgd":
         return keras.optimizers.SGD(momentum=hp.momentum, nesterov=hp.nesterov, **common)
     if name == "rmsprop":
@@ -41,4 +83,4 @@ def build_optimizer(hp: HParams, total_steps: int):
         return keras.optimizers.Adam(**common)
     if name == "adadelta":
         return keras.optimizers.Adadelta(**common)
-    raise ConfigError(f"'optimizer' must be one of sgd, adagrad, rmsprop, adam, adadelta; got {name!r}")
+    raise ConfigError(f"'optimizer' must be one of {', '.join(OPTIMIZERS)}; got {name!r}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 from kerasapps.config import HParam, HParams
 from kerasapps.errors import ConfigError
 
-EPOCH_SCHEDULES = ("step", "time", "exponential")
 FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 
 PRACTICE_HPARAMS: dict[str, HParam] = {

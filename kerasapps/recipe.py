@@ -18,10 +18,9 @@ from typing import Any
 from kerasapps.config import HParam, HParams, resolve
 from kerasapps.errors import ConfigError
 from kerasapps.losses import LOSSES
+from kerasapps.optimizers import LR_SCHEDULES, OPTIMIZERS
 from kerasapps.practice import PRACTICE_HPARAMS
 
-OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adadelta", "lbfgs")
-LR_SCHEDULES = ("constant", "cosine", "step", "time", "exponential")
 
 COMMON_HPARAMS: dict[str, HParam] = {
     "epochs": HParam(5, int, "epochs per stage", minimum=1),
@@ -40,6 +39,8 @@ COMMON_HPARAMS: dict[str, HParam] = {
     "nesterov": HParam(False, bool, "Nesterov momentum (sgd)"),
     "lr_schedule": HParam("constant", str, "learning-rate schedule within each stage",
                           choices=LR_SCHEDULES),
+    "warmup_epochs": HParam(0.0, float, "linear warm-up from learning_rate/10 to learning_rate over this many "
+                            "epochs, then lr_schedule (cosine or constant)", minimum=0.0),
     "clipnorm": HParam(None, float, "clip each gradient to this L2 norm", optional=True, minimum=0.0),
     "clipvalue": HParam(None, float, "clip each gradient element to [-v, v]", optional=True, minimum=0.0),
     "loss": HParam("auto", str, "loss: auto (the recipe's own) or one of the notes' losses, checked against the "

@@ -40,7 +40,7 @@ from kerasapps import rundir as R
 from kerasapps.config import HParams, dump_config
 from kerasapps.errors import ConfigError, DataError, RunError, UsageError
 from kerasapps.losses import choose_loss
-from kerasapps.optimizers import build_optimizer
+from kerasapps.optimizers import FULL_BATCH, build_optimizer, check_schedule
 from kerasapps.practice import apply_weight_penalties, augmentation, practice_callbacks
 from kerasapps.recipe import DataContext, Recipe
 from kerasapps.registry import REGISTRY
@@ -136,11 +136,12 @@ def _verbose(verbose) -> int:
     return int(verbose)
 
 
-def _compile(model, recipe: Recipe, hp: HParams, total_steps: int, full_batch: bool = False) -> None:
+def _compile(model, recipe: Recipe, hp: HParams, steps_per_epoch: int, epochs: int | None = None,
+             full_batch: bool = False) -> None:
     # full_batch (train's optimizer=lbfgs stages): kerasapps.lbfgs minimises; the compiled SGD(0) is never stepped.
     # Other callers (diagnose, tune) get build_optimizer's one-line refusal of lbfgs.
-    lbfgs = full_batch and hp.optimizer == "lbfgs"
-    optimizer = keras.optimizers.SGD(0.0) if lbfgs else build_optimizer(hp, total_steps)
+    lbfgs = full_batch and hp.optimizer in FULL_BATCH
+    optimizer = keras.optimizers.SGD(0.0) if lbfgs else build_optimizer(hp, steps_per_epoch, epochs)
     model.compile(optimizer=optimizer, loss=choose_loss(recipe, hp, model).loss,
                   metrics=list(recipe.metrics), jit_compile=False)
 
@@ -223,8 +224,9 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
     splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
     if hp.loss != "auto":  # a loss that does not fit the head fails before anything is written
         choose_loss(recipe, hp, recipe.build_model(hp))
-    for stage in recipe.stages:  # optimizer=lbfgs: refuse what full-batch L-BFGS cannot do, before writing
-        if stage.hparams(hp).optimizer == "lbfgs":
+    for stage in recipe.stages:  # refuse a schedule or full-batch L-BFGS run that cannot work, before writing
+        check_schedule(stage.hparams(hp), stage.name if len(recipe.stages) > 1 else None)
+        if stage.hparams(hp).optimizer in FULL_BATCH:
             from kerasapps.lbfgs import check_full_batch
 
             check_full_batch(recipe.name, stage.name, stage_splits(stage, splits)["train"], augment=augment,
@@ -283,7 +285,7 @@ def _train(recipe, hp, run_dir, read_dir, state, ctx, augment, splits, resume, s
                     model = R.load_model(previous, compile=False) if previous else recipe.build_model(hp)
                 freeze(model, stage.freeze)
                 apply_weight_penalties(model, hp)
-                _compile(model, recipe, hp, epochs * steps, full_batch=True)
+                _compile(model, recipe, hp, steps, epochs, full_batch=True)
                 initial_epoch = info["completed_epochs"] = 0
                 if custom_loop:
                     model.optimizer.build(model.trainable_variables)
@@ -293,7 +295,7 @@ def _train(recipe, hp, run_dir, read_dir, state, ctx, augment, splits, resume, s
                         initial_epoch, skip_steps = restored
                         info["completed_epochs"] = initial_epoch
         data = choose_loss(recipe, hp, model).apply(data)  # one-hot targets where the loss compares vectors
-        if hp.optimizer == "lbfgs" and initial_epoch < epochs:  # full batch, no checkpoints: a resume redoes it
+        if hp.optimizer in FULL_BATCH and initial_epoch < epochs:  # full batch, no checkpoints: a resume redoes it
             _fit_lbfgs(model, recipe, hp, data["train"], run_dir, stage.name, info, state, smoke)
         elif initial_epoch < epochs:
             train_ds, _ = D.training_dataset(

@@ -32,6 +32,7 @@ import yaml
 
 from kerasapps.config import dump_config, parse_assignments, unknown_key_error
 from kerasapps.errors import ConfigError, UsageError
+from kerasapps.optimizers import FULL_BATCH, MINI_BATCH, check_schedule
 
 log = logging.getLogger("kerasapps")
 
@@ -89,9 +90,10 @@ def check_space(recipe, space: dict[str, Any]) -> dict[str, dict]:
             if set(spec) != {"choices"} or not isinstance(spec["choices"], list) or not spec["choices"]:
                 raise ConfigError(f"search space '{key}': 'choices' must be a non-empty list, alone")
             out[key] = {"choices": [hparam.coerce(key, value) for value in spec["choices"]]}
-            if key == "optimizer" and "lbfgs" in out[key]["choices"]:
-                raise ConfigError("search space 'optimizer' must be one of the mini-batch optimizers "
-                                  "(sgd, adagrad, rmsprop, adam, adadelta): tune trains with fit, not full-batch lbfgs")
+            full_batch = [name for name in out[key]["choices"] if name in FULL_BATCH] if key == "optimizer" else []
+            if full_batch:
+                raise ConfigError(f"search space 'optimizer' must hold mini-batch optimizers ({', '.join(MINI_BATCH)}): "
+                                  f"tune trains with fit, not full-batch {', '.join(full_batch)}")
             continue
         if hparam.type not in (int, float) or "min" not in spec or "max" not in spec:
             raise ConfigError(f"search space '{key}' ({hparam.type_name}) needs choices: [...]"
@@ -161,7 +163,7 @@ def run_trial(recipe, hp, splits, objective: tuple[str, str]) -> dict[str, float
             model = recipe.build_model(shp)
         freeze(model, stage.freeze)
         apply_weight_penalties(model, shp)
-        _compile(model, recipe, shp, shp.epochs * steps)
+        _compile(model, recipe, shp, steps)
         train_ds, _ = D.training_dataset(data["train"], batch_size=shp.batch_size, seed=shp.seed,
                                          stage_index=index, first_epoch=0, epochs=shp.epochs,
                                          steps_per_epoch=steps, preprocess=recipe.preprocess, augment=augment)
@@ -211,6 +213,8 @@ def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, spac
     if space is None:
         space = read_space(space_file) if space_file else default_space(recipe)
     space = check_space(recipe, space)
+    for stage in recipe.stages:  # a warm-up the base configuration cannot take fails before anything is written
+        check_schedule(stage.hparams(hp0.replace(epochs=max_epochs) if max_epochs else hp0))
     out = Path(out) if out else Path("tune") / recipe.name
     meta = {"recipe": recipe.name, "space": space, "overrides": {k: str(v) for k, v in base.items()},
             "max_epochs": max_epochs}

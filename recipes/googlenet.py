@@ -226,7 +226,7 @@ def _recipe():
         "googlenet_cifar10", googlenet, "GoogLeNet (Szegedy et al. 2014), inception with 1x1 reductions, on CIFAR-10",
         "Szegedy et al. 2014 (ImageNet); CIFAR-10 adaptation: small stem, batch norm, no LRN, no auxiliary heads",
         hparams=CNN_HPARAMS(dropout=0.4, lrn=False, batch_norm=True), build=build,
-        defaults={"learning_rate": 0.05})
+        defaults={"learning_rate": 0.05, "warmup_epochs": 2.0})
 
 
 RECIPES = [_recipe()]

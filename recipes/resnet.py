@@ -459,7 +459,7 @@ def _cifar_recipe(depth, factory):
                  "width": HParam(16, int, "filters in the first stage (16, 32, 64 in the paper)", minimum=1),
                  "remat": HParam(False, bool, "recompute each residual block's activations in the backward pass "
                                  "(less memory, more compute; tf.recompute_grad per block)")},
-        build=build)
+        build=build, defaults={"warmup_epochs": 2.0} if depth >= 56 else None)
 
 
 RECIPES = [_cifar_recipe(20, resnet20), _cifar_recipe(56, resnet56)]
