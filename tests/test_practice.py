@@ -37,6 +37,25 @@ def test_exponential_decay_from_config(tmp_path, tiny_data_dir):
     np.testing.assert_allclose(lrs, [0.01 * 0.5 ** (e / 2) for e in range(3)], rtol=1e-6)
 
 
+@pytest.mark.parametrize("schedule, expected", [("cosine", [0.0055, 0.01, 0.0]), ("constant", [0.0055, 0.01, 0.01])])
+def test_warmup_rises_linearly_then_follows_the_schedule(tmp_path, tiny_data_dir, schedule, expected):
+    # 4 steps per epoch, warm-up over 2 epochs from 0.001: 0.0055 after epoch 1, the full rate after epoch 2,
+    # then the cosine reaches 0 at the last step, or the constant rate stays
+    run = _train(tmp_path, tiny_data_dir, f"lr_schedule={schedule}", "learning_rate=0.01", "warmup_epochs=2")
+    np.testing.assert_allclose(_column(run.run_dir / "logs" / "pretrain.csv", "lr"), expected, atol=1e-7)
+
+
+def test_warmup_schedule_values():
+    from kerasapps.optimizers import build_optimizer
+
+    hp = kerasapps.get_recipe("resnet56_cifar10").resolve()
+    assert hp.warmup_epochs == 2.0 and hp.learning_rate == 0.1  # the deep CIFAR nets warm up by default
+    schedule = build_optimizer(hp, steps_per_epoch=10)._learning_rate
+    rates = [float(schedule(step)) for step in (0, 10, 20, 160, 300)]
+    np.testing.assert_allclose(rates, [0.01, 0.055, 0.1, 0.05, 0.0], atol=1e-6)
+    assert not kerasapps.get_recipe("resnet20_cifar10").resolve().warmup_epochs
+
+
 def test_max_norm_and_weight_penalty_from_config(tmp_path, tiny_data_dir):
     run = _train(tmp_path, tiny_data_dir, "max_norm=0.5", "l2=0.001", "optimizer=sgd", "learning_rate=0.5")
     model = keras.saving.load_model(run.run_dir / "model.keras", compile=False)
@@ -76,4 +95,8 @@ def test_bad_practice_values_are_config_errors(tmp_path, tiny_data_dir):
         _train(tmp_path, tiny_data_dir, "lr_schedule=warmup")
     with pytest.raises(ConfigError, match="no validation split"):
         _train(tmp_path, tiny_data_dir, "early_stopping=true", "validation_split=0")
+    with pytest.raises(ConfigError, match="warmup_epochs works with lr_schedule constant or cosine, not 'step'"):
+        _train(tmp_path, tiny_data_dir, "lr_schedule=step", "warmup_epochs=1")
+    with pytest.raises(ConfigError, match=r"warmup_epochs \(3\) must be less than epochs \(3\)"):
+        _train(tmp_path, tiny_data_dir, "warmup_epochs=3")
     assert not (tmp_path / "run").exists()
