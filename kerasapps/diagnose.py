@@ -134,8 +134,10 @@ def save_figure(fig, plt, path, dpi: int = 90) -> Path:
 
 
 def training_slice(recipe, hp, ctx, examples: int | None = None):
-    """The first stage's training examples (the validation split carved off, never the test split)."""
+    """(the first stage's training examples, the data's meta): the validation split carved off, never the test
+    split."""
     from kerasapps import data as D
+    from kerasapps.recipe import meta_of
 
     splits = recipe.load_data(hp, ctx)
     if "train" not in splits:
@@ -151,11 +153,11 @@ def training_slice(recipe, hp, ctx, examples: int | None = None):
         if examples < 1:
             raise UsageError(f"--examples must be a positive integer; got {examples}")
         train = D.take(train, slice(0, min(examples, n)))
-    return train
+    return train, meta_of(splits)
 
 
-def _prepare(recipe, overrides, data_dir, flags=None):
-    """(recipe, first-stage hp, context, model compiled for that stage)."""
+def _prepare(recipe, overrides, data_dir, examples=None, flags=None):
+    """(recipe, first-stage hp, its training examples, a fresh model for that stage, the compile function)."""
     from kerasapps import data as D
     from kerasapps.practice import apply_weight_penalties
     from kerasapps.recipe import DataContext
@@ -167,10 +169,11 @@ def _prepare(recipe, overrides, data_dir, flags=None):
     hp = stage.hparams(hp)
     ctx = DataContext(D.resolve_data_dir(data_dir))
     seed_everything(hp)
-    model = recipe.build_model(hp)
+    train, meta = training_slice(recipe, hp, ctx, examples)  # first: the model may be built from the data's meta
+    model = recipe.build(hp, meta)
     freeze(model, stage.freeze)
     apply_weight_penalties(model, hp)
-    return recipe, hp, ctx, model, _compile
+    return recipe, hp, train, model, _compile
 
 
 # ----------------------------------------------------------------------------- overfit check
@@ -190,8 +193,7 @@ def overfit_check(recipe, *, examples: int = 100, max_epochs: int = 200, overrid
 
     if max_epochs < 1:
         raise UsageError(f"--max-epochs must be a positive integer; got {max_epochs}")
-    recipe, hp, ctx, model, compile_ = _prepare(recipe, overrides, data_dir)
-    train = training_slice(recipe, hp, ctx, examples)
+    recipe, hp, train, model, compile_ = _prepare(recipe, overrides, data_dir, examples)
     n = D.length(train)
     batch = min(batch_size or hp.batch_size, n)
     steps = D.steps_for(n, batch, None)
@@ -260,9 +262,8 @@ def lr_range_test(recipe, *, min_lr: float = 1e-6, max_lr: float = 1.0, steps: i
         raise UsageError(f"need 0 < --min-lr < --max-lr; got {min_lr:g} and {max_lr:g}")
     if steps < 10:
         raise UsageError(f"--steps must be at least 10; got {steps}")
-    recipe, hp, ctx, model, compile_ = _prepare(recipe, overrides, data_dir)
+    recipe, hp, train, model, compile_ = _prepare(recipe, overrides, data_dir)
     hp = hp.replace(learning_rate=min_lr, lr_schedule="constant", warmup_epochs=0.0)
-    train = training_slice(recipe, hp, ctx)
     n = D.length(train)
     batch = min(batch_size or hp.batch_size, n)
     per_epoch = D.steps_for(n, batch, None)

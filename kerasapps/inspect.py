@@ -24,7 +24,7 @@ def recipe_info(name: str, *, build: bool = True) -> dict:
                     for key, spec in schema.items()],
     }
     if build:
-        model = recipe.build_model(recipe.default_hparams())
+        model = recipe.build(recipe.default_hparams())  # no data loaded: no meta
         out["parameters"] = int(model.count_params())
         out["trainable_parameters"] = int(sum(int(v.numpy().size) for v in model.trainable_weights))
         buffer = io.StringIO()

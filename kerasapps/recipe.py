@@ -1,7 +1,9 @@
 """The recipe contract: a small declarative object binding a model to data and a schedule.
 
-A :class:`Recipe` names a functional-model factory (``build_model(hp)``), the data
-it trains on (``load_data(hp, ctx)`` returning in-memory splits), its preprocessing
+A :class:`Recipe` names a functional-model factory (``build_model(hp)``, or
+``build_model(hp, meta)`` when the model depends on the data, e.g. its vocabulary), the
+data it trains on (``load_data(hp, ctx)`` returning in-memory splits, a :class:`Splits`
+when it carries such ``meta``), its preprocessing
 (``preprocess``: raw batch -> model input, shared by the training pipeline and the
 exported SavedModel), optional :class:`Stage` s (the transfer example trains,
 freezes, then fine-tunes), its loss and metrics, and its :class:`Serving` signature.
@@ -114,13 +116,42 @@ class Serving:
         raise NotImplementedError
 
 
+class Splits(dict):
+    """What ``load_data`` may return: split name -> ``(x, y)``, plus ``meta``.
+
+    ``meta`` holds facts derived from the data that the model is built from, such as a
+    vocabulary that the targets are already encoded with; ``train`` hands it to a
+    ``build_model(hp, meta)`` (see :meth:`Recipe.build`). A plain mapping means no meta.
+    """
+
+    def __init__(self, *args, meta: Mapping[str, Any] | None = None, **splits):
+        super().__init__(*args, **splits)
+        self.meta = dict(meta or {})
+
+
+def meta_of(loaded) -> dict[str, Any]:
+    """The ``meta`` of what ``load_data`` returned (``{}`` for a plain mapping)."""
+    return dict(getattr(loaded, "meta", None) or {})
+
+
+def _takes_meta(build_model) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(build_model).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """A named, importable training recipe (see the module docstring)."""
 
     name: str
     summary: str
-    build_model: Callable[[HParams], Any]
+    build_model: Callable[..., Any]  # build_model(hp), or build_model(hp, meta) to read data-derived facts
     load_data: Callable[[HParams, DataContext], Mapping[str, Split]]
     hparams: Mapping[str, HParam] = dataclasses.field(default_factory=dict)
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -155,6 +186,16 @@ class Recipe:
                 if common not in COMMON_HPARAMS or own not in self.hparams:
                     raise ValueError(f"recipe {self.name!r} stage {stage.name!r}: override {common!r} -> {own!r} "
                                      "must map a common hyper-parameter to one of the recipe's own")
+
+    def build(self, hp: HParams, meta: Mapping[str, Any] | None = None):
+        """A fresh model: ``build_model(hp, meta)`` when the factory takes a second argument, else ``build_model(hp)``.
+
+        ``meta`` is the loaded data's :class:`Splits` meta; ``{}`` when no data was loaded
+        (``kerasapps info``), where such a factory builds its architecture with a placeholder.
+        """
+        if _takes_meta(self.build_model):
+            return self.build_model(hp, dict(meta or {}))
+        return self.build_model(hp)
 
     def schema(self) -> dict[str, HParam]:
         """All hyper-parameters of this recipe, with its defaults applied."""

@@ -42,7 +42,7 @@ from kerasapps.errors import ConfigError, DataError, RunError, UsageError
 from kerasapps.losses import choose_loss
 from kerasapps.optimizers import FULL_BATCH, build_optimizer, check_schedule
 from kerasapps.practice import apply_weight_penalties, augmentation, practice_callbacks
-from kerasapps.recipe import DataContext, Recipe
+from kerasapps.recipe import DataContext, Recipe, Splits, meta_of
 from kerasapps.registry import REGISTRY
 
 log = logging.getLogger("kerasapps")
@@ -85,16 +85,18 @@ def latest_checkpoint(run_dir: Path, stage: str, epoch: int) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_splits(recipe: Recipe, hp: HParams, ctx: DataContext) -> dict[str, Any]:
-    """The recipe's splits with a validation split carved from train when it has none."""
-    splits = dict(recipe.load_data(hp, ctx))
+def load_splits(recipe: Recipe, hp: HParams, ctx: DataContext) -> Splits:
+    """The recipe's splits (and their meta) with a validation split carved from train when it has none."""
+    loaded = recipe.load_data(hp, ctx)
+    splits = Splits(loaded, meta=meta_of(loaded))
     for required in ("train", "test"):
         if required not in splits:
             raise DataError(f"recipe {recipe.name!r} returned no '{required}' split (got {', '.join(splits)})")
     if splits.get("validation") is None:
         splits["train"], splits["validation"] = D.carve_validation(splits["train"], hp.validation_split, hp.seed)
     if ctx.smoke:
-        splits = {k: (D.smoke_slice(v, k) if v is not None else None) for k, v in splits.items()}
+        splits = Splits({k: (D.smoke_slice(v, k) if v is not None else None) for k, v in splits.items()},
+                        meta=splits.meta)
     return splits
 
 
@@ -223,7 +225,7 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
     seed_everything(hp)
     splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
     if hp.loss != "auto":  # a loss that does not fit the head fails before anything is written
-        choose_loss(recipe, hp, recipe.build_model(hp))
+        choose_loss(recipe, hp, recipe.build(hp, splits.meta))
     for stage in recipe.stages:  # refuse a schedule or full-batch L-BFGS run that cannot work, before writing
         check_schedule(stage.hparams(hp), stage.name if len(recipe.stages) > 1 else None)
         if stage.hparams(hp).optimizer in FULL_BATCH:
@@ -282,7 +284,7 @@ def _train(recipe, hp, run_dir, read_dir, state, ctx, augment, splits, resume, s
                 log.info("resuming stage %s after epoch %d from %s", stage.name, initial_epoch, checkpoint)
             else:
                 if model is None:
-                    model = R.load_model(previous, compile=False) if previous else recipe.build_model(hp)
+                    model = R.load_model(previous, compile=False) if previous else recipe.build(hp, splits.meta)
                 freeze(model, stage.freeze)
                 apply_weight_penalties(model, hp)
                 _compile(model, recipe, hp, steps, epochs, full_batch=True)

@@ -125,9 +125,11 @@ def _hyperparameters(space: dict[str, dict]):
     return hps
 
 
-def search_splits(recipe, hp, ctx) -> dict[str, Any]:
-    """``train`` and ``validation`` only: the recipe's validation split or one carved from train."""
+def search_splits(recipe, hp, ctx):
+    """``train`` and ``validation`` only (and the data's meta): the recipe's validation split or one carved
+    from train."""
     from kerasapps import data as D
+    from kerasapps.recipe import Splits, meta_of
 
     loaded = recipe.load_data(hp, ctx)
     if "train" not in loaded:
@@ -137,7 +139,7 @@ def search_splits(recipe, hp, ctx) -> dict[str, Any]:
         train, validation = D.carve_validation(train, hp.validation_split, hp.seed)
     if validation is None:
         raise UsageError(f"validation_split {hp.validation_split} leaves no validation examples; raise it")
-    return {"train": train, "validation": validation}
+    return Splits(train=train, validation=validation, meta=meta_of(loaded))
 
 
 def objective_of(recipe) -> tuple[str, str]:
@@ -150,6 +152,7 @@ def run_trial(recipe, hp, splits, objective: tuple[str, str]) -> dict[str, float
 
     from kerasapps import data as D
     from kerasapps.practice import apply_weight_penalties, augmentation, practice_callbacks
+    from kerasapps.recipe import meta_of
     from kerasapps.training import _compile, freeze, seed_everything, stage_splits
 
     seed_everything(hp)
@@ -160,7 +163,7 @@ def run_trial(recipe, hp, splits, objective: tuple[str, str]) -> dict[str, float
         shp = stage.hparams(hp)
         steps = D.steps_for(D.length(data["train"]), shp.batch_size, shp.steps_per_epoch)
         if model is None:
-            model = recipe.build_model(shp)
+            model = recipe.build(shp, meta_of(splits))
         freeze(model, stage.freeze)
         apply_weight_penalties(model, shp)
         _compile(model, recipe, shp, steps)

@@ -47,7 +47,7 @@ from kerasapps import data as D
 from kerasapps.config import HParam
 from kerasapps.errors import DataError, UsageError
 from kerasapps.layers import conv_block
-from kerasapps.recipe import Recipe, Serving
+from kerasapps.recipe import Recipe, Serving, Splits
 
 log = logging.getLogger("kerasapps")
 
@@ -57,7 +57,6 @@ CELLS = ("rnn", "gru", "lstm")
 INJECT = ("init_state", "every_step")
 ENCODERS = ("conv", "resnet20")
 VOCABULARIES = ("train", "flickr8k_train")
-_VOCABULARY: dict[str, list[str]] = {}  # NAME -> words of the latest load_data (see recipes/imdb.py for why)
 DEFAULT_WORDS = ["a", "dog", "man", "in", "the", "on", "is", "with", "of", "and"]  # `kerasapps info` only
 _PUNCTUATION = ".,;:!?\"'()[]{}`"
 
@@ -179,7 +178,6 @@ def load_captioning(hp, ctx):
     if len(parts["train"][0]) == 0 or len(parts["test"][0]) == 0:
         raise DataError("the caption data has no 'train' or no 'test' images (flickr8k_split)")
     words = training_words(hp, ctx, [c for refs in parts["train"][1] for c in refs])
-    _VOCABULARY[NAME] = words
 
     def pairs(split):
         imgs, refs = split
@@ -187,9 +185,8 @@ def load_captioning(hp, ctx):
         caption_in, rows_out = frame([c for r in refs for c in r], hp.max_length)
         return (np.repeat(imgs, counts, axis=0), caption_in), token_ids(rows_out, words)
 
-    out = {"train": pairs(parts["train"]), "test": pairs(parts["test"])}
-    out["validation"] = pairs(parts["dev"]) if len(parts["dev"][0]) else None
-    return out
+    return Splits(train=pairs(parts["train"]), test=pairs(parts["test"]),
+                  validation=pairs(parts["dev"]) if len(parts["dev"][0]) else None, meta={"words": words})
 
 
 def center_square(images):
@@ -337,8 +334,8 @@ def _all_layers(model):
             yield from _all_layers(layer)
 
 
-def build_captioning(hp):
-    words = _VOCABULARY.get(NAME)
+def build_captioning(hp, meta):
+    words = meta.get("words")
     if words is None:
         log.info("%s: no captions loaded; using a 10-word placeholder vocabulary (architecture only)", NAME)
         words = DEFAULT_WORDS

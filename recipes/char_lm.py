@@ -15,9 +15,10 @@ Model. Characters travel as Unicode code points (int32). ``char_lookup`` (an
 IntegerLookup) maps code points to ids 1..V, anything else to the OOV id 0, and holds
 the vocabulary inside the model, checkpoints and the SavedModel. ``embedding``,
 ``rnn1``..``rnnK`` (returning sequences) and ``predictions`` (logits over V + 1 ids) follow.
-The vocabulary is the training text's character set; ``build_model(hp)`` gets it from the
-latest ``load_data`` (see :mod:`kerasapps.recipes.imdb` for why), or, with no data
-loaded (``kerasapps info``), uses printable ASCII plus newline.
+The vocabulary is the training text's character set, which ``load_data`` returns as the
+data's meta (``Splits.meta["vocabulary"]``, the one the targets are encoded with) and
+``build_model(hp, meta)`` builds the lookup from; with no data loaded (``kerasapps info``)
+it uses printable ASCII plus newline.
 
 Generation (:func:`generation_function`, the export's signatures and :func:`generate`)
 steps the recurrent cells one character at a time in a ``tf.while_loop``, sampling with
@@ -46,12 +47,11 @@ import numpy as np
 from kerasapps import data as D
 from kerasapps.config import HParam
 from kerasapps.errors import UsageError
-from kerasapps.recipe import Recipe, Serving
+from kerasapps.recipe import Recipe, Serving, Splits
 from kerasapps.recipes.rnn import CELLS, rnn_stack
 from kerasapps.signatures import read_text_inputs
 
 log = logging.getLogger("kerasapps")
-_VOCABULARY: dict[str, list[int]] = {}  # "char_lm" -> code points of the latest load_data's training text
 DEFAULT_VOCABULARY = sorted({ord(c) for c in string.printable if c not in "\t\r\x0b\x0c"})
 NEWLINE = ord("\n")
 _INVALID = 0xD800  # a surrogate: never decoded from valid UTF-8, so it marks invalid bytes
@@ -101,7 +101,6 @@ def load_char_lm(hp, ctx):
     cut = int(len(codes) * 0.9)
     train, validation = codes[:cut], codes[cut:]
     vocabulary = sorted(set(train.tolist()))
-    _VOCABULARY["char_lm"] = vocabulary
     ids = np.zeros(max(vocabulary) + 1, dtype=np.int32)
     ids[vocabulary] = np.arange(1, len(vocabulary) + 1)
 
@@ -110,7 +109,7 @@ def load_char_lm(hp, ctx):
         return x, np.where(y < len(ids), ids[np.minimum(y, len(ids) - 1)], 0).astype(np.int32)
 
     val = split(validation)
-    return {"train": split(train), "validation": val, "test": val}
+    return Splits(train=split(train), validation=val, test=val, meta={"vocabulary": vocabulary})
 
 
 # ----------------------------------------------------------------------------- model
@@ -138,8 +137,8 @@ def char_rnn(vocabulary: Sequence[int], *, embedding_dim=64, cell="lstm", units=
     return keras.Model(inputs, logits, name=name)
 
 
-def build_char_lm(hp):
-    vocabulary = _VOCABULARY.get("char_lm")
+def build_char_lm(hp, meta):
+    vocabulary = meta.get("vocabulary")
     if vocabulary is None:
         log.info("char_lm: no training text loaded; using printable ASCII as the vocabulary (architecture only)")
         vocabulary = DEFAULT_VOCABULARY

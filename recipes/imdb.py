@@ -6,17 +6,13 @@ strings; lowercasing, punctuation stripping, tokenising, vocabulary lookup and
 padding/truncation to ``sequence_length`` tokens happen in its ``vectorize`` layer, so
 the export takes ``text`` (DT_STRING [N]) and returns ``probability`` of positive.
 
-Vocabulary adaptation. ``build_model(hp)`` receives only hyper-parameters, yet the
-vectorizer must be adapted on the training text. ``load_imdb`` therefore remembers the
-training texts it returned (:data:`_TRAINING_TEXTS`, the latest load; ``train`` always
-loads the data before it builds a fresh model) and ``build_imdb`` adapts the layer on
-them; the vocabulary is then saved with the model (checkpoints, ``model.keras``, the
+Vocabulary adaptation. The vectorizer is adapted on the training text only: ``load_imdb``
+carves the validation split itself and returns the training texts as the data's meta
+(``Splits.meta["vocabulary_texts"]``), and ``build_imdb(hp, meta)`` adapts the layer on
+them. The vocabulary is then saved with the model (checkpoints, ``model.keras``, the
 SavedModel), so resume, evaluate and export never adapt again. Built with no data
 loaded (``kerasapps info``) the layer stays unadapted; the architecture and parameter
-count are the same because the vocabulary size is fixed by ``max_tokens``. The
-validation split is carved here, not by the core, so that the vocabulary is adapted on
-the training part only. Core change proposed to replace this: ``Recipe.adapt(model,
-train_split, hp)``, called by ``train`` right after ``build_model`` for a fresh model.
+count are the same because the vocabulary size is fixed by ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -33,12 +29,11 @@ import numpy as np
 
 from kerasapps import data as D
 from kerasapps.config import HParam
-from kerasapps.recipe import Recipe, Serving
+from kerasapps.recipe import Recipe, Serving, Splits
 from kerasapps.recipes.rnn import CELLS, rnn_stack
 from kerasapps.signatures import read_text_inputs
 
 log = logging.getLogger("kerasapps")
-_TRAINING_TEXTS: dict[str, Any] = {}  # "imdb" -> the training texts of the latest load_imdb
 
 
 class TextClassifier(Serving):
@@ -122,8 +117,7 @@ def load_imdb(hp, ctx):
     train, test = (D.take(s, rng.permutation(D.length(s))) for s in (train, test))
     train, validation = D.carve_validation(train, hp.validation_split, hp.seed)
     texts = train[0] if not ctx.smoke else train[0][: 4 * D.SMOKE_SIZES["train"]]
-    _TRAINING_TEXTS["imdb"] = texts
-    return {"train": train, "validation": validation, "test": test}
+    return Splits(train=train, validation=validation, test=test, meta={"vocabulary_texts": texts})
 
 
 # ----------------------------------------------------------------------------- model
@@ -156,8 +150,8 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_imdb(hp):
-    texts = _TRAINING_TEXTS.get("imdb")
+def build_imdb(hp, meta):
+    texts = meta.get("vocabulary_texts")
     if texts is None:
         log.info("imdb_sentiment: no training text loaded; the vectorizer is left unadapted (architecture only)")
     return text_rnn_classifier(max_tokens=hp.max_tokens, sequence_length=hp.sequence_length,

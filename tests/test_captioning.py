@@ -31,6 +31,12 @@ def test_tokeniser_round_trip():
     assert table[:4] == [C.PAD, C.UNK, C.START, C.END]
 
 
+def _words(model):
+    """The caption words a trained model holds (its word_lookup table without pad, unknown, start, end)."""
+    table = [w.decode() if isinstance(w, bytes) else str(w) for w in model.get_layer("word_lookup").get_vocabulary()]
+    return [w for w in table if w not in (C.PAD, C.UNK, C.START, C.END)]
+
+
 def test_teacher_forcing_shapes_and_training_only_vocabulary(tiny_data_dir):
     hp = kerasapps.get_recipe(C.NAME).resolve(overrides=["max_length=6", "min_word_count=1"])
     splits = C.load_captioning(hp, DataContext(tiny_data_dir))
@@ -38,7 +44,7 @@ def test_teacher_forcing_shapes_and_training_only_vocabulary(tiny_data_dir):
     assert images.shape == (60, 64, 64, 3) and images.dtype == np.uint8
     assert caption_in.shape == (60, 6) and caption_out.shape == (60, 6) and caption_out.dtype == np.int32
     assert len(splits["validation"][1]) == 20 and len(splits["test"][1]) == 20
-    words = C._VOCABULARY[C.NAME]
+    words = splits.meta["words"]
     assert "zebra" not in words and "red" in words  # test-only words stay out of the vocabulary
     table = C.lookup_vocabulary(words)
     # the target is the input shifted left by one: caption_out[t] == caption_in[t + 1]
@@ -47,7 +53,7 @@ def test_teacher_forcing_shapes_and_training_only_vocabulary(tiny_data_dir):
         assert words_out[:-1] == [w for w in row_in[1:] if w] and words_out[-1] == C.END
     test_ids = splits["test"][1]
     assert (test_ids == 1).any()  # "zebra" is the unknown word in the test targets
-    model = C.build_captioning(hp)
+    model = C.build_captioning(hp, splits.meta)
     import tensorflow as tf
 
     logits = model([C.preprocess(images[:3]), tf.constant(caption_in[:3].astype(str))])
@@ -82,7 +88,7 @@ def test_canon_encoder_pretrained_and_frozen(tiny_data_dir, tmp_path):
     encoder = model.get_layer("encoder")
     assert not encoder.trainable
     np.testing.assert_array_equal(encoder.get_layer("conv4_block3_2_conv").get_weights()[0], kernel)
-    fresh = C.captioner(C._VOCABULARY[C.NAME], image_size=32, max_length=5, units=16, embedding_dim=8,
+    fresh = C.captioner(_words(model), image_size=32, max_length=5, units=16, embedding_dim=8,
                         encoder="resnet20", encoder_weights=tmp_path / "resnet20.keras")
     assert not np.allclose(model.get_layer("logits").get_weights()[0], fresh.get_layer("logits").get_weights()[0])
     assert isinstance(caption(model, np.zeros((1, 32, 32, 3), "float32"))[0], str)
@@ -204,7 +210,10 @@ def test_real_subset_trains_and_captions(real_data_dir, tmp_path):
         pytest.skip("flickr8k_subset is not in the real data directory")
     run = kerasapps.train(C.NAME, run_dir=tmp_path / "run", data_dir=real_data_dir, verbose=0,
                           flags={"epochs": 1, "steps_per_epoch": 25}, overrides=["max_length=12"])
-    vocabulary_size = len(C.lookup_vocabulary(C._VOCABULARY[C.NAME]))
+    from kerasapps import rundir as R
+
+    model = R.load_model(run.run_dir / "model.keras", compile=False)
+    vocabulary_size = len(C.lookup_vocabulary(_words(model)))
     assert 500 < vocabulary_size < 2000
     assert run.metrics["test"]["loss"] < 0.85 * np.log(vocabulary_size)  # better than a uniform guess
     path = kerasapps.export(run.run_dir, out=tmp_path / "models")
@@ -213,6 +222,6 @@ def test_real_subset_trains_and_captions(real_data_dir, tmp_path):
     import tensorflow as tf
 
     captions = tf.saved_model.load(str(path)).signatures["serving_default"](images=tf.constant(test_images[:4]))
-    words = set(C._VOCABULARY[C.NAME])
+    words = set(_words(model))
     for text in captions["captions"].numpy():
         assert text and set(text.decode().split()) <= words

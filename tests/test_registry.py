@@ -5,6 +5,8 @@ import textwrap
 
 import pytest
 
+import kerasapps
+
 from kerasapps.errors import RecipeNotFound
 from kerasapps.recipe import Recipe
 from kerasapps.registry import REGISTRY, Registry, RegistryError
@@ -107,3 +109,30 @@ def test_external_duplicate_name_is_refused_naming_both(tmp_path):
     assert len(lines) == 1, result.stderr
     assert "two recipes are named 'mnist_transfer'" in lines[0]
     assert "ext-recipes" in lines[0] and "kerasapps (entry point" in lines[0]
+
+
+def test_build_model_receives_the_datas_meta(tmp_path):
+    """A factory declared as build_model(hp, meta) is built from what load_data derived (here the class count);
+    one declared as build_model(hp) is called as before; with no data loaded, meta is {}."""
+    import keras
+    import numpy as np
+
+    from kerasapps.recipe import Splits
+
+    def load(hp, ctx):
+        rng = np.random.default_rng(0)
+        x, y = rng.normal(size=(40, 4)).astype("float32"), rng.integers(0, 3, 40)
+        return Splits(train=(x, y), test=(x[:8], y[:8]), meta={"classes": int(y.max()) + 1})
+
+    def build(hp, meta):
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, keras.layers.Dense(meta.get("classes", 2), activation="softmax")(inputs))
+
+    recipe = Recipe(name="meta_probe", summary="s", build_model=build, load_data=load)
+    run = kerasapps.train(recipe, run_dir=tmp_path / "run", verbose=0, flags={"epochs": 1, "batch_size": 8})
+    from kerasapps import rundir as R
+
+    assert R.load_model(run.run_dir / "model.keras", compile=False).output.shape[-1] == 3
+    assert recipe.build(recipe.resolve()).output.shape[-1] == 2  # info: no data, no meta
+    plain = Recipe(name="plain_probe", summary="s", build_model=lambda hp: build(hp, {"classes": 5}), load_data=load)
+    assert plain.build(plain.resolve(), {"classes": 3}).output.shape[-1] == 5

@@ -91,11 +91,9 @@ def test_factory_rejects_bad_arguments():
         rnn.MNIST_ROWS.resolve(overrides=["cell=transformer"])
 
 
-def test_models_build_without_data_for_info(monkeypatch):
-    monkeypatch.delitem(imdb._TRAINING_TEXTS, "imdb", raising=False)
-    monkeypatch.delitem(char_lm._VOCABULARY, "char_lm", raising=False)
-    assert imdb.IMDB_SENTIMENT.build_model(imdb.IMDB_SENTIMENT.default_hparams()).count_params() == 2_658_945
-    model = char_lm.CHAR_LM.build_model(char_lm.CHAR_LM.default_hparams())
+def test_models_build_without_data_for_info():
+    assert imdb.IMDB_SENTIMENT.build(imdb.IMDB_SENTIMENT.default_hparams()).count_params() == 2_658_945
+    model = char_lm.CHAR_LM.build(char_lm.CHAR_LM.default_hparams())
     assert [layer.name for layer in model.layers] == ["chars", "char_lookup", "embedding", "rnn1", "rnn2",
                                                       "predictions"]
 
@@ -163,7 +161,7 @@ def test_char_lm_split_windows_and_targets(seq_data_dir):
 
     hp = char_lm.CHAR_LM.resolve(overrides={"seq_len": 10})
     splits = char_lm.load_char_lm(hp, DataContext(seq_data_dir))
-    vocabulary = char_lm._VOCABULARY["char_lm"]
+    vocabulary = splits.meta["vocabulary"]  # the model is built from it; the targets are encoded with it
     x, y = splits["train"]
     assert x.shape[1] == y.shape[1] == 10
     assert "".join(map(chr, x[0])) == CORPUS[:10]
