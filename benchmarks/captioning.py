@@ -42,7 +42,7 @@ def main(argv=None):
     from kerasapps import rundir as R
     from kerasapps.recipe import DataContext
     from kerasapps.recipes import captioning as C
-    from kerasapps.recipes.captioning_decode import caption, encode
+    from kerasapps.recipes.captioning_decode import Decoder, caption, encode
     from kerasapps.recipes.captioning_eval import best_constant_caption, corpus_bleu, nearest_neighbour_captions
     from kerasapps.training import open_run
 
@@ -69,14 +69,15 @@ def main(argv=None):
     # Decoding (beam width, length penalty) is chosen on the dev images; test is scored once per setting
     # and the headline row is the dev-chosen one, never the best on test.
     rows, outputs, dev_scores = [], {}, {}
+    decoder = Decoder(model)  # one decoder: each setting is traced once for dev and test
     for width in [int(w) for w in args.beam_widths.split(",")]:
         for penalty in [float(p) for p in args.length_penalties.split(",")] if width > 1 else [0.0]:
             name = "greedy" if width == 1 else f"beam {width}, length penalty {penalty:g}"
             options = dict(method="greedy" if width == 1 else "beam", beam_width=width, length_penalty=penalty)
             if len(dev_refs):
-                dev_scores[name] = corpus_bleu(caption(model, dev_x, **options), dev_refs)["bleu4"]
+                dev_scores[name] = corpus_bleu(caption(decoder, dev_x, **options), dev_refs)["bleu4"]
             t = time.perf_counter()
-            hyps = caption(model, test_x, **options)
+            hyps = caption(decoder, test_x, **options)
             rows.append((f"model, {name}", corpus_bleu(hyps, test_refs), time.perf_counter() - t))
             outputs[name] = hyps
     chosen = max(dev_scores, key=dev_scores.get) if dev_scores else next(iter(outputs))

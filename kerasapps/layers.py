@@ -38,6 +38,7 @@ __all__ = [
     "choose_stem",
     "pool_features",
     "conv_block",
+    "set_batch_norm_momentum",
     "dense_top",
 ]
 
@@ -359,6 +360,35 @@ def conv_block(
         x = keras.layers.BatchNormalization(epsilon=bn_epsilon, name=f"{name}_bn")(x)
         x = keras.layers.Activation(activation, name=f"{name}_act")(x)
     return x
+
+
+def set_batch_norm_momentum(model, momentum: float) -> int:
+    """Set the moving-average momentum of every BatchNormalization in ``model``; returns how many.
+
+    Nested models are included. Blocks wrapped for recomputation (:class:`kerasapps.remat.Recompute`)
+    run their forward pass twice per training step, so their layers get the momentum whose two
+    updates equal one (``sqrt(momentum)``), as the factories give them. Keras' default, 0.99,
+    averages over about 100 steps; Torch's (0.1 there, 0.9 here), which the original CIFAR
+    ResNets trained with, over about 10: short runs on small data need the faster one.
+    """
+    from kerasapps.remat import Recompute, bn_momentum_for_remat
+
+    check_rate(momentum, "momentum")
+    count = 0
+
+    def walk(layers, value):
+        nonlocal count
+        for layer in layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = value
+                count += 1
+            elif isinstance(layer, Recompute):
+                walk(layer.block.layers, bn_momentum_for_remat(value))
+            elif hasattr(layer, "layers"):
+                walk(layer.layers, value)
+
+    walk(model.layers, float(momentum))
+    return count
 
 
 def dense_top(x, *, units, dropout, activation, classes, classifier_activation):

@@ -153,6 +153,10 @@ def test_a_model_trained_on_ten_captions_reproduces_them(memorised):
     assert caption(model, images, method="greedy") == MEMORISE
     assert caption(model, images, method="beam", beam_width=3) == MEMORISE
     assert caption(model, images, method="sample", temperature=0.01, seed=3) == MEMORISE
+    decoder = Decoder(model)  # a prepared decoder gives the same captions and traces each setting once
+    assert caption(decoder, images[:4], method="beam", beam_width=3) == MEMORISE[:4]
+    assert caption(decoder, images[4:], method="beam", beam_width=3) == MEMORISE[4:]
+    assert len(decoder.traced) == 1
 
 
 def test_beam_width_one_equals_greedy(memorised):

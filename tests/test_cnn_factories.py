@@ -377,3 +377,33 @@ def test_factories_run_on_jax(tmp_path):
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _batch_norms(model):
+    from kerasapps.remat import Recompute
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            yield layer
+        elif isinstance(layer, Recompute):
+            yield from _batch_norms(layer.block)
+        elif hasattr(layer, "layers"):
+            yield from _batch_norms(layer)
+
+
+def test_cifar_recipes_average_batch_norm_statistics_with_torchs_momentum(tmp_path):
+    """Factories keep Keras' 0.99 (keras.applications parity); the CIFAR recipes set bn_momentum (0.9), also
+    inside recomputed blocks (sqrt: two updates per step), and the saved model keeps it."""
+    import kerasapps
+    from kerasapps import rundir as R
+
+    assert {bn.momentum for bn in _batch_norms(FACTORIES["resnet20"](input_shape=(32, 32, 3), classes=10))} == {0.99}
+    recipe = kerasapps.get_recipe("resnet20_cifar10")
+    model = recipe.build(recipe.resolve(overrides=["width=4"]))
+    assert {bn.momentum for bn in _batch_norms(model)} == {0.9}
+    model.save(tmp_path / "m.keras")
+    assert {bn.momentum for bn in _batch_norms(R.load_model(tmp_path / "m.keras", compile=False))} == {0.9}
+    remat = recipe.build(recipe.resolve(overrides=["width=4", "remat=true", "bn_momentum=0.81"]))
+    assert {round(bn.momentum, 6) for bn in _batch_norms(remat)} == {0.81, 0.9}  # the stem's, the blocks'
+    vgg = kerasapps.get_recipe("vgg16_cifar10")
+    assert {bn.momentum for bn in _batch_norms(vgg.build(vgg.resolve(overrides=["bn_momentum=0.5"])))} == {0.5}
