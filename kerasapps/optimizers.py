@@ -10,6 +10,8 @@ callbacks of :mod:`kerasapps.practice` (``EPOCH_SCHEDULES``). A linear warm-up
 
 from __future__ import annotations
 
+import logging
+
 from kerasapps.config import HParams
 from kerasapps.errors import ConfigError
 
@@ -19,19 +21,19 @@ OPTIMIZERS = MINI_BATCH + FULL_BATCH
 STEP_SCHEDULES = ("constant", "cosine")
 EPOCH_SCHEDULES = ("step", "time", "exponential")
 LR_SCHEDULES = STEP_SCHEDULES + EPOCH_SCHEDULES
+log = logging.getLogger("kerasapps")
 WARMUP_START = 0.1  # warm-up starts at learning_rate * WARMUP_START (He et al. 2015: 0.01 before 0.1)
 
 
 def check_schedule(hp: HParams, stage: str | None = None) -> None:
-    """Refuse a warm-up the schedule cannot take (checked before a run writes anything)."""
+    """Refuse a warm-up the schedule cannot take (checked before a run writes anything). A warm-up longer
+    than the stage is not refused: it is cut to the stage, with a warning (``learning_rate``)."""
     if not hp.warmup_epochs:
         return
     where = f" (stage {stage})" if stage else ""
     if hp.lr_schedule not in STEP_SCHEDULES:
         raise ConfigError(f"warmup_epochs works with lr_schedule {' or '.join(STEP_SCHEDULES)}, not "
                           f"{hp.lr_schedule!r}{where}: that schedule is an epoch callback that sets the rate itself")
-    if hp.warmup_epochs >= hp.epochs:
-        raise ConfigError(f"warmup_epochs ({hp.warmup_epochs:g}) must be less than epochs ({hp.epochs}){where}")
 
 
 def learning_rate(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
@@ -46,7 +48,10 @@ def learning_rate(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
 
     check_schedule(hp)
     total = max(1, (hp.epochs if epochs is None else epochs) * steps_per_epoch)
-    warmup = min(int(round(hp.warmup_epochs * steps_per_epoch)), total - 1)
+    warmup = min(int(round(hp.warmup_epochs * steps_per_epoch)), total)
+    if warmup and warmup == total:  # e.g. --epochs 1 on a recipe that warms up for 2: the rate only rises
+        log.warning("warmup_epochs (%g) covers the whole %d-step stage: the rate rises to learning_rate and "
+                    "the %s schedule never starts", hp.warmup_epochs, total, hp.lr_schedule)
     if hp.lr_schedule in EPOCH_SCHEDULES or (hp.lr_schedule == "constant" and warmup == 0):
         return hp.learning_rate  # the epoch schedules are callbacks (kerasapps.practice)
     if hp.lr_schedule not in STEP_SCHEDULES:
@@ -55,9 +60,8 @@ def learning_rate(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
     alpha = 1.0 if hp.lr_schedule == "constant" else 0.0
     if warmup == 0:
         return keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps=total, alpha=alpha)
-    return keras.optimizers.schedules.CosineDecay(hp.learning_rate * WARMUP_START, decay_steps=total - warmup,
-                                                  alpha=alpha, warmup_target=hp.learning_rate,
-                                                  warmup_steps=warmup)
+    return keras.optimizers.schedules.CosineDecay(hp.learning_rate * WARMUP_START, max(1, total - warmup), alpha=alpha,
+                                                  warmup_target=hp.learning_rate, warmup_steps=warmup)
 
 
 def build_optimizer(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
