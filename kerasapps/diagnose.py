@@ -156,7 +156,7 @@ def training_slice(recipe, hp, ctx, examples: int | None = None):
     return train, meta_of(splits)
 
 
-def _prepare(recipe, overrides, data_dir, examples=None, flags=None):
+def _prepare(recipe, overrides, data_dir, examples=None):
     """(recipe, first-stage hp, its training examples, a fresh model for that stage, the compile function)."""
     from kerasapps import data as D
     from kerasapps.practice import apply_weight_penalties
@@ -164,7 +164,7 @@ def _prepare(recipe, overrides, data_dir, examples=None, flags=None):
     from kerasapps.training import _compile, as_recipe, freeze, seed_everything
 
     recipe = as_recipe(recipe)
-    hp = recipe.resolve(overrides=overrides, flags={k: v for k, v in (flags or {}).items() if v is not None})
+    hp = recipe.resolve(overrides=overrides)
     stage = recipe.stages[0]
     hp = stage.hparams(hp)
     ctx = DataContext(D.resolve_data_dir(data_dir))

@@ -217,7 +217,7 @@ def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, spac
         space = read_space(space_file) if space_file else default_space(recipe)
     space = check_space(recipe, space)
     for stage in recipe.stages:  # a warm-up the base configuration cannot take fails before anything is written
-        check_schedule(stage.hparams(hp0.replace(epochs=max_epochs) if max_epochs else hp0))
+        check_schedule(stage.hparams(hp0))
     out = Path(out) if out else Path("tune") / recipe.name
     meta = {"recipe": recipe.name, "space": space, "overrides": {k: str(v) for k, v in base.items()},
             "max_epochs": max_epochs}
