@@ -39,22 +39,25 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import kerasapps
-    from kerasapps import rundir as R
-    from kerasapps.recipe import DataContext
+    from kerasapps.core.recipe import DataContext
     from kerasapps.recipes import captioning as C
     from kerasapps.recipes.captioning_decode import Decoder, caption, encode
-    from kerasapps.recipes.captioning_eval import best_constant_caption, corpus_bleu, nearest_neighbour_captions
-    from kerasapps.training import open_run
+    from kerasapps.recipes.captioning_eval import (
+        best_constant_caption,
+        corpus_bleu,
+        nearest_neighbour_captions,
+    )
+    from kerasapps.training.checkpoints import load_model
+    from kerasapps.training.rundir import open_run
 
     run_dir = Path(args.run_dir)
     started = time.perf_counter()
     if not (run_dir / "model.keras").is_file():
-        flags = {"epochs": args.epochs} if args.epochs else {}
-        kerasapps.train(C.NAME, run_dir=run_dir, data_dir=args.data_dir, overrides=args.overrides, flags=flags,
+        kerasapps.train(C.NAME, run_dir=run_dir, data_dir=args.data_dir, set=args.overrides, epochs=args.epochs,
                         verbose=2)
     train_seconds = time.perf_counter() - started
     _, hp, _ = open_run(run_dir)
-    model = R.load_model(run_dir / "model.keras", compile=False)
+    model = load_model(run_dir / "model.keras", compile=False)
 
     images, entries = C.read_subset(DataContext(Path(args.data_dir).resolve()))
     if images.shape[1] != hp.image_size:

@@ -19,7 +19,7 @@ import os
 import statistics
 import time
 
-from kerasapps._quiet import import_tensorflow
+from kerasapps.core.quiet_import import import_tensorflow
 
 tf = import_tensorflow()
 import keras  # noqa: E402

@@ -14,14 +14,14 @@ import argparse
 import time
 from pathlib import Path
 
-from kerasapps._quiet import import_tensorflow
+from kerasapps.core.quiet_import import import_tensorflow
 
 import_tensorflow()
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kerasapps.lbfgs import minimize  # noqa: E402
 from kerasapps.recipes.mlp import mlp  # noqa: E402
+from kerasapps.training.lbfgs import minimize  # noqa: E402
 
 
 def main() -> None:

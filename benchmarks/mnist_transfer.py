@@ -16,17 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from kerasapps._quiet import import_tensorflow
+from kerasapps.core.quiet_import import import_tensorflow
 
 import_tensorflow()
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kerasapps  # noqa: E402
-from kerasapps import data as D  # noqa: E402
+from kerasapps.core.registry import get_recipe  # noqa: E402
+from kerasapps.data.splits import carve_validation  # noqa: E402
 from kerasapps.recipes.mnist_transfer import mnist_transfer_cnn  # noqa: E402
-
-from kerasapps.registry import get_recipe  # noqa: E402
 
 _HP = get_recipe("mnist_transfer").default_hparams()
 BATCH = _HP.batch_size
@@ -36,7 +35,7 @@ LEARNING_RATES = {"pretrain": _HP.learning_rate, "finetune": _HP.finetune_learni
 def plain_keras_job(data_dir: Path, epochs: int, seed: int) -> dict:
     """The classic script, ported: numpy arrays into fit, freeze, recompile, fit again."""
     arrays = np.load(data_dir / "mnist" / "mnist.npz")
-    train, val = D.carve_validation((arrays["x_train"], arrays["y_train"].astype("int64")), 0.1, seed)
+    train, val = carve_validation((arrays["x_train"], arrays["y_train"].astype("int64")), 0.1, seed)
     test = (arrays["x_test"], arrays["y_test"].astype("int64"))
 
     def digits(split, low):
@@ -67,7 +66,7 @@ def plain_keras_job(data_dir: Path, epochs: int, seed: int) -> dict:
 def kerasapps_job(data_dir: Path, epochs: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run = kerasapps.train("mnist_transfer", run_dir=Path(tmp) / "run", data_dir=data_dir,
-                              flags={"epochs": epochs, "seed": seed, "batch_size": BATCH}, verbose=0)
+                              epochs=epochs, seed=seed, batch_size=BATCH, verbose=0)
     return {stage: {"seconds": m["seconds"], "samples_per_second": m["samples_per_second"],
                     "accuracy": m["test"]["accuracy"]} for stage, m in run.metrics["stages"].items()}
 

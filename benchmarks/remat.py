@@ -23,7 +23,7 @@ import time
 def child(remat: bool, batch_size: int, image_size: int, steps: int) -> dict:
     import resource
 
-    from kerasapps._quiet import import_tensorflow
+    from kerasapps.core.quiet_import import import_tensorflow
 
     import_tensorflow()
     import keras

@@ -20,15 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from kerasapps._quiet import import_tensorflow
+from kerasapps.core.quiet_import import import_tensorflow
 
 tf = import_tensorflow()
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kerasapps  # noqa: E402
-from kerasapps.diagnose import pyplot, save_figure  # noqa: E402
 from kerasapps.recipes.rnn import stacked_rnn  # noqa: E402
+from kerasapps.training.curves import pyplot, save_figure  # noqa: E402
 
 
 def gradient_flow(args) -> None:
@@ -66,8 +66,8 @@ def gradient_flow(args) -> None:
 def _run(name, data_dir, overrides=(), flags=None, callbacks=()):
     tmp = tempfile.mkdtemp()
     started = time.perf_counter()
-    run = kerasapps.train(name, run_dir=Path(tmp) / "run", data_dir=data_dir, overrides=list(overrides),
-                          flags=flags or {}, verbose=0, callbacks=list(callbacks))
+    run = kerasapps.train(name, run_dir=Path(tmp) / "run", data_dir=data_dir, set=list(overrides),
+                          **(flags or {}), verbose=0, callbacks=list(callbacks))
     return run, time.perf_counter() - started
 
 

@@ -178,7 +178,7 @@ def http_call(port: int, path: str, body: bytes):
 
 def start_server(model_base: str, model: str, port: int, batching: bool, args):
     code = ("import logging; logging.basicConfig(level=logging.WARNING)\n"
-            "from kerasapps.serving import serve\n"
+            "from kerasapps.serving.server import serve\n"
             f"serve({model_base!r}, port={port}, log_level='warning', access_log=False, "
             f"batching={batching}, max_batch_size={args.max_batch_size}, "
             f"batch_timeout_ms={args.batch_timeout_ms})\n")

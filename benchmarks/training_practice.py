@@ -17,18 +17,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from kerasapps._quiet import import_tensorflow
+from kerasapps.core.quiet_import import import_tensorflow
 
 import_tensorflow()
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kerasapps  # noqa: E402
-from kerasapps.recipe import Recipe, Stage  # noqa: E402
+from kerasapps.core.recipe import Recipe, Stage  # noqa: E402
+from kerasapps.savedmodel.signatures import ImageClassifier  # noqa: E402
 from kerasapps.recipes.mlp import MLP_MNIST  # noqa: E402
 from kerasapps.recipes.mnist_transfer import load_mnist, mnist_transfer_cnn  # noqa: E402
 from kerasapps.recipes.mnist_transfer import preprocess as cnn_preprocess  # noqa: E402
-from kerasapps.signatures import ImageClassifier  # noqa: E402
 
 
 class TestAccuracyWatch(keras.callbacks.Callback):
@@ -52,8 +52,8 @@ class TestAccuracyWatch(keras.callbacks.Callback):
 def run(recipe, data_dir, test, overrides, epochs, target):
     watch = TestAccuracyWatch(*test, target)
     with tempfile.TemporaryDirectory() as tmp:
-        kerasapps.train(recipe, run_dir=Path(tmp) / "run", data_dir=data_dir, overrides=overrides,
-                        flags={"epochs": epochs}, callbacks=[watch], verbose=0)
+        kerasapps.train(recipe, run_dir=Path(tmp) / "run", data_dir=data_dir, set=overrides,
+                        epochs=epochs, callbacks=[watch], verbose=0)
     return watch.history
 
 
@@ -81,7 +81,7 @@ def main() -> None:
         print(f"| {label} | {epochs_text} | {seconds_text} | {best[1]:.4f} ({best[0]}) |", flush=True)
 
     cnn = Recipe(name="cnn_mnist", summary="the transfer example's CNN on all 10 digits",
-                 build_model=lambda hp: mnist_transfer_cnn(classes=10), load_data=load_mnist,
+                 build_model=lambda hp, meta: mnist_transfer_cnn(classes=10), load_data=load_mnist,
                  preprocess=cnn_preprocess, serving=ImageClassifier(28, 28), augmentable=True,
                  defaults={"lr_schedule": "cosine"}, stages=(Stage("train"),))
     cnn_test = (keras.ops.convert_to_numpy(cnn_preprocess(x_test)), y_test)

@@ -1,63 +1,54 @@
-"""``kerasapps diagnose {overfit,lr,init,filters,features}`` and ``kerasapps tune``: parse, call the library, print.
-
-The logic lives in :mod:`kerasapps.diagnose` and :mod:`kerasapps.tuning`; imports stay lazy so
-``kerasapps --help`` does not load TensorFlow.
-"""
+"""``kerasapps diagnose {init,overfit,lr,filters,features}`` and ``kerasapps tune``: parse, call the API, print."""
 
 from __future__ import annotations
 
 import click
 
-_DATA_DIR = click.option("--data-dir", type=click.Path(), envvar="KERASAPPS_DATA_DIR", show_envvar=True,
-                         help="Local data directory (else TFDS downloads).")
-_SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                    help="Override a hyper-parameter (repeatable).")
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-def _main():
-    from kerasapps.cli import main
-
-    return main
-
-
-def _start(as_json: bool, tensorflow: bool = True):
-    main = _main()
-    main._quiet_for_json(as_json)
-    if tensorflow:
-        main._tensorflow()
-    return main
+from kerasapps.cli.options import (
+    DATA_DIR,
+    JSON,
+    SET,
+    echo_json,
+    pass_settings,
+    quiet_for_json,
+)
+from kerasapps.core.schema import (
+    INIT_ACTIVATIONS,
+    INIT_EXPERIMENT,
+    INIT_SCHEMES,
+    LR_RANGE,
+    OVERFIT_EXAMPLES,
+    OVERFIT_MAX_EPOCHS,
+    TUNE_VALIDATION_SPLIT,
+)
 
 
 @click.group()
 def diagnose():
-    """Check a network the notes' way: can it overfit, which learning rate, how initialisation behaves, what it learned."""
+    """Check a network: can it overfit, which learning rate, how initialisation behaves, what it learned."""
 
 
 @diagnose.command()
-@click.option("--activation", default="tanh", show_default=True, type=click.Choice(["sigmoid", "tanh", "relu"]))
-@click.option("--init", "init", default="small", show_default=True,
-              type=click.Choice(["normal", "small", "glorot", "he"]),
+@click.option("--activation", default=INIT_EXPERIMENT["activation"], show_default=True,
+              type=click.Choice(INIT_ACTIVATIONS))
+@click.option("--init", "init", default=INIT_EXPERIMENT["init"], show_default=True, type=click.Choice(INIT_SCHEMES),
               help="normal: N(0,1); small: N(0,0.01^2); glorot: N(0,2/(fan_in+fan_out)); he: N(0,2/fan_in).")
-@click.option("--layers", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--units", default=100, show_default=True, type=click.IntRange(min=1))
-@click.option("--examples", default=10_000, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--layers", default=INIT_EXPERIMENT["layers"], show_default=True, type=click.IntRange(min=1))
+@click.option("--units", default=INIT_EXPERIMENT["units"], show_default=True, type=click.IntRange(min=1))
+@click.option("--examples", default=INIT_EXPERIMENT["examples"], show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=INIT_EXPERIMENT["seed"], show_default=True, type=int)
 @click.option("--png", type=click.Path(dir_okay=False),
               help="Histogram PNG (default diagnostics/init-ACTIVATION-INIT.png).")
-@_JSON
+@JSON
 def init(activation, init, layers, units, examples, seed, png, as_json):
-    """Per-layer activation statistics of a deep MLP on random N(0,1) input (the notes' experiment)."""
-    main = _start(as_json, tensorflow=False)  # pure numpy
-    from kerasapps.diagnose import init_statistics, plot_init_histograms
+    """Per-layer activation statistics of a deep MLP on random N(0,1) input (Glorot & Bengio 2010)."""
+    quiet_for_json(as_json)
+    import kerasapps  # NumPy only: no TensorFlow
 
-    stats = init_statistics(activation, init, layers=layers, units=units, examples=examples, seed=seed,
-                            keep_activations=True)
-    path = plot_init_histograms(stats, png or f"diagnostics/init-{activation}-{init}.png")
-    stats.pop("activations")
-    stats["png"] = str(path)
+    stats = kerasapps.diagnose_init(activation, init, layers=layers, units=units, examples=examples, seed=seed,
+                                    png=png)
     if as_json:
-        return main._echo_json(stats)
+        return echo_json(stats)
     click.echo(f"{activation} activations, {init} init, {layers} layers x {units} units, "
                f"input N(0,1) [{examples} x {units}]")
     click.echo(f"  {'layer':>5} {'mean':>10} {'std':>10} {'saturated':>10} {'dead':>8} {'zero':>8}")
@@ -66,27 +57,29 @@ def init(activation, init, layers, units, examples, seed, png, as_json):
                    f"{row['dead_fraction']:>8.1%} {row['zero_fraction']:>8.1%}")
     first, last = stats["layers"][0]["std"], stats["layers"][-1]["std"]
     click.echo(f"  std last/first layer: {last / first if first else float('nan'):.3g}")
-    click.echo(f"histograms: {path}")
+    click.echo(f"histograms: {stats['png']}")
 
 
 @diagnose.command()
 @click.argument("name")
-@click.option("--examples", default=100, show_default=True, type=click.IntRange(min=1),
+@click.option("--examples", default=OVERFIT_EXAMPLES, show_default=True, type=click.IntRange(min=1),
               help="Training examples to overfit.")
-@click.option("--max-epochs", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-epochs", default=OVERFIT_MAX_EPOCHS, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: the recipe's, at most --examples.")
-@_SET
-@_DATA_DIR
-@_JSON
-def overfit(name, examples, max_epochs, batch_size, overrides, data_dir, as_json):
+@SET
+@DATA_DIR
+@JSON
+@pass_settings
+def overfit(settings, name, examples, max_epochs, batch_size, assignments, data_dir, as_json):
     """Can NAME reach 100% training accuracy (or ~0 loss) on a small slice? Exit 1 with the likely cause if not."""
-    main = _start(as_json)
-    from kerasapps.diagnose import overfit_check
+    quiet_for_json(as_json)
+    settings.import_tensorflow()
+    import kerasapps
 
-    result = overfit_check(name, examples=examples, max_epochs=max_epochs, batch_size=batch_size,
-                           overrides=overrides, data_dir=data_dir)
+    result = kerasapps.diagnose_overfit(name, examples=examples, max_epochs=max_epochs, batch_size=batch_size,
+                                        set=assignments, data_dir=data_dir)
     if as_json:
-        main._echo_json(result)
+        echo_json(result)
         return 0 if result["passed"] else 1
     acc = result["final_accuracy"]
     acc_text = f", accuracy {acc:.1%}" if acc is not None else ""
@@ -101,31 +94,31 @@ def overfit(name, examples, max_epochs, batch_size, overrides, data_dir, as_json
 
 @diagnose.command()
 @click.argument("name")
-@click.option("--min-lr", default=1e-6, show_default=True, type=click.FloatRange(min=0, min_open=True))
-@click.option("--max-lr", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
-@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=10))
+@click.option("--min-lr", default=LR_RANGE["min_lr"], show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--max-lr", default=LR_RANGE["max_lr"], show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--steps", default=LR_RANGE["steps"], show_default=True, type=click.IntRange(min=10))
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: the recipe's.")
 @click.option("--png", type=click.Path(dir_okay=False), help="Plot PNG (default diagnostics/lr-NAME.png).")
-@_SET
-@_DATA_DIR
-@_JSON
-def lr(name, min_lr, max_lr, steps, batch_size, png, overrides, data_dir, as_json):
+@SET
+@DATA_DIR
+@JSON
+@pass_settings
+def lr(settings, name, min_lr, max_lr, steps, batch_size, png, assignments, data_dir, as_json):
     """Learning-rate range test: the lr grows exponentially over --steps batches; loss against lr."""
-    main = _start(as_json)
-    from kerasapps.diagnose import lr_range_test, plot_lr_range
+    quiet_for_json(as_json)
+    settings.import_tensorflow()
+    import kerasapps
 
-    result = lr_range_test(name, min_lr=min_lr, max_lr=max_lr, steps=steps, batch_size=batch_size,
-                           overrides=overrides, data_dir=data_dir)
-    result["png"] = str(plot_lr_range(result, png or f"diagnostics/lr-{result['recipe']}.png"))
+    result = kerasapps.diagnose_lr(name, min_lr=min_lr, max_lr=max_lr, steps=steps, batch_size=batch_size, png=png,
+                                   set=assignments, data_dir=data_dir)
     if as_json:
-        return main._echo_json(result)
+        return echo_json(result)
     diverged = (f"diverges at lr {result['divergence_lr']:.3g}" if result["divergence_lr"] is not None
                 else f"did not diverge up to {max_lr:g}")
     click.echo(f"{result['recipe']} ({result['optimizer']}, batch {result['batch_size']}, {result['steps']} steps): "
                f"lowest loss {result['min_smoothed_loss']:.4g} at lr {result['min_loss_lr']:.3g}; {diverged}")
     click.echo(f"suggested learning_rate: {result['suggested_lr']:.3g}   (--set learning_rate={result['suggested_lr']:.2g})")
     click.echo(f"plot: {result['png']}")
-
 
 
 def _print_filter_statistics(stats) -> None:
@@ -141,15 +134,17 @@ def _print_filter_statistics(stats) -> None:
 @click.option("--layer", help="Convolution layer to draw (default: the first).")
 @click.option("--png", type=click.Path(dir_okay=False),
               help="Output PNG (default RUN_DIR/diagnostics/filters.png, filters-LAYER.png with --layer).")
-@_JSON
-def filters(run_dir, layer, png, as_json):
+@JSON
+@pass_settings
+def filters(settings, run_dir, layer, png, as_json):
     """Grid of a run's convolution filters, with per-filter norms and pairwise correlations."""
-    main = _start(as_json)
-    from kerasapps.pictures import filters_picture
+    quiet_for_json(as_json)
+    settings.import_tensorflow()
+    import kerasapps
 
-    result = filters_picture(run_dir, layer=layer, png=png)
+    result = kerasapps.diagnose_filters(run_dir, layer=layer, png=png)
     if as_json:
-        return main._echo_json(result)
+        return echo_json(result)
     click.echo(f"{result['recipe']} layer {result['layer']}: {result['rows']}x{result['cols']} grid "
                f"({result['drawn_as']}) -> {result['png']}")
     _print_filter_statistics(result["statistics"])
@@ -162,18 +157,21 @@ def filters(run_dir, layer, png, as_json):
 @click.option("--layer", help="Layer whose [N, H, W, C] output to draw (default: the first convolution).")
 @click.option("--png", type=click.Path(dir_okay=False),
               help="Output PNG (default RUN_DIR/diagnostics/features-LAYER.png).")
-@_JSON
-def features(run_dir, input_path, layer, png, as_json):
+@JSON
+@pass_settings
+def features(settings, run_dir, input_path, layer, png, as_json):
     """Grid of the feature maps one input produces at a layer, with per-map statistics."""
-    main = _start(as_json)
-    from kerasapps.pictures import features_picture
+    quiet_for_json(as_json)
+    settings.import_tensorflow()
+    import kerasapps
 
-    result = features_picture(run_dir, input_path, layer=layer, png=png)
+    result = kerasapps.diagnose_features(run_dir, input_path, layer=layer, png=png)
     if as_json:
-        return main._echo_json(result)
+        return echo_json(result)
     stats = result["statistics"]
     click.echo(f"{result['recipe']} layer {result['layer']} on {result['input']}: {stats['maps']} maps of "
                f"{result['map_shape'][0]}x{result['map_shape'][1]}, {stats['dead_maps']} all zero -> {result['png']}")
+
 
 @click.command()
 @click.argument("name")
@@ -181,21 +179,24 @@ def features(run_dir, input_path, layer, png, as_json):
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Epochs per trial (default: the recipe's).")
 @click.option("--space", "space_file", type=click.Path(dir_okay=False),
               help="YAML search space: key: {min:, max:, log: true} or key: [choices]. Default: see README.")
-@click.option("--validation-split", default=0.1, show_default=True, type=click.FloatRange(0, 0.5, min_open=True),
+@click.option("--validation-split", default=TUNE_VALIDATION_SPLIT, show_default=True,
+              type=click.FloatRange(0, 0.5, min_open=True),
               help="Fraction of the training data held out to score trials (the test split is never read).")
 @click.option("--out", type=click.Path(file_okay=False), help="Search directory (default tune/NAME); rerun to resume.")
-@_SET
-@_DATA_DIR
-@_JSON
-def tune(name, trials, max_epochs, space_file, validation_split, out, overrides, data_dir, as_json):
+@SET
+@DATA_DIR
+@JSON
+@pass_settings
+def tune(settings, name, trials, max_epochs, space_file, validation_split, out, assignments, data_dir, as_json):
     """Random search over NAME's hyper-parameters; writes OUT/best_config.yaml for `train --config`."""
-    main = _start(as_json)
-    from kerasapps.tuning import tune as run_search
+    quiet_for_json(as_json)
+    settings.import_tensorflow()
+    import kerasapps
 
-    result = run_search(name, trials=trials, max_epochs=max_epochs, space_file=space_file,
-                        validation_split=validation_split, out=out, overrides=overrides, data_dir=data_dir)
+    result = kerasapps.tune(name, trials=trials, max_epochs=max_epochs, space=space_file,
+                            validation_split=validation_split, out=out, set=assignments, data_dir=data_dir)
     if as_json:
-        return main._echo_json(result)
+        return echo_json(result)
     keys = list(result["space"])
     header = f"  {'trial':>5}  {result['objective']:>12}  " + "  ".join(f"{k:>13}" for k in keys)
     click.echo(f"{result['recipe']}: {len(result['trials'])} trials, best first ({result['direction']} "

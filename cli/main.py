@@ -1,21 +1,32 @@
-"""``kerasapps``: the command line, thin over the Python API in :mod:`kerasapps`.
+"""``kerasapps``: the command line. Each command parses its options, calls its function of the Python API
+(:mod:`kerasapps.api`) and prints.
 
-Imports are lazy so ``kerasapps --help`` answers at once; TensorFlow's start-up
-chatter stays off stderr unless ``--verbose`` or ``--debug``. Every error is one
-line on stderr with exit code 2 (bad usage or input) or 1 (failure at run time).
+Imports are lazy, so ``--help``, ``list`` and ``predict --url`` answer without TensorFlow; the
+commands that run a model import it quietly first (its start-up chatter stays off stderr unless
+``--verbose`` or ``--debug``). Every error is one line on stderr with exit code 2 (bad usage or
+input) or 1 (failure at run time).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 
 import click
 
-from kerasapps import __version__
-
-STATE = {"verbose": False, "debug": False}
+from kerasapps.cli.diagnose import diagnose, tune
+from kerasapps.cli.options import (
+    DATA_DIR,
+    JSON,
+    SET,
+    Settings,
+    echo_json,
+    pass_settings,
+    quiet_for_json,
+)
+from kerasapps.core.schema import EXPORT_ROOT, GENERATION, SPLITS, STRATEGIES
+from kerasapps.core.version import __version__
+from kerasapps.serving.options import ServingOptions
 
 
 class _Handler(logging.Handler):
@@ -36,40 +47,44 @@ def _setup_logging(verbose: bool) -> None:
     logger.propagate = False
 
 
-def _tensorflow():
-    from kerasapps._quiet import import_tensorflow
+class _Failure(click.ClickException):
+    """An error from the library, as the one line and exit code the CLI contract gives it."""
 
-    return import_tensorflow(verbose=STATE["verbose"] or STATE["debug"])
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class KerasappsGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+            if ctx.find_object(Settings) and ctx.find_object(Settings).debug:
+                raise
+            from kerasapps.core.errors import KerasappsError
+
+            if isinstance(exc, KerasappsError):
+                raise _Failure(str(exc), exc.exit_code) from None
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise _Failure(f"{type(exc).__name__}: {first} (run with --debug for the traceback)", 1) from None
+
     def main(self, args=None, prog_name=None, **extra):
         try:
             rv = super().main(args=args, prog_name=prog_name or "kerasapps", standalone_mode=False, **extra)
-        except click.exceptions.Abort:
+        except (click.exceptions.Abort, KeyboardInterrupt):
             click.echo("error: interrupted", err=True)
             sys.exit(130)
         except click.exceptions.UsageError as exc:
-            hint = f" (see: kerasapps {exc.ctx.command_path.split(' ', 1)[1]} --help)" if exc.ctx and " " in exc.ctx.command_path else ""
+            path = exc.ctx.command_path if exc.ctx else ""
+            hint = f" (see: kerasapps {path.split(' ', 1)[1]} --help)" if " " in path else ""
             click.echo(f"error: {exc.format_message()}{hint}", err=True)
             sys.exit(2)
         except click.exceptions.ClickException as exc:
             click.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            sys.exit(130)
-        except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
-            if STATE["debug"]:
-                raise
-            from kerasapps.errors import KerasappsError
-
-            if isinstance(exc, KerasappsError):
-                click.echo(f"error: {exc}", err=True)
-                sys.exit(exc.exit_code)
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
-            click.echo(f"error: {type(exc).__name__}: {first} (run with --debug for the traceback)", err=True)
-            sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -77,33 +92,25 @@ class KerasappsGroup(click.Group):
 @click.version_option(__version__, prog_name="kerasapps")
 @click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's logging and debug messages.")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-def cli(verbose, debug):
+@click.pass_context
+def cli(ctx, verbose, debug):
     """The deep-learning canon as Keras 3 recipes: list, train, evaluate, export, predict, serve."""
-    STATE.update(verbose=verbose, debug=debug)
+    ctx.obj = Settings(verbose=verbose, debug=debug)
     _setup_logging(verbose or debug)
 
 
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
-def _quiet_for_json(as_json: bool) -> None:
-    """With --json, stdout carries only the JSON document: informational logging is muted."""
-    if as_json:
-        logging.getLogger("kerasapps").setLevel(logging.WARNING)
-
-
 @cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@JSON
 def list_command(as_json):
     """List every registered recipe: name, summary, providing package."""
-    _quiet_for_json(as_json)
-    _tensorflow()
+    quiet_for_json(as_json)
     import kerasapps
+    from kerasapps.core.quiet_import import native_stderr_to_devnull
 
-    rows = kerasapps.list_recipes()
+    with native_stderr_to_devnull():  # a plugin's recipe module may import TensorFlow, which chatters on fd 2
+        rows = kerasapps.list_recipes()
     if as_json:
-        return _echo_json(rows)
+        return echo_json(rows)
     width = max([len(r["name"]) for r in rows] + [4])
     for row in rows:
         click.echo(f"{row['name']:<{width}}  {row['summary']}  [{row['source'].split(' ')[0]}]")
@@ -111,17 +118,18 @@ def list_command(as_json):
 
 @cli.command()
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def info(name, as_json):
+@JSON
+@pass_settings
+def info(settings, name, as_json):
     """Show a recipe's hyper-parameters, data, stages, parameter count and layers."""
-    _quiet_for_json(as_json)
-    _tensorflow()
+    quiet_for_json(as_json)
+    settings.import_tensorflow()
     import kerasapps
 
     data = kerasapps.info(name)
     if as_json:
         data.pop("summary_text", None)
-        return _echo_json(data)
+        return echo_json(data)
     click.echo(f"{data['name']}: {data['summary']}")
     click.echo(f"  provided by: {data['source']}")
     if data["reference"]:
@@ -145,33 +153,30 @@ def info(name, as_json):
 @cli.command()
 @click.argument("name")
 @click.option("--epochs", type=int, help="Epochs per stage (same as --set epochs=N).")
-@click.option("--batch-size", type=int, help="Examples per batch.")
+@click.option("--batch-size", type=int, help="Examples per batch on each replica.")
 @click.option("--steps-per-epoch", type=int, help="Cap on training steps per epoch.")
 @click.option("--seed", type=int, help="Random seed (weights, shuffling, dropout, validation split).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a hyper-parameter (repeatable).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=True), help="YAML/JSON config (e.g. RUN_DIR/config.yaml).")
+@SET
+@click.option("--config", type=click.Path(dir_okay=True), help="YAML/JSON config (e.g. RUN_DIR/config.yaml).")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory (default runs/NAME-TIMESTAMP).")
-@click.option("--data-dir", type=click.Path(), envvar="KERASAPPS_DATA_DIR", show_envvar=True,
-              help="Local data directory (else TFDS downloads).")
+@DATA_DIR
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last completed epoch.")
 @click.option("--smoke", is_flag=True, help="Train on a tiny slice for a few steps (a quick end-to-end check).")
-@click.option("--strategy", default="default", show_default=True,
-              type=click.Choice(["auto", "default", "one_device", "mirrored", "multi_worker", "parameter_server",
-                                 "tpu"]),
+@click.option("--strategy", default="default", show_default=True, type=click.Choice(STRATEGIES),
               help="tf.distribute strategy; multi_worker reads the cluster from $TF_CONFIG. "
                    "--batch-size is per replica.")
 @click.option("--tpu", metavar="ADDRESS", help="TPU to connect to with --strategy tpu/auto ('local' on a TPU VM).")
 @click.option("--backup-steps", type=int, help="multi_worker: also back up every N steps (default: each epoch).")
-def train(name, epochs, batch_size, steps_per_epoch, seed, overrides, config_file, run_dir, data_dir, resume, smoke,
-          strategy, tpu, backup_steps):
+@pass_settings
+def train(settings, name, epochs, batch_size, steps_per_epoch, seed, assignments, config, run_dir, data_dir, resume,
+          smoke, strategy, tpu, backup_steps):
     """Train recipe NAME into a run directory."""
-    _tensorflow()
+    settings.import_tensorflow()
     import kerasapps
 
-    flags = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "seed": seed}
-    result = kerasapps.train(name, run_dir=run_dir, config_file=config_file, overrides=overrides, flags=flags,
-                             data_dir=data_dir, resume=resume, smoke=smoke, strategy=strategy, tpu=tpu,
-                             backup_steps=backup_steps)
+    result = kerasapps.train(name, epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=seed,
+                             set=assignments, config=config, run_dir=run_dir, data_dir=data_dir, resume=resume,
+                             smoke=smoke, strategy=strategy, tpu=tpu, backup_steps=backup_steps)
     click.echo(f"run directory: {result.run_dir}")
     click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics["test"].items()))
     click.echo(f"next: kerasapps export {result.run_dir}")
@@ -179,18 +184,19 @@ def train(name, epochs, batch_size, steps_per_epoch, seed, overrides, config_fil
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "validation", "test"]))
-@click.option("--data-dir", type=click.Path(), envvar="KERASAPPS_DATA_DIR", show_envvar=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def evaluate(run_dir, split, data_dir, as_json):
+@click.option("--split", default="test", show_default=True, type=click.Choice(SPLITS))
+@DATA_DIR
+@JSON
+@pass_settings
+def evaluate(settings, run_dir, split, data_dir, as_json):
     """Evaluate a finished run's final model; writes RUN_DIR/evaluation-SPLIT.json."""
-    _quiet_for_json(as_json)
-    _tensorflow()
+    quiet_for_json(as_json)
+    settings.import_tensorflow()
     import kerasapps
 
     result = kerasapps.evaluate(run_dir, split=split, data_dir=data_dir)
     if as_json:
-        return _echo_json(result)
+        return echo_json(result)
     click.echo(f"{result['recipe']} {split} ({result['examples']} examples): "
                + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
 
@@ -198,12 +204,13 @@ def evaluate(run_dir, split, data_dir, as_json):
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--version", "version", type=click.IntRange(min=1), help="Version number (default: next).")
-@click.option("--out", default="saved_models", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default=EXPORT_ROOT, show_default=True, type=click.Path(file_okay=False),
               help="Model base directory (TF Serving layout OUT/NAME/VERSION).")
 @click.option("--force", is_flag=True, help="Replace an existing version.")
-def export(run_dir, version, out, force):
+@pass_settings
+def export(settings, run_dir, version, out, force):
     """Export a finished run as a SavedModel that TF Serving serves unchanged."""
-    _tensorflow()
+    settings.import_tensorflow()
     import kerasapps
 
     path = kerasapps.export(run_dir, out=out, version=version, force=force)
@@ -214,23 +221,23 @@ def export(run_dir, version, out, force):
 @click.argument("args", nargs=-1, required=True, metavar="[MODEL] INPUT...")
 @click.option("--url", help="Query a running server instead: http://HOST:PORT/v1/models/NAME.")
 @click.option("--signature", default="serving_default", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def predict(args, url, signature, as_json):
-    """Predict with MODEL (an export or run directory) or --url on INPUT images (PNG/JPEG) or .npy arrays."""
-    _quiet_for_json(as_json)
-    _tensorflow()
+@JSON
+@pass_settings
+def predict(settings, args, url, signature, as_json):
+    """Predict with MODEL (an export or run directory) or --url on INPUT files: images (PNG/JPEG) or .npy
+    arrays for image models, text files (one example each) for text models."""
+    quiet_for_json(as_json)
     import kerasapps
 
     if url:
-        from kerasapps.serving_client import predict_url
-
-        rows = predict_url(url, list(args), signature=signature)
+        rows = kerasapps.predict(inputs=args, url=url, signature=signature)
     else:
         if len(args) < 2:
             raise click.UsageError("give MODEL and at least one INPUT (or --url URL INPUT...)")
-        rows = kerasapps.predict(args[0], list(args[1:]), signature=signature)
+        settings.import_tensorflow()
+        rows = kerasapps.predict(args[0], args[1:], signature=signature)
     if as_json:
-        return _echo_json(rows)
+        return echo_json(rows)
     for row in rows:
         if "classes" in row and "probabilities" in row:
             click.echo(f"{row['input']}: class {row['classes']} (p={max(row['probabilities']):.4f})")
@@ -241,51 +248,53 @@ def predict(args, url, signature, as_json):
 @cli.command()
 @click.argument("model", type=click.Path())
 @click.option("--prompt", default="", help="Text to continue (default: start from nothing).")
-@click.option("--length", default=200, show_default=True, type=click.IntRange(min=0), help="Characters to generate.")
-@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(min=0.0),
+@click.option("--length", default=GENERATION["length"], show_default=True, type=click.IntRange(min=0),
+              help="Characters to generate.")
+@click.option("--temperature", default=GENERATION["temperature"], show_default=True, type=click.FloatRange(min=0.0),
               help="Sampling temperature; 0 is greedy.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed (same seed, same text).")
-def generate(model, prompt, length, temperature, seed):
+@click.option("--seed", default=GENERATION["seed"], show_default=True, type=int,
+              help="Sampling seed (same seed, same text).")
+@pass_settings
+def generate(settings, model, prompt, length, temperature, seed):
     """Generate text with a char_lm MODEL: a run directory or an export (saved_models/char_lm[/VERSION])."""
-    _tensorflow()
-    from kerasapps.recipes.char_lm import generate as generate_text
+    settings.import_tensorflow()
+    import kerasapps
 
-    click.echo(generate_text(model, prompt, length=length, temperature=temperature, seed=seed))
+    click.echo(kerasapps.generate(model, prompt, length=length, temperature=temperature, seed=seed))
 
 
 @cli.command()
-@click.option("--model-base", default="saved_models", show_default=True, type=click.Path(file_okay=False),
+@click.option("--model-base", default=EXPORT_ROOT, show_default=True, type=click.Path(file_okay=False),
               help="Folder of NAME/VERSION/ SavedModels (what export writes).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
-@click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--batching/--no-batching", default=False, show_default=True,
+@click.option("--host", default=ServingOptions.host, show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", default=ServingOptions.port, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--batching/--no-batching", default=ServingOptions.batching, show_default=True,
               help="Group concurrent predict requests into one model call.")
-@click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-timeout-ms", default=5.0, show_default=True, type=click.FloatRange(min=0))
-@click.option("--max-request-bytes", default=10 * 2**20, show_default=True, type=click.IntRange(min=1))
-@click.option("--request-timeout", "request_timeout_s", default=30.0, show_default=True,
+@click.option("--max-batch-size", default=ServingOptions.max_batch_size, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-timeout-ms", default=ServingOptions.batch_timeout_ms, show_default=True,
+              type=click.FloatRange(min=0))
+@click.option("--max-request-bytes", default=ServingOptions.max_request_bytes, show_default=True,
+              type=click.IntRange(min=1))
+@click.option("--request-timeout", "request_timeout_s", default=ServingOptions.request_timeout_s, show_default=True,
               type=click.FloatRange(min=0, min_open=True), help="Seconds to read and answer a request.")
-def serve(model_base, host, port, batching, max_batch_size, batch_timeout_ms, max_request_bytes, request_timeout_s):
+@pass_settings
+def serve(settings, model_base, host, port, batching, max_batch_size, batch_timeout_ms, max_request_bytes,
+          request_timeout_s):
     """Serve every export under --model-base with TensorFlow Serving's REST API."""
     from pathlib import Path
 
-    from kerasapps.errors import UsageError
-
-    if not Path(model_base).is_dir():
-        raise UsageError(f"model base {model_base} does not exist; export a run first (kerasapps export RUN_DIR)")
-    _tensorflow()
     import kerasapps
 
-    click.echo(f"serving {model_base} on http://{host}:{port}/v1/models/NAME (Ctrl+C to stop)")
+    if Path(model_base).is_dir():  # a missing model base is the API's one-line error, before TensorFlow loads
+        settings.import_tensorflow()
+        click.echo(f"serving {model_base} on http://{host}:{port}/v1/models/NAME (Ctrl+C to stop)")
     kerasapps.serve(model_base, host=host, port=port, batching=batching, max_batch_size=max_batch_size,
                     batch_timeout_ms=batch_timeout_ms, max_request_bytes=max_request_bytes,
                     request_timeout_s=request_timeout_s)
 
 
-from kerasapps.cli.diagnose import diagnose as _diagnose, tune as _tune  # noqa: E402  (click only; lazy TF)
-
-cli.add_command(_diagnose)
-cli.add_command(_tune)
+cli.add_command(diagnose)
+cli.add_command(tune)
 
 
 def main():

@@ -1,10 +1,7 @@
 """AlexNet (Krizhevsky, Sutskever & Hinton, 2012)."""
 
-import keras
-from keras import layers
-
-from kerasapps.layers import (
-    LocalResponseNormalization,
+from kerasapps.core.lazy import lazy_import
+from kerasapps.models.arguments import (
     check_activation,
     check_choice,
     check_common_args,
@@ -12,11 +9,13 @@ from kerasapps.layers import (
     check_positive_int,
     check_rate,
     choose_stem,
-    conv_block,
-    dense_top,
-    pool_features,
     resolve_input_shape,
 )
+from kerasapps.models.blocks import conv_block, dense_top, pool_features
+
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
+layers = lazy_import("keras.layers")
+model_layers = lazy_import("kerasapps.models.layers")
 
 __all__ = ["alexnet"]
 
@@ -68,7 +67,7 @@ def alexnet(
     (torchvision's `alexnet`, 61,100,840 parameters, follows the later
     "one weird trick" variant with 64-192-384-256-256 kernels, no LRN; it is
     not this network.) LRN uses the paper's constants with alpha *not*
-    divided by n (see `kerasapps.layers.LocalResponseNormalization`).
+    divided by n (see `kerasapps.models.layers.LocalResponseNormalization`).
 
     Layer names (paper name in brackets): `block1_conv` [conv1],
     `block1_norm`, `block1_pool`, `block2_conv` [conv2], `block2_norm`,
@@ -145,12 +144,12 @@ def eight_layer_net(input_shape, *, conv1, conv2, pool_padding, groups, lrn, con
     inputs = keras.Input(shape=input_shape, name="input_layer")
     x = conv_block(inputs, 96, conv1[0], strides=conv1[1], padding=conv1[2], name="block1_conv", **conv_args)
     if lrn:
-        x = LocalResponseNormalization(name="block1_norm")(x)
+        x = model_layers.LocalResponseNormalization(name="block1_norm")(x)
     x = layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block1_pool")(x)
     x = conv_block(x, 256, conv2[0], strides=conv2[1], padding=conv2[2], groups=groups, name="block2_conv",
                    **conv_args)
     if lrn:
-        x = LocalResponseNormalization(name="block2_norm")(x)
+        x = model_layers.LocalResponseNormalization(name="block2_norm")(x)
     x = layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block2_pool")(x)
     x = conv_block(x, 384, 3, name="block3_conv", **conv_args)
     x = conv_block(x, 384, 3, groups=groups, name="block4_conv", **conv_args)
@@ -169,7 +168,7 @@ def eight_layer_net(input_shape, *, conv1, conv2, pool_padding, groups, lrn, con
 def _recipe():
     from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
 
-    def build(hp):
+    def build(hp, meta):
         return alexnet(input_shape=(32, 32, 3), classes=10, stem="small", dropout=hp.dropout, lrn=hp.lrn,
                        batch_norm=hp.batch_norm, fc_units=hp.fc_units)
 

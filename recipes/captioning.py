@@ -2,7 +2,7 @@
 
 After Vinyals, Toshev, Bengio & Erhan, "Show and Tell: A Neural Image Caption Generator"
 (CVPR 2015) and Karpathy & Fei-Fei, "Deep Visual-Semantic Alignments for Generating Image
-Descriptions" (CVPR 2015), whose RNN is the notes' model:
+Descriptions" (CVPR 2015), whose RNN is (CS231n's captioning model):
 
     image -> [CONV-POOL] x n -> FC -> v;   h_t = tanh(W_xh x_t + W_hh h_{t-1} + W_ih v);   y_t = W_hy h_t
 
@@ -36,19 +36,19 @@ import gzip
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import keras
 import numpy as np
 
-from kerasapps import data as D
-from kerasapps.config import HParam
-from kerasapps.errors import DataError, UsageError
-from kerasapps.layers import conv_block
-from kerasapps.recipe import Recipe, Serving, Splits
+from kerasapps.core.errors import DataError, UsageError
+from kerasapps.core.hparams import HParam
+from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import DATA_DIR_ENV, Recipe, Serving, Splits
+from kerasapps.data.sources import load_npz
+from kerasapps.models.blocks import conv_block
 
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 log = logging.getLogger("kerasapps")
 
 NAME = "captioning_flickr8k"
@@ -112,7 +112,7 @@ def token_ids(rows: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> np.nd
 
 def read_subset(ctx) -> tuple[np.ndarray, list[dict]]:
     """Images uint8 [1000, 64, 64, 3] and the captions.json entries (same order)."""
-    images = D.load_npz(ctx.require("flickr8k_subset/images_64.npz", "see flickr8k_subset/PROVENANCE.md"),
+    images = load_npz(ctx.require("flickr8k_subset/images_64.npz", "see flickr8k_subset/PROVENANCE.md"),
                         ["images"])["images"]
     path = ctx.require("flickr8k_subset/captions.json")
     try:
@@ -140,7 +140,7 @@ def _tfds_coco(image_size: int) -> tuple[np.ndarray, list[dict]]:  # pragma: no 
         return np.stack(images), entries
     except Exception as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise DataError(f"TFDS could not load 'coco_captions' ({first}); set --data-dir or ${D.DATA_DIR_ENV} "
+        raise DataError(f"TFDS could not load 'coco_captions' ({first}); set --data-dir or ${DATA_DIR_ENV} "
                         "to a folder holding flickr8k_subset/") from None
 
 
@@ -302,36 +302,22 @@ def weights_path(source) -> Path:
 def copy_weights_by_name(source, target) -> int:
     """Copy weights from a saved model (``.keras`` file or kerasapps run directory) into ``target``'s layers
     of the same name and weight shapes; returns how many layers were copied (an error when none)."""
-    from kerasapps import rundir as R
+    from kerasapps.models.weights import copy_weights_by_name as copy
+    from kerasapps.training.checkpoints import load_model
 
     path = weights_path(source)
     try:
-        saved = R.load_model(path, compile=False)
+        saved = load_model(path, compile=False)
     except Exception as exc:  # a corrupt or foreign file: one line, not a traceback
         raise UsageError(f"encoder_weights: cannot load {path}: {str(exc).splitlines()[0][:200]}") from None
-    layers = {layer.name: layer for layer in _all_layers(saved)}
-    copied = 0
-    for layer in _all_layers(target):
-        twin = layers.get(layer.name)
-        if twin is None or not layer.weights:
-            continue
-        if [w.shape for w in twin.weights] != [w.shape for w in layer.weights]:
-            raise UsageError(f"encoder_weights: layer {layer.name!r} has weights of shapes "
-                             f"{[tuple(w.shape) for w in twin.weights]} in {path}, "
-                             f"{[tuple(w.shape) for w in layer.weights]} here")
-        layer.set_weights(twin.get_weights())
-        copied += 1
+    try:
+        copied = copy(saved, target)
+    except ValueError as exc:
+        raise UsageError(f"encoder_weights: {exc} ({path})") from None
     if not copied:
         raise UsageError(f"encoder_weights: no layer of {path} matches the {target.name} encoder by name")
     log.info("%s: copied the weights of %d encoder layers from %s", NAME, copied, path)
     return copied
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
 
 
 def build_captioning(hp, meta):
@@ -346,10 +332,13 @@ def build_captioning(hp, meta):
                      freeze_encoder=hp.freeze_encoder, name=NAME)
 
 
-@keras.saving.register_keras_serializable(package="kerasapps")
 def word_accuracy(y_true, y_pred):
-    """Next-word accuracy over real words and <end> (padding, id 0, ignored)."""
-    from keras import ops
+    """Next-word accuracy over real words and <end> (padding, id 0, ignored).
+
+    A plain function, not registered with Keras (registering would import Keras when the registry
+    lists the recipes): loading a compiled model names it through the recipe's metrics.
+    """
+    ops = keras.ops
 
     y_true = ops.cast(y_true, "int32")
     mask = ops.cast(ops.not_equal(y_true, 0), "float32")
@@ -400,21 +389,6 @@ class CaptionGenerator(Serving):
         return (f"images: uint8 [N, H, W, 3] (any size; central square resized inside) -> captions: string [N] "
                 f"(beam search, width {self.beam_width}, length penalty {self.length_penalty:g}); signature 'sample' adds temperature float32, seed int64")
 
-    def load_inputs(self, paths: Sequence[str]) -> Any:
-        from kerasapps.savedmodel import load_inputs
-
-        arrays = []
-        for path in paths:
-            batch, _ = load_inputs([path], self.input_signature()[0])
-            arrays.append(resize_uint8(batch, 64))
-        if not arrays:
-            raise UsageError("no input images given")
-        return np.concatenate(arrays)
-
-    def format_prediction(self, outputs: Mapping[str, Any], index: int) -> str:
-        value = outputs["captions"][index]
-        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
 
 CAPTIONING = Recipe(
     name=NAME,
@@ -429,7 +403,7 @@ CAPTIONING = Recipe(
         "max_words": HParam(None, int, "cap on the vocabulary size (most frequent words)", optional=True, minimum=1),
         "vocabulary": HParam("train", str, "captions the vocabulary comes from: the subset's training images, or "
                              "all 6,000 official Flickr8k training images (never dev or test)", choices=VOCABULARIES),
-        "encoder": HParam("conv", str, "image encoder: the notes' [CONV-POOL] x n, or the canon's CIFAR ResNet-20",
+        "encoder": HParam("conv", str, "image encoder: a small [CONV-POOL] x n, or the canon's CIFAR ResNet-20",
                           choices=ENCODERS),
         "encoder_weights": HParam(None, str, "initialise the encoder from this .keras file or run directory "
                                   "(e.g. a resnet20_cifar10 run; layers matched by name)", optional=True),
@@ -439,16 +413,17 @@ CAPTIONING = Recipe(
         "convs_per_block": HParam(1, int, "3x3 convolutions per encoder block", minimum=1),
         "embedding_dim": HParam(128, int, "word embedding size", minimum=1),
         "units": HParam(256, int, "image vector and recurrent state size", minimum=1),
-        "cell": HParam("lstm", str, "decoder recurrence: rnn is the notes' tanh RNN", choices=CELLS),
+        "cell": HParam("lstm", str, "decoder recurrence: rnn is Karpathy & Fei-Fei's tanh RNN", choices=CELLS),
         "inject": HParam("init_state", str, "how v enters the decoder: initial state, or concatenated to every "
-                         "step's input (the notes' W_ih v)", choices=INJECT),
+                         "step's input (Karpathy & Fei-Fei's W_ih v)", choices=INJECT),
         "dropout": HParam(0.3, float, "dropout on the image vector, decoder input and decoder output",
                           minimum=0.0, maximum=0.9),
     },
     defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": 15,
               "batch_size": 64, "clipnorm": 5.0, "augment_flip": "horizontal"},
     preprocess=preprocess,
-    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+    loss={"class_name": "SparseCategoricalCrossentropy",  # a Keras config: declaring the recipe imports no Keras
+          "config": {"from_logits": True, "ignore_class": 0}},
     metrics=(word_accuracy,),
     serving=CaptionGenerator(),
     augmentable=True,

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kerasapps.errors import UsageError
+from kerasapps.core.errors import UsageError
 from kerasapps.recipes.captioning import END, START, prepare_images
 
 _NEG = -1e9

@@ -37,20 +37,19 @@ from __future__ import annotations
 
 import logging
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import keras
 import numpy as np
 
-from kerasapps import data as D
-from kerasapps.config import HParam
-from kerasapps.errors import UsageError
-from kerasapps.recipe import Recipe, Serving, Splits
+from kerasapps.core.errors import DataError, UsageError
+from kerasapps.core.hparams import HParam
+from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import DATA_DIR_ENV, Recipe, Serving, Splits
+from kerasapps.core.schema import GENERATION
 from kerasapps.recipes.rnn import CELLS, rnn_stack
-from kerasapps.signatures import read_text_inputs
 
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 log = logging.getLogger("kerasapps")
 DEFAULT_VOCABULARY = sorted({ord(c) for c in string.printable if c not in "\t\r\x0b\x0c"})
 NEWLINE = ord("\n")
@@ -63,9 +62,9 @@ def read_text(path: Path) -> str:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise D.DataError(f"{path} is not UTF-8 text ({exc})") from None
+        raise DataError(f"{path} is not UTF-8 text ({exc})") from None
     except OSError as exc:
-        raise D.DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     return text
 
 
@@ -77,15 +76,15 @@ def _tfds_text() -> str:
         return "".join(tfds.as_numpy(splits[s])["text"][0].decode("utf-8") for s in ("train", "validation", "test"))
     except Exception as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise D.DataError(f"TFDS could not load 'tiny_shakespeare' ({first}); set --data-dir or "
-                          f"${D.DATA_DIR_ENV} to a folder holding tinyshakespeare/input.txt") from None
+        raise DataError(f"TFDS could not load 'tiny_shakespeare' ({first}); set --data-dir or "
+                          f"${DATA_DIR_ENV} to a folder holding tinyshakespeare/input.txt") from None
 
 
 def windows(codes: np.ndarray, seq_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``codes[i:i+seq_len]`` and targets shifted by one, for i = 0, stride, 2*stride, ..."""
     starts = np.arange(0, len(codes) - seq_len, stride)
     if len(starts) == 0:
-        raise D.DataError(f"a text of {len(codes)} characters is too short for seq_len {seq_len}")
+        raise DataError(f"a text of {len(codes)} characters is too short for seq_len {seq_len}")
     index = starts[:, None] + np.arange(seq_len + 1)[None, :]
     chunks = codes[index]
     return chunks[:, :-1], chunks[:, 1:]
@@ -270,16 +269,9 @@ class TextGenerator(Serving):
                 f"{self.temperature}, seed {self.seed}); signature 'generate' adds length int32, temperature "
                 "float32, seed int64")
 
-    def load_inputs(self, paths: Sequence[str]) -> Any:
-        return read_text_inputs(paths, "prompt")
 
-    def format_prediction(self, outputs: Mapping[str, Any], index: int) -> str:
-        value = outputs["text"][index]
-        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def generate(model_or_run_dir, prompt: str | bytes | Sequence[str | bytes] = "", length: int = 200,
-             temperature: float = 0.8, seed: int = 0) -> str | list[str]:
+def generate(model_or_run_dir, prompt: str | bytes | Sequence[str | bytes] = "", length: int = GENERATION["length"],
+             temperature: float = GENERATION["temperature"], seed: int = GENERATION["seed"]) -> str | list[str]:
     """Continue ``prompt`` by ``length`` characters; returns prompt + continuation (a list for a list of prompts).
 
     ``model_or_run_dir``: a Keras char-LM model, a run directory, an export
@@ -287,42 +279,13 @@ def generate(model_or_run_dir, prompt: str | bytes | Sequence[str | bytes] = "",
     """
     import tensorflow as tf
 
-    from kerasapps.savedmodel import is_export, versions
+    from kerasapps.savedmodel.predict import generate as generate_from
+    from kerasapps.savedmodel.predict import generation_inputs
 
-    single = isinstance(prompt, (str, bytes))
-    prompts = [prompt] if single else list(prompt)
-    for item in prompts:
-        if isinstance(item, bytes):
-            try:
-                item.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise UsageError(f"prompt is not valid UTF-8 text: {item[:40]!r} ({exc.reason} at byte {exc.start})") from None
-        elif not isinstance(item, str):
-            raise UsageError(f"prompt must be text; got {type(item).__name__}")
-    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
-        raise UsageError(f"length must be a non-negative integer; got {length!r}")
-    if not isinstance(temperature, (int, float)) or not np.isfinite(temperature) or temperature < 0:
-        raise UsageError(f"temperature must be a finite number >= 0; got {temperature!r}")
-    args = (tf.constant([p.encode("utf-8") if isinstance(p, str) else p for p in prompts], tf.string),
-            tf.constant(int(length), tf.int32), tf.constant(float(temperature), tf.float32),
-            tf.constant(int(seed), tf.int64))
-    if isinstance(model_or_run_dir, keras.Model):
-        result = tf.function(generation_function(model_or_run_dir))(*args)
-    else:
-        path = Path(model_or_run_dir)
-        if path.is_dir() and not is_export(path) and versions(path):
-            path = path / str(versions(path)[-1])
-        if is_export(path):
-            loaded = tf.saved_model.load(str(path))
-            if "generate" not in loaded.signatures:
-                raise UsageError(f"{path} has no 'generate' signature; it is not a char_lm export")
-            result = loaded.signatures["generate"](prompt=args[0], length=args[1], temperature=args[2], seed=args[3])
-        else:
-            from kerasapps import rundir as R
-            from kerasapps.training import final_model_path
-
-            model = R.load_model(final_model_path(R.require_run_dir(path)), compile=False)
-            result = tf.function(generation_function(model))(*args)
+    if not isinstance(model_or_run_dir, keras.Model):
+        return generate_from(model_or_run_dir, prompt, length=length, temperature=temperature, seed=seed)
+    single, args = generation_inputs(prompt, length, temperature, seed)
+    result = tf.function(generation_function(model_or_run_dir))(*args)
     texts = [t.decode("utf-8") for t in result["text"].numpy()]
     return texts[0] if single else texts
 
@@ -346,7 +309,7 @@ CHAR_LM = Recipe(
     # batch 64, lr 2e-3 and no dropout stopped at 1.645 nats/char (train 1.48): more passes, a little dropout.
     defaults={"optimizer": "adam", "learning_rate": 3e-3, "lr_schedule": "cosine", "epochs": 20,
               "batch_size": 128, "clipnorm": 5.0},
-    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    loss={"class_name": "SparseCategoricalCrossentropy", "config": {"from_logits": True}},  # Keras config: no import
     metrics=("accuracy",),
     serving=TextGenerator(),
     data="Tiny Shakespeare (tinyshakespeare/input.txt in the data directory, else TFDS 'tiny_shakespeare'); "

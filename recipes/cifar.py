@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import keras
 import numpy as np
 
-from kerasapps import data as D
-from kerasapps.config import HParam
-from kerasapps.layers import set_batch_norm_momentum
-from kerasapps.recipe import Recipe
-from kerasapps.signatures import ImageClassifier
+from kerasapps.core.errors import DataError
+from kerasapps.core.hparams import HParam
+from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import Recipe
+from kerasapps.data.sources import load_npz, tfds_arrays
+from kerasapps.savedmodel.signatures import ImageClassifier
+
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -29,16 +31,16 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 def load_cifar10(hp, ctx):
     if ctx.data_dir is not None:
         path = ctx.require("cifar10_subset/cifar10_subset.npz", "keys x_train, y_train, x_test, y_test")
-        arrays = D.load_npz(path, ["x_train", "y_train", "x_test", "y_test"])
+        arrays = load_npz(path, ["x_train", "y_train", "x_test", "y_test"])
         splits = {"train": (arrays["x_train"], arrays["y_train"]), "test": (arrays["x_test"], arrays["y_test"])}
     else:
-        splits = {name: D.tfds_arrays("cifar10", name, "cifar10_subset/cifar10_subset.npz")
+        splits = {name: tfds_arrays("cifar10", name, "cifar10_subset/cifar10_subset.npz")
                   for name in ("train", "test")}
     out = {}
     for name, (x, y) in splits.items():
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8:
-            raise D.DataError(f"CIFAR-10 {name} images must be uint8 [N, 32, 32, 3]; got {x.dtype} {list(x.shape)}")
+            raise DataError(f"CIFAR-10 {name} images must be uint8 [N, 32, 32, 3]; got {x.dtype} {list(x.shape)}")
         out[name] = (x, np.asarray(y).reshape(-1).astype(np.int64))
     return out
 
@@ -70,8 +72,10 @@ def CNN_HPARAMS(*, dropout=0.5, lrn=None, batch_norm=False, fc_units=None) -> di
 def cifar10_recipe(name: str, factory: Callable, summary: str, reference: str, *, hparams=None,
                    defaults=None, build: Callable | None = None) -> Recipe:
     """A CIFAR-10 recipe for ``factory`` (a keras.applications-style factory) with the papers' augmentation."""
-    def build_model(hp):
-        model = build(hp) if build is not None else factory(input_shape=(32, 32, 3), classes=10)
+    def build_model(hp, meta):
+        from kerasapps.models.walk import set_batch_norm_momentum
+
+        model = build(hp, meta) if build is not None else factory(input_shape=(32, 32, 3), classes=10)
         set_batch_norm_momentum(model, hp.bn_momentum)
         return model
 

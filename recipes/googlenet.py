@@ -1,19 +1,19 @@
 """GoogLeNet / Inception v1 (Szegedy et al., 2014)."""
 
-import keras
-from keras import layers
-
-from kerasapps.layers import (
-    LocalResponseNormalization,
+from kerasapps.core.lazy import lazy_import
+from kerasapps.models.arguments import (
     check_choice,
     check_common_args,
     check_min_size,
     check_rate,
     choose_stem,
-    conv_block,
-    pool_features,
     resolve_input_shape,
 )
+from kerasapps.models.blocks import conv_block, pool_features
+
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
+layers = lazy_import("keras.layers")
+model_layers = lazy_import("kerasapps.models.layers")
 
 __all__ = ["googlenet"]
 
@@ -185,11 +185,11 @@ def googlenet(
     else:
         x = conv_block(inputs, 64, 3, name="conv1", batch_norm=batch_norm)
     if lrn:
-        x = LocalResponseNormalization(name="norm1")(x)
+        x = model_layers.LocalResponseNormalization(name="norm1")(x)
     x = conv_block(x, 64, 1, name="conv2_reduce", batch_norm=batch_norm)
     x = conv_block(x, 192, 3, name="conv2", batch_norm=batch_norm)
     if lrn:
-        x = LocalResponseNormalization(name="norm2")(x)
+        x = model_layers.LocalResponseNormalization(name="norm2")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
     aux_outputs = []
     for module, spec in _INCEPTION.items():
@@ -218,7 +218,7 @@ def googlenet(
 def _recipe():
     from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
 
-    def build(hp):
+    def build(hp, meta):
         return googlenet(input_shape=(32, 32, 3), classes=10, stem="small", dropout=hp.dropout, lrn=hp.lrn,
                          batch_norm=hp.batch_norm)
 

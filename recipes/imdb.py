@@ -20,18 +20,19 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import keras
 import numpy as np
 
-from kerasapps import data as D
-from kerasapps.config import HParam
-from kerasapps.recipe import Recipe, Serving, Splits
+from kerasapps.core.errors import DataError
+from kerasapps.core.hparams import HParam
+from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import Recipe, Serving, Splits
+from kerasapps.data.sources import tfds_arrays
+from kerasapps.data.splits import SMOKE_SIZES, carve_validation, length, take
 from kerasapps.recipes.rnn import CELLS, rnn_stack
-from kerasapps.signatures import read_text_inputs
+
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 
 log = logging.getLogger("kerasapps")
 
@@ -64,14 +65,6 @@ class TextClassifier(Serving):
         return (f"{self.input_name}: string [N] -> probability [N] float32 (of {self.positive}), "
                 f"label [N] int64 (1 = {self.positive}, 0 = {self.negative})")
 
-    def load_inputs(self, paths: Sequence[str]) -> Any:
-        """One example per file: its whole UTF-8 text."""
-        return read_text_inputs(paths, "review")
-
-    def format_prediction(self, outputs: Mapping[str, Any], index: int) -> str:
-        p = float(outputs["probability"][index])
-        return f"{self.positive if p >= self.threshold else self.negative} (p({self.positive})={p:.4f})"
-
 
 # ----------------------------------------------------------------------------- data
 
@@ -87,20 +80,20 @@ def read_jsonl_gz(path: Path) -> tuple[np.ndarray, np.ndarray]:
                     row = json.loads(line)
                     text, label = row["text"], int(row["label"])
                 except (ValueError, KeyError, TypeError) as exc:
-                    raise D.DataError(f"{path}, line {number}: expected JSON with 'text' and 'label' ({exc})") from None
+                    raise DataError(f"{path}, line {number}: expected JSON with 'text' and 'label' ({exc})") from None
                 if label not in (0, 1) or not isinstance(text, str):
-                    raise D.DataError(f"{path}, line {number}: label must be 0 or 1 and text a string")
+                    raise DataError(f"{path}, line {number}: label must be 0 or 1 and text a string")
                 texts.append(text)
                 labels.append(label)
     except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise D.DataError(f"cannot read {path}: {exc}") from None
+        raise DataError(f"cannot read {path}: {exc}") from None
     if not texts:
-        raise D.DataError(f"{path} holds no reviews")
+        raise DataError(f"{path} holds no reviews")
     return np.array(texts, dtype=object), np.array(labels, dtype=np.int64)
 
 
 def _tfds_split(split: str):
-    x, y = D.tfds_arrays("imdb_reviews", split, "imdb/imdb_train.jsonl.gz and imdb/imdb_test.jsonl.gz")
+    x, y = tfds_arrays("imdb_reviews", split, "imdb/imdb_train.jsonl.gz and imdb/imdb_test.jsonl.gz")
     return np.array([t.decode("utf-8") for t in x], dtype=object), np.asarray(y).astype(np.int64)
 
 
@@ -114,9 +107,9 @@ def load_imdb(hp, ctx):
         train, test = _tfds_split("train"), _tfds_split("test")
     # the files list all positive reviews first: shuffle so smoke slices and carving see both classes
     rng = np.random.default_rng([hp.seed, 2011])
-    train, test = (D.take(s, rng.permutation(D.length(s))) for s in (train, test))
-    train, validation = D.carve_validation(train, hp.validation_split, hp.seed)
-    texts = train[0] if not ctx.smoke else train[0][: 4 * D.SMOKE_SIZES["train"]]
+    train, test = (take(s, rng.permutation(length(s))) for s in (train, test))
+    train, validation = carve_validation(train, hp.validation_split, hp.seed)
+    texts = train[0] if not ctx.smoke else train[0][: 4 * SMOKE_SIZES["train"]]
     return Splits(train=train, validation=validation, test=test, meta={"vocabulary_texts": texts})
 
 

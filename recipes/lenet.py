@@ -1,20 +1,21 @@
 """LeNet-5 (LeCun, Bottou, Bengio & Haffner, 1998)."""
 
-import keras
-from keras import layers
-
-from kerasapps.config import HParam
-from kerasapps.layers import (
+from kerasapps.core.hparams import HParam
+from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import Recipe
+from kerasapps.savedmodel.signatures import ImageClassifier
+from kerasapps.models.arguments import (
     check_activation,
     check_choice,
     check_common_args,
     check_min_size,
-    pool_features,
     resolve_input_shape,
 )
-from kerasapps.recipe import Recipe
+from kerasapps.models.blocks import pool_features
 from kerasapps.recipes.mnist_transfer import load_mnist
-from kerasapps.signatures import ImageClassifier
+
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
+layers = lazy_import("keras.layers")
 
 __all__ = ["lenet5"]
 
@@ -129,7 +130,7 @@ def preprocess_mnist(images):
     return keras.ops.pad(x, [[0, 0], [2, 2], [2, 2], [0, 0]])
 
 
-def _build_lenet5_mnist(hp):
+def _build_lenet5_mnist(hp, meta):
     return lenet5(input_shape=(32, 32, 1), classes=10, activation=hp.activation, pooling_type=hp.pooling_type)
 
 

@@ -1,28 +1,29 @@
-"""The notes' multilayer perceptron on MNIST, for comparing activations, initialisers and regularisers.
+"""A multilayer perceptron on MNIST, for comparing activations, initialisers and regularisers.
 
 ``mlp_mnist``: 784 -> [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> 10 softmax.
 Activations: relu, leaky_relu, tanh, sigmoid, maxout (Goodfellow et al. 2013: the max of
-``maxout_pieces`` linear pieces). Initialisers: he (He et al. 2015, N(0, 2/n) truncated),
+``maxout_pieces`` linear pieces; :class:`kerasapps.models.layers.Maxout`). Initialisers: he (He et al. 2015, N(0, 2/n) truncated),
 glorot (Glorot & Bengio 2010, uniform), lecun (LeCun 1998, N(0, 1/n) truncated),
-normal (N(0, 1), the notes' bad example), scaled_normal (N(0, 1)/sqrt(n), untruncated).
+normal (N(0, 1), too large: saturates sigmoid and tanh), scaled_normal (N(0, 1)/sqrt(n), untruncated).
 """
 
 from __future__ import annotations
 
-import keras
+from kerasapps.core.hparams import HParam
+from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import Recipe
+from kerasapps.savedmodel.signatures import ImageClassifier
+from kerasapps.recipes.mnist_transfer import load_mnist
 
-from kerasapps.config import HParam
-from kerasapps.recipe import Recipe
-from kerasapps.signatures import ImageClassifier
-
-from .mnist_transfer import load_mnist
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
+model_layers = lazy_import("kerasapps.models.layers")
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "maxout")
 INITIALIZERS = ("he", "glorot", "lecun", "normal", "scaled_normal")
 
 
 def initializer(name: str, seed=None):
-    """A Keras initializer by the notes' names."""
+    """A Keras initializer by name: he, glorot, lecun, normal (N(0, 1)) or scaled_normal (N(0, 1)/sqrt(n))."""
     if name == "he":
         return keras.initializers.HeNormal(seed=seed)
     if name == "glorot":
@@ -34,28 +35,6 @@ def initializer(name: str, seed=None):
     if name == "scaled_normal":
         return keras.initializers.VarianceScaling(1.0, "fan_in", "untruncated_normal", seed=seed)
     raise ValueError(f"initializer must be one of {', '.join(INITIALIZERS)}; received {name!r}")
-
-
-@keras.saving.register_keras_serializable(package="kerasapps")
-class Maxout(keras.layers.Layer):
-    """Maxout over the last axis: ``units * pieces`` inputs -> ``units`` outputs (max of each group)."""
-
-    def __init__(self, pieces: int, **kwargs):
-        super().__init__(**kwargs)
-        if pieces < 2:
-            raise ValueError(f"maxout needs at least 2 pieces; received {pieces}")
-        self.pieces = pieces
-
-    def call(self, inputs):
-        units = inputs.shape[-1] // self.pieces
-        grouped = keras.ops.reshape(inputs, (-1, units, self.pieces))
-        return keras.ops.max(grouped, axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], input_shape[-1] // self.pieces)
-
-    def get_config(self):
-        return {**super().get_config(), "pieces": self.pieces}
 
 
 def mlp(*, input_shape=(784,), classes=10, units=256, depth=2, activation="relu", init="he", dropout=0.0,
@@ -74,7 +53,7 @@ def mlp(*, input_shape=(784,), classes=10, units=256, depth=2, activation="relu"
         if batch_norm:
             x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
         if activation == "maxout":
-            x = Maxout(maxout_pieces, name=f"maxout{i}")(x)
+            x = model_layers.Maxout(maxout_pieces, name=f"maxout{i}")(x)
         elif activation == "leaky_relu":
             x = keras.layers.LeakyReLU(negative_slope=0.01, name=f"act{i}")(x)
         else:
@@ -92,7 +71,7 @@ def preprocess(images):
     return keras.ops.reshape(x, (-1, 784))
 
 
-def build_model(hp):
+def build_model(hp, meta):
     return mlp(units=hp.units, depth=hp.depth, activation=hp.activation, init=hp.init, dropout=hp.dropout,
                batch_norm=hp.batch_norm, maxout_pieces=hp.maxout_pieces)
 
@@ -115,7 +94,7 @@ MLP_MNIST = Recipe(
     preprocess=preprocess,
     serving=ImageClassifier(28, 28),
     data="MNIST (mnist/mnist.npz in the data directory, else TFDS 'mnist'); validation carved from train",
-    reference="the notes' MLP; activations/initialisers per Glorot & Bengio 2010, He et al. 2015",
+    reference="CS231n's MLP experiments; activations/initialisers per Glorot & Bengio 2010, He et al. 2015",
 )
 
 RECIPES = [MLP_MNIST]

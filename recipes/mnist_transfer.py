@@ -14,13 +14,16 @@ at batch 32 it reaches the script's 99.2% (README lists the measured numbers).
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 
-from kerasapps import data as D
-from kerasapps.config import HParam
-from kerasapps.recipe import Recipe, Stage
-from kerasapps.signatures import ImageClassifier
+from kerasapps.core.errors import DataError
+from kerasapps.core.hparams import HParam
+from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import Recipe, Stage
+from kerasapps.data.sources import load_npz, tfds_arrays
+from kerasapps.savedmodel.signatures import ImageClassifier
+
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 
 FEATURE_LAYERS = ("features_",)
 
@@ -59,17 +62,17 @@ def load_mnist(hp, ctx):
     """Full MNIST as uint8 [N, 28, 28] images and integer labels: local npz, else TFDS."""
     if ctx.data_dir is not None:
         path = ctx.require("mnist/mnist.npz", "the keras.datasets.mnist layout: x_train, y_train, x_test, y_test")
-        arrays = D.load_npz(path, ["x_train", "y_train", "x_test", "y_test"])
+        arrays = load_npz(path, ["x_train", "y_train", "x_test", "y_test"])
         splits = {"train": (arrays["x_train"], arrays["y_train"]), "test": (arrays["x_test"], arrays["y_test"])}
     else:
-        splits = {name: D.tfds_arrays("mnist", name, "mnist/mnist.npz") for name in ("train", "test")}
+        splits = {name: tfds_arrays("mnist", name, "mnist/mnist.npz") for name in ("train", "test")}
     out = {}
     for name, (x, y) in splits.items():
         x = np.asarray(x)
         if x.ndim == 4 and x.shape[-1] == 1:
             x = x[..., 0]
         if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
-            raise D.DataError(f"MNIST {name} images must be uint8 [N, 28, 28]; got {x.dtype} {list(x.shape)}")
+            raise DataError(f"MNIST {name} images must be uint8 [N, 28, 28]; got {x.dtype} {list(x.shape)}")
         out[name] = (x, np.asarray(y).astype(np.int64))
     return out
 
@@ -83,7 +86,7 @@ def _digits(low, high):
     return select
 
 
-def build_model(hp):
+def build_model(hp, meta):
     return mnist_transfer_cnn(filters=hp.filters, dense_units=hp.dense_units,
                               feature_dropout=hp.feature_dropout, head_dropout=hp.head_dropout)
 

@@ -19,20 +19,21 @@ so `trainable params - conv biases` is the figure to compare with it.
 
 import textwrap
 
-import keras
-from keras import layers
-
-from kerasapps.layers import (
-    apply_weights,
-    ChannelPadding,
+from kerasapps.core.lazy import lazy_import
+from kerasapps.models.arguments import (
     check_choice,
     check_common_args,
     check_min_size,
     check_positive_int,
     choose_stem,
-    pool_features,
     resolve_input_shape,
 )
+from kerasapps.models.blocks import pool_features
+
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
+layers = lazy_import("keras.layers")
+model_layers = lazy_import("kerasapps.models.layers")
+model_weights = lazy_import("kerasapps.models.weights")
 
 __all__ = [
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
@@ -52,12 +53,11 @@ _STEM_OPS = {"imagenet": [(7, 2, "same"), (3, 2, "same")], "small": []}
 _IMAGENET_MIN = 32  # total stride 32, keras.applications' minimum
 
 
-_BN_MOMENTUM = 0.99  # Keras' default; blocks built for recomputation use its square root (kerasapps.remat)
-_REMAT = {"momentum": _BN_MOMENTUM}  # set only while _stages builds a block for remat=True
+_BN_MOMENTUM = 0.99  # Keras' default; blocks built for recomputation use its square root (kerasapps.models.recompute)
 
 
-def _bn(x, name):
-    return layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_REMAT["momentum"], name=name)(x)
+def _bn(x, name, momentum=_BN_MOMENTUM):
+    return layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=momentum, name=name)(x)
 
 
 def _conv(x, filters, kernel_size, name, strides=1):
@@ -70,69 +70,67 @@ def _conv(x, filters, kernel_size, name, strides=1):
     return layers.Conv2D(filters, kernel_size, strides=strides, padding="same", name=name)(x)
 
 
-def _shortcut(x, filters, stride, kind, name):
+def _shortcut(x, filters, stride, kind, name, momentum):
     """`kind`: "identity", "projection" (option B: 1x1 conv + BN) or "A"
     (option A: subsample + zero channels, no parameters)."""
     if kind == "identity":
         return x
     if kind == "projection":
         shortcut = layers.Conv2D(filters, 1, strides=stride, name=f"{name}_0_conv")(x)
-        return _bn(shortcut, f"{name}_0_bn")
+        return _bn(shortcut, f"{name}_0_bn", momentum)
     if stride > 1:
         x = layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_pool")(x)
-    return ChannelPadding(filters - x.shape[-1], name=f"{name}_0_pad")(x)
+    return model_layers.ChannelPadding(filters - x.shape[-1], name=f"{name}_0_pad")(x)
 
 
-def _basic_block(x, filters, stride, shortcut_kind, name):
-    """Two 3x3 convs (the stride on the first) + shortcut."""
+def _basic_block(x, filters, stride, shortcut_kind, name, momentum):
+    """Two 3x3 convs (the stride on the first) + shortcut; batch norm with `momentum`."""
     if stride == 1 and x.shape[-1] == filters:
         shortcut_kind = "identity"
-    shortcut = _shortcut(x, filters, stride, shortcut_kind, name)
+    shortcut = _shortcut(x, filters, stride, shortcut_kind, name, momentum)
     x = _conv(x, filters, 3, f"{name}_1_conv", strides=stride)
-    x = _bn(x, f"{name}_1_bn")
+    x = _bn(x, f"{name}_1_bn", momentum)
     x = layers.Activation("relu", name=f"{name}_1_relu")(x)
     x = _conv(x, filters, 3, f"{name}_2_conv")
-    x = _bn(x, f"{name}_2_bn")
+    x = _bn(x, f"{name}_2_bn", momentum)
     x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def _bottleneck_block(x, filters, stride, shortcut_kind, name):
+def _bottleneck_block(x, filters, stride, shortcut_kind, name, momentum):
     """keras.applications' `residual_block_v1`: 1x1 (strided), 3x3, 1x1 x4."""
     if stride == 1 and x.shape[-1] == 4 * filters:
         shortcut_kind = "identity"
-    shortcut = _shortcut(x, 4 * filters, stride, shortcut_kind, name)
+    shortcut = _shortcut(x, 4 * filters, stride, shortcut_kind, name, momentum)
     x = layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
-    x = _bn(x, f"{name}_1_bn")
+    x = _bn(x, f"{name}_1_bn", momentum)
     x = layers.Activation("relu", name=f"{name}_1_relu")(x)
     x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(x)
-    x = _bn(x, f"{name}_2_bn")
+    x = _bn(x, f"{name}_2_bn", momentum)
     x = layers.Activation("relu", name=f"{name}_2_relu")(x)
     x = layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
-    x = _bn(x, f"{name}_3_bn")
+    x = _bn(x, f"{name}_3_bn", momentum)
     x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
 def _stages(x, block_fn, widths, depths, strides, shortcut_kind, remat=False):
-    """The residual stages; `remat=True` wraps each block for recomputation (kerasapps.remat)."""
-    from kerasapps.remat import bn_momentum_for_remat, recompute_block
+    """The residual stages; `remat=True` wraps each block for recomputation (kerasapps.models.recompute),
+    with the batch-norm momentum whose two updates per step equal one."""
+    from kerasapps.models.recompute import bn_momentum_for_remat, recompute_block
 
     if not isinstance(remat, bool):
         raise ValueError(f"remat must be True or False; received remat={remat!r}")
+    momentum = bn_momentum_for_remat(_BN_MOMENTUM) if remat else _BN_MOMENTUM
     for stage, (filters, blocks, stride) in enumerate(zip(widths, depths, strides), start=2):
         for index in range(1, blocks + 1):
             name, block_stride = f"conv{stage}_block{index}", stride if index == 1 else 1
             if not remat:
-                x = block_fn(x, filters, block_stride, shortcut_kind, name)
+                x = block_fn(x, filters, block_stride, shortcut_kind, name, momentum)
                 continue
-            _REMAT["momentum"] = bn_momentum_for_remat(_BN_MOMENTUM)
-            try:
-                x = recompute_block(
-                    lambda t, f=filters, s=block_stride, n=name: block_fn(t, f, s, shortcut_kind, n), x, name=name
-                )
-            finally:
-                _REMAT["momentum"] = _BN_MOMENTUM
+            x = recompute_block(
+                lambda t, f=filters, s=block_stride, n=name: block_fn(t, f, s, shortcut_kind, n, momentum), x, name=name
+            )
     return x
 
 
@@ -245,7 +243,7 @@ _IMAGENET_DOC = """ResNet-{depth} v1 ({block} blocks {depths}) of "Deep Residual
             ImageNet weights, downloaded once) or the path of a
             `.weights.h5` / keras.applications `.h5` weight file.
         remat: recompute each residual block's activations in the backward
-            pass (`kerasapps.remat.Recompute`, `tf.recompute_grad`): less
+            pass (`kerasapps.models.recompute.Recompute`, `tf.recompute_grad`): less
             memory, about one more forward pass of compute. Blocks become
             nested sub-models named `convS_blockB`.
 
@@ -285,7 +283,7 @@ _CIFAR_DOC = """ResNet-{depth} for CIFAR-10 of "Deep Residual Learning for Image
         shortcut: "A" (zero-padding identity) or "B" (projection).
         width: filters of the first stage (16).
         remat: recompute each residual block's activations in the backward
-            pass (`kerasapps.remat`; blocks become sub-models `convS_blockB`).
+            pass (`kerasapps.models.recompute`; blocks become sub-models `convS_blockB`).
 
     Returns:
         A functional `keras.Model`.
@@ -362,7 +360,7 @@ def resnet50(include_top=True, input_shape=None, pooling=None, classes=1000,
     model = _imagenet_resnet(
         50, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
     )
-    return apply_weights(model, weights, lambda: keras.applications.ResNet50(
+    return model_weights.apply_weights(model, weights, lambda: keras.applications.ResNet50(
         weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation))
 
@@ -376,7 +374,7 @@ def resnet101(include_top=True, input_shape=None, pooling=None, classes=1000,
     model = _imagenet_resnet(
         101, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
     )
-    return apply_weights(model, weights, lambda: keras.applications.ResNet101(
+    return model_weights.apply_weights(model, weights, lambda: keras.applications.ResNet101(
         weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation))
 
@@ -390,7 +388,7 @@ def resnet152(include_top=True, input_shape=None, pooling=None, classes=1000,
     model = _imagenet_resnet(
         152, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
     )
-    return apply_weights(model, weights, lambda: keras.applications.ResNet152(
+    return model_weights.apply_weights(model, weights, lambda: keras.applications.ResNet152(
         weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation))
 
@@ -443,10 +441,10 @@ def resnet110(include_top=True, input_shape=None, pooling=None, classes=10,
 # ---------------------------------------------------------------------------- recipes
 
 def _cifar_recipe(depth, factory):
-    from kerasapps.config import HParam
+    from kerasapps.core.hparams import HParam
     from kerasapps.recipes.cifar import cifar10_recipe
 
-    def build(hp):
+    def build(hp, meta):
         return factory(input_shape=(32, 32, 3), classes=10, shortcut=hp.shortcut, width=hp.width, remat=hp.remat)
 
     return cifar10_recipe(

@@ -23,11 +23,12 @@ layers (Schuster & Paliwal 1997) concatenate the forward and backward outputs.
 
 from __future__ import annotations
 
-import keras
+from kerasapps.core.hparams import HParam
+from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import Recipe
+from kerasapps.savedmodel.signatures import ImageClassifier
 
-from kerasapps.config import HParam
-from kerasapps.recipe import Recipe
-from kerasapps.signatures import ImageClassifier
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 
 CELLS = ("simple", "lstm", "gru")
 
@@ -120,7 +121,7 @@ def load_mnist_rows(hp, ctx):
     return load_mnist(hp, ctx)
 
 
-def build_mnist_rows(hp):
+def build_mnist_rows(hp, meta):
     return stacked_rnn(input_shape=(28, 28), cell=hp.cell, units=hp.units, layers=hp.layers,
                        bidirectional=hp.bidirectional, dropout=hp.dropout, recurrent_dropout=hp.recurrent_dropout,
                        classes=10, name=f"mnist_rows_{hp.cell}")

@@ -1,21 +1,20 @@
 """VGG-16 and VGG-19 (Simonyan & Zisserman, 2014)."""
 
-import keras
-from keras import layers
-
-from kerasapps.layers import (
-    apply_weights,
+from kerasapps.core.lazy import lazy_import
+from kerasapps.models.arguments import (
     check_activation,
     check_choice,
     check_common_args,
     check_min_size,
     check_positive_int,
     check_rate,
-    conv_block,
-    dense_top,
-    pool_features,
     resolve_input_shape,
 )
+from kerasapps.models.blocks import conv_block, dense_top, pool_features
+
+keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
+layers = lazy_import("keras.layers")
+model_weights = lazy_import("kerasapps.models.weights")
 
 __all__ = ["vgg16", "vgg19"]
 
@@ -150,7 +149,7 @@ def vgg16(
         activation=activation,
         fc_units=fc_units,
     )
-    return apply_weights(model, weights, lambda: _imagenet("VGG16", include_top, input_shape, pooling, classes,
+    return model_weights.apply_weights(model, weights, lambda: _imagenet("VGG16", include_top, input_shape, pooling, classes,
                                                            classifier_activation))
 
 
@@ -180,7 +179,7 @@ def vgg19(
         activation=activation,
         fc_units=fc_units,
     )
-    return apply_weights(model, weights, lambda: _imagenet("VGG19", include_top, input_shape, pooling, classes,
+    return model_weights.apply_weights(model, weights, lambda: _imagenet("VGG19", include_top, input_shape, pooling, classes,
                                                            classifier_activation))
 
 
@@ -205,7 +204,7 @@ vgg19.__doc__ = _DOC.format(
 def _recipe():
     from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
 
-    def build(hp):
+    def build(hp, meta):
         return vgg16(input_shape=(32, 32, 3), classes=10, dropout=hp.dropout, batch_norm=hp.batch_norm,
                      fc_units=hp.fc_units)
 

@@ -1,6 +1,6 @@
 """ZFNet (Zeiler & Fergus, 2013)."""
 
-from kerasapps.layers import (
+from kerasapps.models.arguments import (
     check_activation,
     check_choice,
     check_common_args,
@@ -130,7 +130,7 @@ def zfnet(
 def _recipe():
     from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
 
-    def build(hp):
+    def build(hp, meta):
         return zfnet(input_shape=(32, 32, 3), classes=10, stem="small", dropout=hp.dropout, lrn=hp.lrn,
                      batch_norm=hp.batch_norm, fc_units=hp.fc_units)
 

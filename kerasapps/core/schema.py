@@ -1,0 +1,105 @@
+"""Every hyper-parameter key every recipe has, and every choice the package takes, in one place.
+
+A recipe's schema is :data:`COMMON_HPARAMS` plus the keys it declares itself
+(:class:`kerasapps.core.recipe.Recipe`). The choice tuples below are the single source for the
+hyper-parameters, the layers that act on them (optimizers, schedules, losses, augmentation,
+distribution) and the command line's ``click.Choice`` lists.
+"""
+
+from __future__ import annotations
+
+from kerasapps.core.hparams import HParam
+
+# optimizers: the mini-batch ones, which ``fit`` steps, and full-batch L-BFGS, which only ``train`` drives
+MINI_BATCH = ("sgd", "adagrad", "rmsprop", "adam", "adadelta")
+FULL_BATCH = ("lbfgs",)
+OPTIMIZERS = MINI_BATCH + FULL_BATCH
+
+# schedules: evaluated per optimizer step inside the optimizer, or set by a callback per epoch/iteration
+STEP_SCHEDULES = ("constant", "cosine")
+EPOCH_SCHEDULES = ("step", "time", "exponential")
+LR_SCHEDULES = STEP_SCHEDULES + EPOCH_SCHEDULES
+
+LOSSES = ("auto", "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
+          "hinge", "squared_hinge", "mean_squared_error", "mean_absolute_error",
+          "mean_absolute_percentage_error", "mean_squared_logarithmic_error")
+
+FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+
+# tf.distribute strategies by name (kerasapps.training.distribute); multi_worker trains in a custom loop
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "parameter_server", "tpu")
+
+SPLITS = ("train", "validation", "test")
+
+# `diagnose init`: the initialisation experiment's activations and weight scales
+INIT_ACTIVATIONS = ("sigmoid", "tanh", "relu")
+INIT_SCHEMES = ("normal", "small", "glorot", "he")
+
+EXPORT_ROOT = "saved_models"  # TF Serving's model base: EXPORT_ROOT/NAME/VERSION/
+
+TRAINING_HPARAMS: dict[str, HParam] = {
+    "epochs": HParam(5, int, "epochs per stage", minimum=1),
+    "batch_size": HParam(128, int, "examples per batch on each replica (the global batch is batch_size x replicas; "
+                         "one replica without --strategy)", minimum=1),
+    "steps_per_epoch": HParam(None, int, "cap on training steps per epoch (null: the whole split)",
+                              optional=True, minimum=1),
+    "seed": HParam(1234, int, "seed for weights, shuffling, dropout and validation carving"),
+    "deterministic": HParam(False, bool, "make TensorFlow ops deterministic (slower; bitwise-repeatable runs)"),
+    "validation_split": HParam(0.1, float, "fraction of the training split held out for validation "
+                               "(when the data has no validation split)", minimum=0.0, maximum=0.5),
+    "optimizer": HParam("adam", str, "optimizer", choices=OPTIMIZERS),
+    "lbfgs_iterations": HParam(100, int, "L-BFGS iterations per stage (optimizer=lbfgs: full-batch, small models; "
+                               "epochs and batch_size do not apply)", minimum=1),
+    "learning_rate": HParam(1e-3, float, "initial learning rate", minimum=0.0),
+    "momentum": HParam(0.0, float, "momentum (sgd, rmsprop)", minimum=0.0, maximum=1.0),
+    "nesterov": HParam(False, bool, "Nesterov momentum (sgd)"),
+    "lr_schedule": HParam("constant", str, "learning-rate schedule within each stage",
+                          choices=LR_SCHEDULES),
+    "warmup_epochs": HParam(0.0, float, "linear warm-up from learning_rate/10 to learning_rate over this many "
+                            "epochs, then lr_schedule (cosine or constant)", minimum=0.0),
+    "clipnorm": HParam(None, float, "clip each gradient to this L2 norm", optional=True, minimum=0.0),
+    "clipvalue": HParam(None, float, "clip each gradient element to [-v, v]", optional=True, minimum=0.0),
+    "loss": HParam("auto", str, "loss: auto (the recipe's own) or a classification loss by name, checked against "
+                   "the model's head (logits use the stable from_logits form)", choices=LOSSES),
+    "keep_checkpoints": HParam(2, int, "per-epoch checkpoints kept per stage (the newest)", minimum=1),
+}
+
+PRACTICE_HPARAMS: dict[str, HParam] = {
+    "lr_drop": HParam(0.5, float, "step decay: lr = learning_rate * lr_drop^floor(epoch / lr_every_epochs)",
+                      minimum=0.0, maximum=1.0),
+    "lr_every_epochs": HParam(10, int, "step/exponential decay: epochs per drop (step) or per factor lr_rate",
+                              minimum=1),
+    "lr_rate": HParam(0.96, float, "exponential decay: lr = learning_rate * lr_rate^(epoch / lr_every_epochs)",
+                      minimum=0.0, maximum=1.0),
+    "lr_decay": HParam(1e-4, float, "time decay: lr = learning_rate / (1 + lr_decay * iterations)", minimum=0.0),
+    "early_stopping": HParam(False, bool, "stop when early_stopping_monitor stops improving; keep the best weights"),
+    "early_stopping_monitor": HParam("val_loss", str, "metric early stopping watches"),
+    "early_stopping_patience": HParam(5, int, "epochs without improvement before stopping", minimum=1),
+    "early_stopping_min_delta": HParam(0.0, float, "smallest change that counts as improvement", minimum=0.0),
+    "max_norm": HParam(None, float, "after every update, clip each unit's incoming weight vector to this L2 norm",
+                       optional=True, minimum=0.0),
+    "l1": HParam(0.0, float, "L1 penalty on Dense/Conv kernels (with l2: elastic net)", minimum=0.0),
+    "l2": HParam(0.0, float, "L2 penalty on Dense/Conv kernels", minimum=0.0),
+    "augment_shift": HParam(0.0, float, "random shift, fraction of height/width (image recipes)",
+                            minimum=0.0, maximum=0.99),
+    "augment_rotation": HParam(0.0, float, "random rotation, max degrees either way (image recipes)",
+                               minimum=0.0, maximum=180.0),
+    "augment_zoom": HParam(0.0, float, "random zoom, fraction (image recipes)", minimum=0.0, maximum=0.99),
+    "augment_flip": HParam("none", str, "random flips (image recipes)", choices=FLIPS),
+    "elastic_alpha": HParam(0.0, float, "elastic distortion scale alpha, pixels (Simard 2003: 34)", minimum=0.0),
+    "elastic_sigma": HParam(4.0, float, "elastic distortion smoothing sigma, pixels (Simard 2003: 4)",
+                            minimum=0.01),
+    "monitor": HParam(False, bool, "record update/weight ratios, weight and gradient norms and activation "
+                      "statistics on a probe batch (RUN_DIR/monitors.json, TensorBoard)"),
+    "monitor_every_steps": HParam(50, int, "monitor: optimizer steps between records", minimum=1),
+    "monitor_probe_size": HParam(64, int, "monitor: validation examples in the fixed probe batch", minimum=1),
+}
+
+COMMON_HPARAMS: dict[str, HParam] = {**TRAINING_HPARAMS, **PRACTICE_HPARAMS}
+
+# Defaults of the commands' options (the CLI and the Python API both read these)
+TUNE_VALIDATION_SPLIT = 0.1
+OVERFIT_EXAMPLES, OVERFIT_MAX_EPOCHS = 100, 200
+LR_RANGE = {"min_lr": 1e-6, "max_lr": 1.0, "steps": 200}
+INIT_EXPERIMENT = {"activation": "tanh", "init": "small", "layers": 5, "units": 100, "examples": 10_000, "seed": 0}
+GENERATION = {"length": 200, "temperature": 0.8, "seed": 0}

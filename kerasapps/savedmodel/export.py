@@ -1,0 +1,91 @@
+"""SavedModel export in TF Serving's layout, written atomically.
+
+``export(run_dir)`` writes ``OUT/NAME/VERSION/``: the SavedModel is built in a
+temporary folder beside it and renamed into place, so a half-written export never
+carries a version number (TF Serving and ``kerasapps serve`` ignore it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from kerasapps.core.errors import RunError, UsageError
+from kerasapps.core.recipe import Recipe
+from kerasapps.core.schema import EXPORT_ROOT
+
+EXPORT_INFO = "assets.extra/kerasapps.json"
+
+
+def serving_function(recipe: Recipe, model):
+    """The ``tf.function`` that an export serves: raw inputs -> outputs, preprocessing inside."""
+    import tensorflow as tf
+
+    if recipe.serving is None:
+        raise UsageError(f"recipe {recipe.name!r} declares no serving signature; it cannot be exported")
+    serving = recipe.serving
+
+    def serve(inputs):
+        return serving.outputs(model, recipe.preprocess, inputs)
+
+    return tf.function(serve, input_signature=serving.input_signature())
+
+
+def is_export(path: Path) -> bool:
+    return (Path(path) / "saved_model.pb").is_file()
+
+
+def versions(model_dir: Path) -> list[int]:
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir()
+                  if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file())
+
+
+def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool = False) -> Path:
+    """Export a finished run's final model to ``out/NAME/VERSION`` (default: the next version)."""
+    import keras
+
+    from kerasapps.training import rundir
+    from kerasapps.training.checkpoints import load_model
+
+    recipe, hp, _ = rundir.open_run(run_dir)
+    model_path = rundir.final_model_path(run_dir)
+    if version is not None and version < 1:
+        raise UsageError(f"--version must be a positive integer; got {version}")
+    model_dir = Path(out) / recipe.name
+    existing = versions(model_dir)
+    version = version if version is not None else (existing[-1] + 1 if existing else 1)
+    target = model_dir / str(version)
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists; pass --force to replace it, or choose another --version")
+
+    model = load_model(model_path, compile=False)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serving_function(recipe, model))
+    for name, function in recipe.serving.extra_endpoints(model, recipe.preprocess).items():
+        archive.add_endpoint(name, function)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
+    try:
+        archive.write_out(str(tmp), verbose=False)
+        info = {"recipe": recipe.name, "version": version, "run_dir": str(Path(run_dir).resolve()),
+                "signature": recipe.serving.describe()}
+        (tmp / "assets.extra").mkdir(exist_ok=True)
+        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
+        if target.exists():  # --force: swap, never leaving the version missing or half-written
+            old = Path(tempfile.mkdtemp(prefix=f".old-{version}-", dir=model_dir))
+            os.replace(target, old / "v")
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except OSError as exc:
+        raise RunError(f"could not write the export to {target}: {exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

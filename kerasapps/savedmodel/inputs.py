@@ -1,0 +1,118 @@
+"""Reading ``kerasapps predict``'s input files into batches that fit a signature's input.
+
+What is read follows from the input's dtype and shape alone, so the same code serves a local
+export, a run directory and a remote server's metadata: numeric inputs take PNG/JPEG/BMP/GIF
+images (converted to the input's channels) and ``.npy`` arrays; string inputs take text files,
+one example per file (its whole UTF-8 text: a review, a prompt). Neither TensorFlow nor Keras is
+imported here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kerasapps.core.errors import UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """One signature input: its name, shape (None for any size; the first is the batch) and numpy dtype name."""
+
+    name: str
+    shape: tuple
+    dtype: str  # "uint8", "float32", ..., or "string"
+
+    @classmethod
+    def of(cls, tensor_spec, name: str | None = None) -> "InputSpec":
+        """From a ``tf.TensorSpec``."""
+        dtype = "string" if tensor_spec.dtype.name == "string" else tensor_spec.dtype.as_numpy_dtype.__name__
+        return cls(name or tensor_spec.name, tuple(tensor_spec.shape.as_list()), dtype)
+
+    def describe(self) -> str:
+        dims = ", ".join(["N"] + ["?" if d is None else str(d) for d in self.shape[1:]])
+        return f"{self.dtype} [{dims}]"
+
+
+def load_inputs(paths: Sequence[str], spec: InputSpec) -> list[tuple[np.ndarray, list[str], list[int]]]:
+    """Read ``paths`` into batches for ``spec``: ``(batch, source names, positions)`` per input shape
+    (inputs of any size, such as photos for a captioner, are batched by size); ``positions`` number
+    the examples in the order given, so results can be put back in that order."""
+    if not paths:
+        raise UsageError("no input files given")
+    if spec.dtype == "string":
+        if len(spec.shape) != 1:
+            raise UsageError(f"input '{spec.name}' is a string tensor of shape {list(spec.shape)}; predict reads "
+                             "one text file per example into string inputs of shape [N]")
+        return [(read_text_inputs(paths, spec.name), [str(p) for p in paths], list(range(len(paths))))]
+    groups: dict[tuple, tuple[list, list, list]] = {}
+    count = 0
+    for name in paths:
+        array, sources = _read_numeric(Path(name), spec)
+        batches, names, positions = groups.setdefault(array.shape[1:], ([], [], []))
+        batches.append(array)
+        names.extend(sources)
+        positions.extend(range(count, count + len(sources)))
+        count += len(sources)
+    return [(np.concatenate(batches), names, positions) for batches, names, positions in groups.values()]
+
+
+def read_text_inputs(paths: Sequence[str], what: str = "text") -> np.ndarray:
+    """One example per file, its whole UTF-8 text, as a numpy object array."""
+    texts = []
+    for name in paths:
+        try:
+            texts.append(Path(name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read {what} file {name} as UTF-8 text: {exc}") from None
+    return np.array(texts, dtype=object)
+
+
+def _read_numeric(path: Path, spec: InputSpec) -> tuple[np.ndarray, list[str]]:
+    shape, dtype = spec.shape, np.dtype(spec.dtype)
+    if len(shape) not in (3, 4):
+        raise UsageError(f"this model takes {spec.describe()} input; predict reads images and .npy arrays "
+                         "for image inputs [N, H, W] or [N, H, W, C]")
+    expected = shape[1:]
+    if not path.is_file():
+        raise UsageError(f"input file not found: {path}")
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read {path}: {exc}") from None
+        single = array.ndim == len(expected)
+        if single:
+            array = array[None]
+    else:
+        array, single = _read_image(path, expected)[None], True
+    if array.ndim != len(shape) or any(d is not None and d != a for d, a in zip(expected, array.shape[1:])):
+        raise UsageError(f"{path} has shape {list(array.shape[1:] if single else array.shape)}; "
+                         f"the model takes arrays of {spec.describe()}")
+    if np.issubdtype(dtype, np.integer) and array.size:
+        info = np.iinfo(dtype)
+        if array.min() < info.min or array.max() > info.max:
+            raise UsageError(f"{path} has values outside the {spec.dtype} range [{info.min}, {info.max}]")
+    sources = [str(path)] if single else [f"{path}[{i}]" for i in range(len(array))]
+    return array.astype(dtype), sources
+
+
+def _read_image(path: Path, expected: tuple) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    channels = expected[2] if len(expected) == 3 else None
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels in (None, 1) else "RGB")
+            if expected[0] is not None and image.size != (expected[1], expected[0]):
+                raise UsageError(f"{path} is {image.size[0]}x{image.size[1]} pixels; the model takes "
+                                 f"{expected[1]}x{expected[0]} images")
+            array = np.asarray(image)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UsageError(f"cannot read image {path}: {exc}") from None
+    if channels == 1:
+        array = array[..., None]
+    return array

@@ -1,0 +1,130 @@
+"""Calling an export's signatures: ``kerasapps predict`` and ``kerasapps generate`` on a SavedModel
+(``saved_models/NAME`` for its newest version) or on a run directory (its final model, through the
+same serving functions the export would hold)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kerasapps.core.errors import UsageError
+from kerasapps.savedmodel.inputs import InputSpec, load_inputs
+from kerasapps.savedmodel.export import is_export, serving_function, versions
+
+
+class Signature:
+    """One signature of an export or a run directory: its inputs and a call ``signature(**inputs) -> dict``."""
+
+    def __init__(self, function, inputs: dict[str, InputSpec], owner):
+        self._function, self.inputs, self._owner = function, inputs, owner  # the owner keeps the model alive
+
+    def __call__(self, **inputs) -> dict[str, np.ndarray]:
+        return {name: np.asarray(value) for name, value in self._function(**inputs).items()}
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """``saved_models/NAME`` -> its newest version; an export or a run directory as it is."""
+    path = Path(model)
+    if path.is_dir() and not is_export(path) and versions(path):
+        path = path / str(versions(path)[-1])
+    return path
+
+
+def load_signature(model: str | os.PathLike, signature: str = "serving_default") -> Signature:
+    """The ``signature`` of an export, an export root (newest version) or a run directory."""
+    import tensorflow as tf
+
+    path = resolve_model_path(model)
+    if is_export(path):
+        loaded = tf.saved_model.load(str(path))
+        if signature not in loaded.signatures:
+            raise UsageError(f"{path} has no signature '{signature}' (it has {', '.join(loaded.signatures)})")
+        function = loaded.signatures[signature]
+        specs = function.structured_input_signature[1]
+        return Signature(function, {name: InputSpec.of(spec, name) for name, spec in specs.items()}, loaded)
+    if not path.is_dir():
+        raise UsageError(f"{path} is neither a SavedModel export nor a run directory")
+    from kerasapps.training import rundir
+    from kerasapps.training.checkpoints import load_model
+
+    recipe, _, _ = rundir.open_run(path)
+    keras_model = load_model(rundir.final_model_path(path), compile=False)
+    functions = {"serving_default": serving_function(recipe, keras_model),
+                 **recipe.serving.extra_endpoints(keras_model, recipe.preprocess)}
+    if signature not in functions:
+        raise UsageError(f"{path} has no signature '{signature}' (it has {', '.join(functions)})")
+    function = functions[signature]
+    specs = function.input_signature
+
+    def call(**inputs):
+        return function(*[inputs[spec.name] for spec in specs])
+
+    return Signature(call, {spec.name: InputSpec.of(spec) for spec in specs}, keras_model)
+
+
+def single_input(inputs: dict[str, InputSpec]) -> InputSpec:
+    if len(inputs) != 1:
+        raise UsageError(f"predict handles single-input signatures; this one takes {', '.join(inputs)}")
+    return next(iter(inputs.values()))
+
+
+def rows(outputs: dict[str, np.ndarray], sources: Sequence[str]) -> list[dict]:
+    """One dict per example: ``input`` (its file) and each output as plain Python values (strings decoded)."""
+    out = []
+    for i, source in enumerate(sources):
+        row = {"input": source}
+        for key, value in outputs.items():
+            item = value[i].tolist() if hasattr(value[i], "tolist") else value[i]
+            row[key] = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+        out.append(row)
+    return out
+
+
+def predict(model, inputs: Sequence[str], *, signature: str = "serving_default") -> list[dict]:
+    """Run an export or a run directory's model on input files (images, ``.npy`` arrays or text files,
+    as the signature's input takes); one dict per example, in the order given."""
+    function = load_signature(model, signature)
+    spec = single_input(function.inputs)
+    placed = {}
+    for batch, sources, positions in load_inputs(list(inputs), spec):
+        placed.update(zip(positions, rows(function(**{spec.name: batch}), sources)))
+    return [placed[i] for i in sorted(placed)]
+
+
+def generation_inputs(prompt, length, temperature, seed) -> tuple[bool, tuple]:
+    """(whether ``prompt`` was one text, the ``generate`` signature's inputs as tensors); one-line errors
+    for prompts that are not UTF-8 text, a negative length or a temperature that is not a finite number >= 0."""
+    import tensorflow as tf
+
+    single = isinstance(prompt, (str, bytes))
+    prompts = [prompt] if single else list(prompt)
+    for item in prompts:
+        if isinstance(item, bytes):
+            try:
+                item.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"prompt is not valid UTF-8 text: {item[:40]!r} ({exc.reason} at byte {exc.start})") from None
+        elif not isinstance(item, str):
+            raise UsageError(f"prompt must be text; got {type(item).__name__}")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+        raise UsageError(f"length must be a non-negative integer; got {length!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not np.isfinite(temperature) \
+            or temperature < 0:
+        raise UsageError(f"temperature must be a finite number >= 0; got {temperature!r}")
+    return single, (tf.constant([p.encode("utf-8") if isinstance(p, str) else p for p in prompts], tf.string),
+                    tf.constant(int(length), tf.int32), tf.constant(float(temperature), tf.float32),
+                    tf.constant(int(seed), tf.int64))
+
+
+def generate(model, prompt: str | bytes | Sequence[str | bytes] = "", *, length: int, temperature: float,
+             seed: int) -> str | list[str]:
+    """prompt + continuation (a list for a list of prompts), from the ``generate`` signature of a
+    text-generation export, export root or run directory (``char_lm``)."""
+    single, (prompts, length, temperature, seed) = generation_inputs(prompt, length, temperature, seed)
+    function = load_signature(model, "generate")
+    result = function(prompt=prompts, length=length, temperature=temperature, seed=seed)
+    texts = [t.decode("utf-8") for t in result["text"]]
+    return texts[0] if single else texts

@@ -1,0 +1,241 @@
+"""Random search over a recipe's hyper-parameters on a validation split, with keras-tuner.
+
+Random search beats grid search (Bergstra & Bengio 2012), rates are searched on a log scale, and
+tuning uses a validation split carved from the training data -- never the test split, which
+:func:`tune` does not read (it keeps only ``train`` and ``validation`` from ``load_data``).
+Each trial runs the recipe's stages through the stage runner (:func:`kerasapps.training.stage.run_stage`).
+
+A search space is a mapping from hyper-parameter key to one of::
+
+    learning_rate: {min: 1.0e-4, max: 1.0e-1, log: true}   # log-uniform (floats or ints)
+    dropout: {min: 0.0, max: 0.5}                          # uniform
+    depth: {min: 1, max: 3}                                 # int keys give integers
+    batch_size: [32, 64, 128]                               # a choice (also {choices: [...]})
+
+Every key must be one of the recipe's; values are checked against its types and ranges.
+Without ``--space`` the :func:`default_space` is used. The search lives in ``OUT/search``
+(keras-tuner's ``directory``/``project_name``), so running the same command again resumes it;
+``OUT/best_config.yaml`` is a config file ``kerasapps train NAME --config`` accepts and
+``OUT/results.json`` holds every trial, best first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kerasapps.core.errors import ConfigError, UsageError
+from kerasapps.core.hparams import dump_config, parse_assignments, unknown_key_error
+from kerasapps.core.recipe import DataContext
+from kerasapps.core.schema import FULL_BATCH, MINI_BATCH, TUNE_VALIDATION_SPLIT
+from kerasapps.data.splits import load_splits
+from kerasapps.training.optimizers import check_schedule
+from kerasapps.training.stage import StagePlan, run_stage, seed_everything
+from kerasapps.training.train import as_recipe
+
+log = logging.getLogger("kerasapps")
+
+DEFAULT_SPACE: dict[str, Any] = {
+    "learning_rate": {"min": 1e-4, "max": 1e-1, "log": True},
+    "batch_size": [32, 64, 128],
+    "l2": [0.0, 1e-5, 1e-4, 1e-3],
+}
+# Added to the default space when the recipe declares the key (mlp_mnist, for instance, has both).
+DEFAULT_RECIPE_KEYS: dict[str, Any] = {
+    "dropout": {"min": 0.0, "max": 0.5},
+    "units": [64, 128, 256, 512],
+}
+META = "tune.json"
+
+
+def default_space(recipe) -> dict[str, Any]:
+    """learning_rate log-uniform 1e-4..1e-1, batch_size {32, 64, 128}, l2 {0, 1e-5, 1e-4, 1e-3};
+    plus dropout uniform 0..0.5 and units {64, 128, 256, 512} when the recipe has those keys."""
+    schema = recipe.schema()
+    return {**DEFAULT_SPACE, **{k: v for k, v in DEFAULT_RECIPE_KEYS.items() if k in schema}}
+
+
+def read_space(path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read search space {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"search space {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"search space {path} must be a non-empty mapping of key: range or choices")
+    return data
+
+
+def check_space(recipe, space: dict[str, Any]) -> dict[str, dict]:
+    """Normalise ``space`` to ``{key: {"choices": [...]}}`` or ``{key: {"min", "max", "log"}}``, checked."""
+    schema = recipe.schema()
+    out: dict[str, dict] = {}
+    for key, spec in space.items():
+        if key not in schema:
+            raise unknown_key_error(key, schema, " in the search space")
+        hparam = schema[key]
+        if isinstance(spec, list):
+            spec = {"choices": spec}
+        if not isinstance(spec, dict):
+            raise ConfigError(f"search space '{key}': give a list of choices or {{min:, max:[, log: true]}}; "
+                              f"got {spec!r}")
+        extra = set(spec) - {"choices", "min", "max", "log"}
+        if extra:
+            raise ConfigError(f"search space '{key}' has unknown fields {', '.join(sorted(extra))}; "
+                              "valid: choices, min, max, log")
+        if "choices" in spec:
+            if set(spec) != {"choices"} or not isinstance(spec["choices"], list) or not spec["choices"]:
+                raise ConfigError(f"search space '{key}': 'choices' must be a non-empty list, alone")
+            out[key] = {"choices": [hparam.coerce(key, value) for value in spec["choices"]]}
+            full_batch = [name for name in out[key]["choices"] if name in FULL_BATCH] if key == "optimizer" else []
+            if full_batch:
+                raise ConfigError(f"search space 'optimizer' must hold mini-batch optimizers ({', '.join(MINI_BATCH)}): "
+                                  f"tune trains with fit, not full-batch {', '.join(full_batch)}")
+            continue
+        if hparam.type not in (int, float) or "min" not in spec or "max" not in spec:
+            raise ConfigError(f"search space '{key}' ({hparam.type_name}) needs choices: [...]"
+                              if hparam.type not in (int, float) else
+                              f"search space '{key}' needs both min and max")
+        low, high = hparam.coerce(key, spec["min"]), hparam.coerce(key, spec["max"])
+        log_scale = spec.get("log", False)
+        if not isinstance(log_scale, bool):
+            raise ConfigError(f"search space '{key}': log must be true or false; got {log_scale!r}")
+        if low is None or high is None or not low < high:
+            raise ConfigError(f"search space '{key}': need min < max; got {spec['min']!r} and {spec['max']!r}")
+        if log_scale and low <= 0:
+            raise ConfigError(f"search space '{key}': a log scale needs min > 0; got {spec['min']!r}")
+        out[key] = {"min": low, "max": high, "log": log_scale}
+    return out
+
+
+def _hyperparameters(space: dict[str, dict]):
+    import keras_tuner as kt
+
+    hps = kt.HyperParameters()
+    for key, spec in space.items():
+        if "choices" in spec:
+            hps.Choice(key, spec["choices"])
+        elif isinstance(spec["min"], int):
+            hps.Int(key, spec["min"], spec["max"], sampling="log" if spec["log"] else "linear")
+        else:
+            hps.Float(key, spec["min"], spec["max"], sampling="log" if spec["log"] else "linear")
+    return hps
+
+
+def objective_of(recipe) -> tuple[str, str]:
+    return ("val_accuracy", "max") if "accuracy" in recipe.metrics else ("val_loss", "min")
+
+
+def run_trial(recipe, hp, splits, objective: tuple[str, str]) -> dict[str, float]:
+    """Train every stage of ``recipe`` with ``hp`` on ``splits`` (train and validation); the best epoch's
+    validation metrics of the last stage."""
+    seed_everything(hp)
+    model, history = None, {}
+    for index in range(len(recipe.stages)):
+        result = run_stage(StagePlan.for_stage(recipe, index, hp, splits), model)
+        model, history = result.model, result.history
+        if result.diverged:
+            break
+    name, direction = objective
+    values = history.get(name, [])
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite or not all(math.isfinite(v) for v in history.get("loss", [])):
+        return {name: 0.0 if direction == "max" else 1e9, "diverged": 1.0}
+    best = (max if direction == "max" else min)(range(len(values)),
+                                                 key=lambda i: values[i] if math.isfinite(values[i]) else
+                                                 (-math.inf if direction == "max" else math.inf))
+    out = {k: float(v[best]) for k, v in history.items() if k.startswith("val_") and math.isfinite(v[best])}
+    out["best_epoch"] = float(best + 1)
+    return out
+
+
+def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, space_file=None,
+         validation_split: float = TUNE_VALIDATION_SPLIT, out=None, overrides=(), data_dir=None,
+         verbose: int = 0) -> dict[str, Any]:
+    """Random search (keras-tuner) on a validation split; writes OUT/best_config.yaml and OUT/results.json.
+
+    ``space`` (a mapping) or ``space_file`` (YAML) gives the ranges, else :func:`default_space`.
+    ``max_epochs`` caps the epochs of each trial (default: the recipe's ``epochs``); the best
+    configuration keeps the recipe's ``epochs``. Running again with the same ``out`` resumes the
+    search: finished trials are kept and only the missing ones run.
+    """
+    import keras_tuner as kt
+
+    recipe = as_recipe(recipe)
+    if trials < 1:
+        raise UsageError(f"--trials must be a positive integer; got {trials}")
+    if max_epochs is not None and max_epochs < 1:
+        raise UsageError(f"--max-epochs must be a positive integer; got {max_epochs}")
+    if not 0.0 < validation_split <= 0.5:
+        raise UsageError(f"--validation-split must be in (0, 0.5]; got {validation_split}")
+    base = dict(overrides) if isinstance(overrides, dict) else parse_assignments(overrides)
+    base["validation_split"] = validation_split
+    hp0 = recipe.resolve(overrides=base)
+    if space is None:
+        space = read_space(space_file) if space_file else default_space(recipe)
+    space = check_space(recipe, space)
+    for stage in recipe.stages:  # a warm-up the base configuration cannot take fails before anything is written
+        check_schedule(stage.hparams(hp0))
+    out = Path(out) if out else Path("tune") / recipe.name
+    meta = {"recipe": recipe.name, "space": space, "overrides": {k: str(v) for k, v in base.items()},
+            "max_epochs": max_epochs}
+    meta_path = out / META
+    if meta_path.is_file():
+        saved = json.loads(meta_path.read_text())
+        if saved != json.loads(json.dumps(meta)):
+            changed = [k for k in meta if saved.get(k) != json.loads(json.dumps(meta[k]))]
+            raise UsageError(f"{out} holds a search with a different {', '.join(changed)}; resume it with the "
+                             "same options, or choose another --out")
+    splits = load_splits(recipe, hp0, DataContext.from_option(data_dir), test=False)  # bad data fails before writing
+    if splits.get("validation") is None:
+        raise UsageError(f"validation_split {hp0.validation_split} leaves no validation examples; raise it")
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path.write_text(json.dumps(meta, indent=2))
+    objective = objective_of(recipe)
+
+    def trial_hparams(values):
+        hp = recipe.resolve(overrides={**base, **values})
+        return hp.replace(epochs=max_epochs) if max_epochs else hp
+
+    class _RecipeTuner(kt.RandomSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            values = dict(trial.hyperparameters.values)
+            log.info("trial %s: %s", trial.trial_id, ", ".join(f"{k}={v:.4g}" if isinstance(v, float)
+                                                                else f"{k}={v}" for k, v in values.items()))
+            return run_trial(recipe, trial_hparams(values), splits, objective)
+
+    resuming = (out / "search" / "oracle.json").is_file()
+    with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner prints "Reloading Tuner from ..."
+        tuner = _RecipeTuner(objective=kt.Objective(*objective), max_trials=trials, seed=hp0.seed,
+                             hyperparameters=_hyperparameters(space), tune_new_entries=False,
+                             directory=str(out), project_name="search", overwrite=False)
+    if resuming:
+        log.info("resuming the search in %s: %d trial(s) recorded", out, len(tuner.oracle.trials))
+    tuner.search(verbose=verbose)
+    rows = []
+    for trial in tuner.oracle.trials.values():
+        if trial.status != "COMPLETED" or trial.score is None:
+            continue
+        metrics = {name: trial.metrics.get_best_value(name) for name in trial.metrics.metrics}
+        rows.append({"trial": trial.trial_id, "score": float(trial.score), "diverged": bool(metrics.get("diverged")),
+                     "hparams": dict(trial.hyperparameters.values),
+                     "metrics": {k: v for k, v in metrics.items() if k != "diverged"}})
+    if not rows:
+        raise UsageError(f"no trial of the search in {out} has finished")
+    rows.sort(key=lambda r: (r["diverged"], -r["score"] if objective[1] == "max" else r["score"]))
+    best_hp = recipe.resolve(overrides={**base, **rows[0]["hparams"]})
+    config_path = out / "best_config.yaml"
+    config_path.write_text(dump_config(recipe.name, best_hp))
+    result = {"recipe": recipe.name, "objective": objective[0], "direction": objective[1], "trials": rows,
+              "space": space, "best": rows[0], "best_config": str(config_path), "out": str(out)}
+    (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
+    return result

@@ -1,0 +1,41 @@
+"""Evaluate a finished run's final model on one split of its last stage's data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kerasapps.core.errors import UsageError
+from kerasapps.core.recipe import DATA_DIR_ENV, DataContext
+from kerasapps.core.schema import SPLITS
+from kerasapps.data.pipelines import evaluation_dataset
+from kerasapps.data.splits import length, load_splits, stage_splits
+from kerasapps.training import rundir
+from kerasapps.training.checkpoints import load_model, recipe_objects
+from kerasapps.training.losses import choose_loss
+
+
+def evaluate(run_dir, *, split: str = "test", data_dir=None, verbose=0) -> dict:
+    """Evaluate a finished run's final model on ``split`` of its last stage; writes ``evaluation-SPLIT.json``.
+
+    Without ``data_dir`` (and ``$KERASAPPS_DATA_DIR``) the data directory the run trained on is used.
+    """
+    recipe, hp, saved = rundir.open_run(run_dir)
+    run_dir = Path(run_dir)
+    if split not in SPLITS:
+        raise UsageError(f"--split must be {', '.join(SPLITS[:-1])} or {SPLITS[-1]}; got {split!r}")
+    model_path = rundir.final_model_path(run_dir)
+    manifest = rundir.read_json(run_dir / rundir.MANIFEST) if (run_dir / rundir.MANIFEST).is_file() else {}
+    if data_dir is None and not os.environ.get(DATA_DIR_ENV) and manifest.get("data_dir"):
+        data_dir = manifest["data_dir"] if Path(manifest["data_dir"]).is_dir() else None
+    ctx = DataContext.from_option(data_dir, bool(saved.get("smoke", False)))
+    splits = stage_splits(recipe.stages[-1], load_splits(recipe, hp, ctx))
+    if split not in splits:
+        raise UsageError(f"recipe {recipe.name!r} has no {split} split")
+    model = load_model(model_path, custom_objects=recipe_objects(recipe))
+    splits = choose_loss(recipe, hp, model).apply(splits)
+    ds = evaluation_dataset(splits[split], batch_size=hp.batch_size, preprocess=recipe.preprocess, cache=False)
+    result = {k: float(v) for k, v in model.evaluate(ds, return_dict=True, verbose=verbose).items()}
+    out = {"recipe": recipe.name, "split": split, "examples": length(splits[split]), "metrics": result}
+    rundir.write_json(run_dir / f"evaluation-{split}.json", out)
+    return out

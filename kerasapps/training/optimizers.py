@@ -1,0 +1,99 @@
+"""Optimizers and learning-rate schedules built by name from hyper-parameters.
+
+Two kinds of optimizer (:mod:`kerasapps.core.schema`): the mini-batch ones, which ``fit`` steps
+(``MINI_BATCH``), and full-batch L-BFGS (``FULL_BATCH``), which the stage runner hands to
+:mod:`kerasapps.training.lbfgs`. Two kinds of schedule: those evaluated per optimizer step
+(``STEP_SCHEDULES``: a Keras schedule inside the optimizer, so a resumed run continues it exactly)
+and the callbacks of :mod:`kerasapps.training.schedules` (``EPOCH_SCHEDULES``). A linear warm-up
+(``warmup_epochs``) goes in front of the step schedules.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kerasapps.core.errors import ConfigError
+from kerasapps.core.hparams import HParams
+from kerasapps.core.schema import (
+    EPOCH_SCHEDULES,
+    FULL_BATCH,
+    LR_SCHEDULES,
+    MINI_BATCH,
+    OPTIMIZERS,
+    STEP_SCHEDULES,
+)
+
+log = logging.getLogger("kerasapps")
+WARMUP_START = 0.1  # warm-up starts at learning_rate * WARMUP_START (He et al. 2015: 0.01 before 0.1)
+
+
+def check_schedule(hp: HParams, stage: str | None = None) -> None:
+    """Refuse a warm-up the schedule cannot take (checked before a run writes anything). A warm-up longer
+    than the stage is not refused: it is cut to the stage, with a warning (``learning_rate``)."""
+    if not hp.warmup_epochs:
+        return
+    where = f" (stage {stage})" if stage else ""
+    if hp.lr_schedule not in STEP_SCHEDULES:
+        raise ConfigError(f"warmup_epochs works with lr_schedule {' or '.join(STEP_SCHEDULES)}, not "
+                          f"{hp.lr_schedule!r}{where}: that schedule is an epoch callback that sets the rate itself")
+
+
+def learning_rate(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
+    """A float or a Keras schedule for one stage of ``epochs`` (default ``hp.epochs``) epochs.
+
+    With ``warmup_epochs`` the rate rises linearly from ``learning_rate * 0.1`` to
+    ``learning_rate`` over that many epochs (Goyal et al. 2017; He et al. 2015 warm up
+    ResNet-110 on CIFAR at 0.01), then follows ``lr_schedule`` (cosine, or constant)
+    over the remaining steps: ``keras.optimizers.schedules.CosineDecay``'s own warm-up.
+    """
+    import keras
+
+    check_schedule(hp)
+    total = max(1, (hp.epochs if epochs is None else epochs) * steps_per_epoch)
+    warmup = min(int(round(hp.warmup_epochs * steps_per_epoch)), total)
+    if warmup and warmup == total:  # e.g. --epochs 1 on a recipe that warms up for 2: the rate only rises
+        log.warning("warmup_epochs (%g) covers the whole %d-step stage: the rate rises to learning_rate and "
+                    "the %s schedule never starts", hp.warmup_epochs, total, hp.lr_schedule)
+    if hp.lr_schedule in EPOCH_SCHEDULES or (hp.lr_schedule == "constant" and warmup == 0):
+        return hp.learning_rate  # the epoch schedules are callbacks (kerasapps.training.schedules)
+    if hp.lr_schedule not in STEP_SCHEDULES:
+        raise ConfigError(f"'lr_schedule' must be one of {', '.join(LR_SCHEDULES)}; got {hp.lr_schedule!r}")
+    # constant after the warm-up: a cosine whose floor (alpha) is the rate itself
+    alpha = 1.0 if hp.lr_schedule == "constant" else 0.0
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps=total, alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(hp.learning_rate * WARMUP_START, max(1, total - warmup), alpha=alpha,
+                                                  warmup_target=hp.learning_rate, warmup_steps=warmup)
+
+
+def build_optimizer(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
+    """The optimizer named by ``hp.optimizer`` with its schedule and gradient clipping."""
+    import keras
+
+    name = hp.optimizer
+    if name in FULL_BATCH:  # the stage runner hands such a stage to kerasapps.training.lbfgs; fit cannot step it
+        raise ConfigError(f"optimizer={name} trains full-batch and only `kerasapps train` drives it; "
+                          f"choose {', '.join(MINI_BATCH)} here")
+    common = {"learning_rate": learning_rate(hp, steps_per_epoch, epochs)}
+    if hp.clipnorm is not None:
+        common["clipnorm"] = hp.clipnorm
+    if hp.clipvalue is not None:
+        common["clipvalue"] = hp.clipvalue
+    if name == "sgd":
+        return keras.optimizers.SGD(momentum=hp.momentum, nesterov=hp.nesterov, **common)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(momentum=hp.momentum, **common)
+    if name == "adagrad":
+        return keras.optimizers.Adagrad(**common)
+    if name == "adam":
+        return keras.optimizers.Adam(**common)
+    if name == "adadelta":
+        return keras.optimizers.Adadelta(**common)
+    raise ConfigError(f"'optimizer' must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
+
+
+def current_lr(optimizer) -> float:
+    """The learning rate the optimizer uses now (a schedule evaluated at its current iteration)."""
+    import keras
+
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

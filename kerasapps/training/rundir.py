@@ -1,0 +1,164 @@
+"""The run directory: its file names, atomic writes, the manifest, and opening a finished run.
+
+Every file is written atomically (a temporary file, then ``os.replace``), so a run
+killed at any moment leaves each file either at its old or its new content. Models and
+checkpoints are saved by :mod:`kerasapps.training.checkpoints`, the training-curve plot by
+:mod:`kerasapps.training.curves`.
+
+Layout of a run directory::
+
+    config.yaml         resolved hyper-parameters (``--config RUN_DIR/config.yaml`` reproduces the run)
+    manifest.json       versions, seed, hardware, git revision, data source, timings
+    state.json          per-stage progress: completed epochs, done, run status
+    checkpoints/STAGE/epoch-NNN.keras   model + optimizer after each epoch (newest kept)
+    stages/STAGE.keras  the model at the end of each stage
+    model.keras         the final model (what evaluate, export and predict use)
+    logs/STAGE.csv, tensorboard/STAGE/, training_curves.png, metrics.json
+    backup/STAGE/       multi-worker runs only: tf.train.CheckpointManager backups (removed when done)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from kerasapps.core.errors import UsageError
+from kerasapps.core.registry import REGISTRY
+
+CONFIG = "config.yaml"
+MANIFEST = "manifest.json"
+STATE = "state.json"
+METRICS = "metrics.json"
+FINAL_MODEL = "model.keras"
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = ""):
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- run dirs
+
+def default_run_dir(recipe_name: str) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{recipe_name}-{stamp}"
+
+
+def require_run_dir(run_dir) -> Path:
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise UsageError(f"{run_dir} is not a kerasapps run directory (no {CONFIG} in it)")
+    return run_dir
+
+
+def git_revision() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev + ("-dirty" if dirty else "")
+
+
+def manifest(recipe_name: str, source: str, seed: int, data_dir, smoke: bool, strategy=None) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from kerasapps.core.version import __version__
+
+    devices = [d.name for d in tf.config.list_logical_devices()]
+    return {
+        "recipe": recipe_name,
+        "recipe_source": source,
+        "seed": seed,
+        "smoke": smoke,
+        "data_dir": str(data_dir) if data_dir else None,
+        "data_source": "local" if data_dir else "tfds",
+        "command": sys.argv,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_revision": git_revision(),
+        "versions": {"kerasapps": __version__, "python": platform.python_version(),
+                     "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+        "hardware": {"platform": platform.platform(), "machine": platform.machine(),
+                     "cpu_count": os.cpu_count(), "devices": devices},
+        "strategy": strategy or {"name": "default", "replicas": 1},
+    }
+
+
+def trim_csv(path: Path, first_epoch: int) -> None:
+    """Drop rows for epochs >= ``first_epoch`` (written after the last checkpoint of a killed run)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[0])) < first_epoch]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+
+
+def open_run(run_dir):
+    """(the recipe, its hyper-parameters, the saved config) of a run directory."""
+    run_dir = require_run_dir(run_dir)
+    saved = yaml.safe_load((run_dir / CONFIG).read_text()) or {}
+    recipe = REGISTRY.get(saved.get("recipe", ""))
+    return recipe, recipe.resolve(config_file=run_dir / CONFIG), saved
+
+
+def final_model_path(run_dir) -> Path:
+    """``RUN_DIR/model.keras``, or a one-line error saying how far the run got and how to continue it."""
+    run_dir = Path(run_dir)
+    path = run_dir / FINAL_MODEL
+    if not path.is_file():
+        state = read_json(run_dir / STATE) if (run_dir / STATE).is_file() else {}
+        progress = ", ".join(f"{k} {v.get('completed_epochs', 0)} epochs" for k, v in state.get("stages", {}).items())
+        raise UsageError(f"run {run_dir} has not finished ({progress or 'no epoch completed'}); "
+                         f"continue it with: kerasapps train NAME --resume --run-dir {run_dir}")
+    return path

@@ -1,0 +1,287 @@
+"""The one stage runner: every command that trains runs its stages through :func:`run_stage`.
+
+One call prepares and runs a stage: its examples (the stage's ``select``), the model (built,
+carried over from the previous stage, loaded from a file, or resumed from a checkpoint), its
+frozen layers, weight penalties, optimizer, loss and metrics, then ``fit`` (or full-batch L-BFGS,
+or the multi-worker loop) and the test metrics. :class:`StagePlan` says what to run;
+:class:`StageResult` is what came of it.
+
+``kerasapps train`` runs every stage of a recipe into a run directory
+(:mod:`kerasapps.training.train`), ``tune`` runs them for each trial, ``diagnose overfit`` and
+``diagnose lr`` run the first stage on a slice of the training data, and the training monitors
+take their probe batch from the stage's data here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from kerasapps.core.errors import ConfigError
+from kerasapps.core.hparams import HParams
+from kerasapps.core.recipe import Recipe, Split, Stage, meta_of
+from kerasapps.core.schema import FULL_BATCH
+from kerasapps.data.augment import augmentation
+from kerasapps.data.pipelines import evaluation_dataset, steps_for, training_dataset
+from kerasapps.data.splits import length, stage_splits, take
+from kerasapps.training.callbacks import EarlyStopping, MaxNorm, NaNGuard
+from kerasapps.training.checkpoints import load_model, recipe_objects
+from kerasapps.training.distribute import Distribution, evaluate_custom, fit_custom
+from kerasapps.training.losses import choose_loss
+from kerasapps.training.optimizers import build_optimizer
+from kerasapps.training.regularizers import apply_weight_penalties
+from kerasapps.training.schedules import schedule_callback
+
+log = logging.getLogger("kerasapps")
+SMOKE_STEPS = 2  # --smoke: steps per epoch (and L-BFGS iterations)
+
+
+@dataclasses.dataclass
+class StagePlan:
+    """One stage of a recipe, ready to run (make one with :meth:`for_stage`).
+
+    ``batch_size`` is the examples per optimizer step (all replicas together); ``augment`` and
+    ``practice`` switch the recipe's augmentation and the schedule / early-stopping / max-norm /
+    monitor callbacks of ``hp`` (the diagnostics run without them); ``run_dir`` is where L-BFGS logs
+    its iterations and the monitors write (``train`` only).
+    """
+
+    recipe: Recipe
+    index: int
+    hp: HParams  # the stage's own: Stage.overrides applied
+    data: Mapping[str, Split]  # train and, where present, validation and test: the stage's selection
+    meta: Mapping[str, Any]
+    batch_size: int
+    epochs: int
+    steps_per_epoch: int
+    initial_epoch: int = 0
+    augment: bool = True
+    practice: bool = True
+    run_dir: Path | None = None
+    smoke: bool = False
+    expect_divergence: bool = False  # the lr range test ends at divergence: the NaN guard stops it quietly
+    full_batch_ok: bool = False  # train: an optimizer=lbfgs stage runs L-BFGS; tune and diagnose refuse it
+
+    @classmethod
+    def for_stage(cls, recipe: Recipe, index: int, hp: HParams, splits: Mapping[str, Split], *,
+                  replicas: int = 1, smoke: bool = False, examples: int | None = None, **fields) -> "StagePlan":
+        """The plan for ``recipe.stages[index]`` on ``splits`` (a run's train / validation / test).
+
+        ``examples`` keeps only the first that many of the stage's training examples. ``fields``
+        set the plan's other fields (``epochs``, ``batch_size``, ``run_dir``, ...).
+        """
+        stage = recipe.stages[index]
+        stage_hp = stage.hparams(hp)
+        data = stage_splits(stage, splits)
+        if examples is not None:
+            data["train"] = take(data["train"], slice(0, min(examples, length(data["train"]))))
+        batch = fields.pop("batch_size", None) or stage_hp.batch_size * replicas
+        steps = fields.pop("steps_per_epoch", None) or steps_for(
+            length(data["train"]), batch, SMOKE_STEPS if smoke else stage_hp.steps_per_epoch)
+        epochs = fields.pop("epochs", None) or (1 if smoke else stage_hp.epochs)
+        return cls(recipe, index, stage_hp, data, meta_of(splits), batch, epochs, steps, smoke=smoke, **fields)
+
+    @property
+    def stage(self) -> Stage:
+        return self.recipe.stages[self.index]
+
+    @property
+    def full_batch(self) -> bool:
+        """Whether the stage is minimised full-batch by L-BFGS (``optimizer=lbfgs``, where allowed) instead of ``fit``."""
+        return self.full_batch_ok and self.hp.optimizer in FULL_BATCH
+
+    @property
+    def title(self) -> str:
+        """``stage 1/2 'pretrain'``: how the log names this stage."""
+        return f"stage {self.index + 1}/{len(self.recipe.stages)} '{self.stage.name}'"
+
+
+@dataclasses.dataclass
+class StageResult:
+    """What a stage left: its model, the per-epoch history and the test metrics (when it had a test split)."""
+
+    model: Any
+    history: dict[str, list[float]]
+    test: dict[str, float] | None
+    seconds: float
+    samples_per_second: float | None
+    diverged: str | None = None  # the NaN guard's one-line message
+    early_stopping: dict | None = None
+    lbfgs: dict | None = None
+    initial_epoch: int = 0
+
+
+def seed_everything(hp: HParams) -> None:
+    """Seed Python, NumPy and Keras from ``hp.seed``; with ``hp.deterministic``, deterministic TensorFlow ops."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(hp.seed)
+    if hp.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def freeze(model, prefixes: Iterable[str]) -> list[str]:
+    """Make layers whose names start with any of ``prefixes`` non-trainable; returns their names."""
+    prefixes = tuple(prefixes)
+    if not prefixes:
+        return []
+    frozen = [layer.name for layer in model.layers if layer.name.startswith(prefixes)]
+    if not frozen:
+        raise ConfigError(f"no layer of {model.name} starts with {', '.join(prefixes)}")
+    for layer in model.layers:
+        if layer.name in frozen:
+            layer.trainable = False
+    return frozen
+
+
+def check_loss(recipe: Recipe, hp: HParams, model) -> None:
+    """Refuse a ``loss`` that does not fit ``model``'s head (before a run writes anything)."""
+    choose_loss(recipe, hp, model)
+
+
+def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
+              callbacks: Iterable | Callable[[int], Iterable] = (),
+              distribution: Distribution | None = None, verbose=0) -> StageResult:
+    """Prepare and run one stage; see the module docstring.
+
+    ``model``: None (build it from the recipe), a model (the previous stage's, or one built to check
+    it) or the path of a saved model (the previous stage's). ``checkpoint``: the ``.keras`` file of
+    a stage interrupted after ``plan.initial_epoch`` epochs, resumed with its optimizer and RNG
+    state. ``callbacks`` come after the runner's own (NaN guard first, then the practice callbacks,
+    then the recipe's). Divergence is reported in :attr:`StageResult.diverged`, not raised.
+    """
+    recipe, hp = plan.recipe, plan.hp
+    distribution = distribution or Distribution.local()
+    initial_epoch, skip_steps, backup = plan.initial_epoch, 0, None
+    with distribution.scope():  # model, optimizer and metrics live on the strategy's devices
+        if checkpoint is not None:
+            model = load_model(checkpoint, custom_objects=recipe_objects(recipe))
+            apply_weight_penalties(model, hp)  # kernel regularisers are not saved with the model
+            log.info("resuming %s after epoch %d from %s", plan.title, initial_epoch, checkpoint)
+        else:
+            if model is None:
+                model = recipe.build(hp, plan.meta)
+            elif isinstance(model, (str, Path)):
+                model = load_model(model, compile=False)
+            freeze(model, plan.stage.freeze)
+            apply_weight_penalties(model, hp)
+            _compile(model, plan)
+            if distribution.custom_loop:
+                model.optimizer.build(model.trainable_variables)
+                backup = distribution.backup(plan.stage.name, model)
+                restored = backup.restore() if distribution.resume else None
+                if restored is not None:
+                    initial_epoch, skip_steps = restored
+    data = choose_loss(recipe, hp, model).apply(plan.data)  # one-hot targets where the loss compares vectors
+    result = StageResult(model, {}, None, 0.0, None, initial_epoch=initial_epoch)
+    if plan.full_batch and initial_epoch < plan.epochs:  # full batch, no checkpoints: a resume redoes the stage
+        _fit_lbfgs(plan, model, data, result)
+    elif initial_epoch < plan.epochs:
+        _fit(plan, model, data, result, callbacks, distribution, backup, skip_steps, verbose)
+    if "test" in data and result.diverged is None:
+        test_ds = evaluation_dataset(data["test"], batch_size=plan.batch_size, preprocess=recipe.preprocess,
+                                     cache=False)
+        if distribution.custom_loop:
+            test = evaluate_custom(model, distribution.strategy, test_ds, math.ceil(length(data["test"]) / plan.batch_size))
+        else:
+            test = model.evaluate(test_ds, return_dict=True, verbose=0)
+        result.test = {k: float(v) for k, v in test.items()}
+        log.info(f"stage {plan.stage.name!r} test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()))
+    return result
+
+
+def _compile(model, plan: StagePlan) -> None:
+    # A full-batch stage is minimised by kerasapps.training.lbfgs; the compiled SGD(0) is never stepped.
+    # Elsewhere build_optimizer refuses optimizer=lbfgs in one line.
+    optimizer = keras.optimizers.SGD(0.0) if plan.full_batch else build_optimizer(
+        plan.hp, plan.steps_per_epoch, plan.epochs)
+    model.compile(optimizer=optimizer, loss=choose_loss(plan.recipe, plan.hp, model).loss,
+                  metrics=list(plan.recipe.metrics), jit_compile=False)
+
+
+def _callbacks(plan: StagePlan, data, guard, extra) -> tuple[list, Any]:
+    """NaN guard first, then schedule / early stopping / max-norm / monitor, the recipe's, the caller's."""
+    callbacks, stopper = [guard], None
+    if plan.practice:
+        hp = plan.hp
+        schedule = schedule_callback(hp)
+        if schedule is not None:
+            callbacks.append(schedule)
+        if hp.early_stopping:
+            if hp.early_stopping_monitor.startswith("val_") and "validation" not in data:
+                raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
+                                  "validation split (validation_split is 0)")
+            stopper = EarlyStopping(monitor=hp.early_stopping_monitor, patience=hp.early_stopping_patience,
+                                    min_delta=hp.early_stopping_min_delta, restore_best_weights=True)
+            callbacks.append(stopper)
+        if hp.max_norm is not None:
+            callbacks.append(MaxNorm(hp.max_norm))
+        if hp.monitor:
+            from kerasapps.training.monitors import TrainingMonitor, probe_batch
+
+            callbacks.append(TrainingMonitor(plan.run_dir, plan.stage.name, every_steps=hp.monitor_every_steps,
+                                             probe=probe_batch(data, hp.monitor_probe_size, plan.recipe.preprocess)))
+    callbacks += list(plan.recipe.callbacks(plan.hp) if plan.recipe.callbacks else [])
+    return callbacks + list(extra), stopper
+
+
+def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, verbose) -> None:
+    recipe, initial_epoch = plan.recipe, result.initial_epoch
+    augment = augmentation(plan.hp, recipe) if plan.augment else None
+    train_ds, _ = training_dataset(data["train"], batch_size=plan.batch_size, seed=plan.hp.seed,
+                                   stage_index=plan.index, first_epoch=initial_epoch, epochs=plan.epochs,
+                                   steps_per_epoch=plan.steps_per_epoch, preprocess=recipe.preprocess, augment=augment)
+    if skip_steps:
+        train_ds = train_ds.skip(skip_steps)
+    val_ds = (evaluation_dataset(data["validation"], batch_size=plan.batch_size, preprocess=recipe.preprocess)
+              if "validation" in data else None)
+    guard = NaNGuard(log_level=logging.DEBUG if plan.expect_divergence else logging.ERROR)
+    callbacks, stopper = _callbacks(plan, data, guard, extra(initial_epoch) if callable(extra) else extra)
+    log.info(f"{plan.title}: {length(data['train'])} training examples, "
+             f"{plan.steps_per_epoch} steps x {plan.epochs - initial_epoch} epochs")
+    started = time.perf_counter()
+    if distribution.custom_loop:
+        validation = (val_ds, math.ceil(length(data["validation"]) / plan.batch_size)) if val_ds else None
+        history = fit_custom(model, distribution.strategy, train_ds, epochs=plan.epochs, initial_epoch=initial_epoch,
+                             steps=plan.steps_per_epoch, callbacks=callbacks, verbose=verbose, backup=backup,
+                             skip_steps=skip_steps, backup_steps=distribution.backup_steps, validation=validation)
+    else:
+        history = model.fit(train_ds, epochs=plan.epochs, initial_epoch=initial_epoch,
+                            steps_per_epoch=plan.steps_per_epoch, shuffle=False, validation_data=val_ds,
+                            callbacks=callbacks, verbose=verbose)
+    result.seconds = time.perf_counter() - started
+    result.history = {k: [float(v) for v in values] for k, values in history.history.items()}
+    trained = ((plan.epochs - initial_epoch) * plan.steps_per_epoch - skip_steps) * plan.batch_size
+    result.samples_per_second = round(trained / result.seconds, 1) if result.seconds > 0 else None
+    result.diverged = guard.message if guard.triggered else None
+    result.early_stopping = stopper.summary() if stopper is not None else None
+
+
+def _fit_lbfgs(plan, model, data, result) -> None:
+    """The stage by full-batch L-BFGS (kerasapps.training.lbfgs) instead of ``fit``; loss per iteration to the CSV."""
+    from kerasapps.training.lbfgs import fit_stage
+
+    iterations = min(plan.hp.lbfgs_iterations, SMOKE_STEPS) if plan.smoke else plan.hp.lbfgs_iterations
+    name, train = plan.stage.name, data["train"]
+    log.info(f"stage '{name}': L-BFGS, full batch of {length(train)} examples, at most {iterations} iterations")
+    csv_path = plan.run_dir / "logs" / f"{name}.csv" if plan.run_dir is not None else None
+    fitted = fit_stage(model, train, model.loss, preprocess=plan.recipe.preprocess, iterations=iterations,
+                       csv_path=csv_path)
+    result.seconds = fitted.seconds
+    result.samples_per_second = (round(fitted.evaluations * length(train) / fitted.seconds, 1)
+                                 if fitted.seconds > 0 else None)
+    result.history = {"loss": [value for _, value in fitted.history]}
+    result.lbfgs = {"loss": fitted.loss, "iterations": fitted.iterations, "evaluations": fitted.evaluations,
+                    "message": fitted.message}
+    if not math.isfinite(fitted.loss):
+        result.diverged = f"stage '{name}': L-BFGS reached a non-finite loss ({fitted.loss})"
+        return
+    log.info(f"stage '{name}': L-BFGS loss {fitted.loss:.4g} after {fitted.iterations} iterations "
+             f"({fitted.evaluations} evaluations, {fitted.seconds:.1f} s): {fitted.message}")

@@ -1,0 +1,274 @@
+"""Train a recipe into a run directory, stage by stage, with exact resume.
+
+:func:`train` resolves the configuration (or reads a resumed run's), loads the data and refuses
+what cannot work before it writes anything, then runs each stage through the stage runner
+(:func:`kerasapps.training.stage.run_stage`) and records checkpoints, logs, the stage models,
+the final model and the metrics in the run directory (layout: :mod:`kerasapps.training.rundir`).
+
+Under a distribution strategy (``strategy=``, see :mod:`kerasapps.training.distribute`) the model,
+optimizer and metrics are built inside ``strategy.scope()``, ``batch_size`` is per replica (the
+global batch is ``batch_size * replicas``), and only the chief writes the run directory; other
+workers write into a temporary directory removed at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import yaml
+
+from kerasapps.core.errors import ConfigError, RunError, UsageError
+from kerasapps.core.hparams import HParams, dump_config
+from kerasapps.core.recipe import DataContext, Recipe, Splits
+from kerasapps.core.registry import REGISTRY
+from kerasapps.data.splits import load_splits
+from kerasapps.training import rundir
+from kerasapps.training.checkpoints import (
+    EpochCheckpoint,
+    epoch_checkpoint,
+    load_model,
+    save_model,
+)
+from kerasapps.training.curves import plot_curves
+from kerasapps.training.distribute import Distribution
+from kerasapps.training.optimizers import check_schedule, current_lr
+from kerasapps.training.stage import StagePlan, check_loss, run_stage, seed_everything
+
+log = logging.getLogger("kerasapps")
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: Path
+    recipe: str
+    metrics: dict
+
+
+@dataclasses.dataclass
+class Run:
+    """One training run as it proceeds: what it trains, on what, and where it writes."""
+
+    recipe: Recipe
+    hp: HParams
+    run_dir: Path  # where this process writes (a temporary folder on a multi-worker run's other workers)
+    read_dir: Path  # the run directory itself: what a resumed run reads
+    state: dict  # state.json: per-stage progress and the run's status
+    splits: Splits
+    data_dir: Path | None
+    smoke: bool
+    resume: bool
+    distribution: Distribution
+
+    def save_state(self, status: str | None = None) -> None:
+        if status is not None:
+            self.state["status"] = status
+        rundir.write_json(self.run_dir / rundir.STATE, self.state)
+
+
+def as_recipe(recipe: Recipe | str) -> Recipe:
+    return recipe if isinstance(recipe, Recipe) else REGISTRY.get(recipe)
+
+
+class _LogLearningRate(keras.callbacks.Callback):
+    """Put the learning rate in effect at the end of each epoch into the logs as ``lr`` (CSV, TensorBoard)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and "lr" not in logs:
+            logs["lr"] = current_lr(self.model.optimizer)
+
+
+def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(), flags=None,
+          data_dir=None, resume: bool = False, smoke: bool = False, verbose="auto",
+          callbacks: Iterable = (), strategy="default", tpu: str | None = None,
+          backup_steps: int | None = None) -> RunResult:
+    """Train ``recipe`` into ``run_dir`` (see the module docstring); :func:`kerasapps.train` documents the options.
+
+    ``overrides`` are ``key=value`` strings or a mapping, ``flags`` the ``--epochs``-style values that
+    come last; ``strategy`` is a name from :data:`kerasapps.core.schema.STRATEGIES` or a
+    ``tf.distribute.Strategy``.
+    """
+    recipe = as_recipe(recipe)
+    # first: collective ops (multi_worker) must be configured before TensorFlow initialises its devices
+    distribution = Distribution.start(strategy, tpu, backup_steps=backup_steps, resume=resume)
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    if resume:
+        hp, state, run_dir, smoke = _resumed(recipe, run_dir, config_file, overrides, flags)
+    else:
+        hp = recipe.resolve(config_file=config_file, overrides=overrides, flags=flags)
+        run_dir, state = _fresh(recipe, run_dir, distribution), {"status": "running", "stages": {}}
+    ctx = DataContext.from_option(data_dir, smoke)
+    seed_everything(hp)
+    splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
+    first_model = _check(recipe, hp, splits, distribution, built=not resume)
+    distribution.backup_dir = run_dir / "backup"
+    writes = run_dir if distribution.chief else Path(tempfile.mkdtemp(prefix=f"kerasapps-{recipe.name}-worker-"))
+    run = Run(recipe, hp, writes, run_dir, state, splits, ctx.data_dir, smoke, resume, distribution)
+    try:
+        return _run_stages(run, first_model, callbacks, verbose)
+    finally:
+        if not distribution.chief:  # other workers' logs and checkpoints go where nobody looks
+            shutil.rmtree(writes, ignore_errors=True)
+
+
+def _resumed(recipe, run_dir, config_file, overrides, flags):
+    """(hp, state, run_dir, smoke) of the run to continue."""
+    if run_dir is None:
+        raise UsageError("--resume needs --run-dir, the run to continue")
+    run_dir = rundir.require_run_dir(run_dir)
+    if config_file or overrides or flags:
+        raise UsageError("--resume continues a run with its recorded configuration; drop --config, --set "
+                         "and hyper-parameter flags, or start a new run with --config RUN_DIR/config.yaml")
+    saved = yaml.safe_load((run_dir / rundir.CONFIG).read_text())
+    if saved.get("recipe") != recipe.name:
+        raise UsageError(f"{run_dir} is a run of '{saved.get('recipe')}', not '{recipe.name}'")
+    hp = recipe.resolve(config_file=run_dir / rundir.CONFIG)
+    state = rundir.read_json(run_dir / rundir.STATE) if (run_dir / rundir.STATE).is_file() else {"stages": {}}
+    if state.get("status") == "completed":
+        raise UsageError(f"run {run_dir} has already completed; nothing to resume")
+    return hp, state, run_dir, bool(saved.get("smoke", False))
+
+
+def _fresh(recipe, run_dir, distribution) -> Path:
+    if distribution.custom_loop and run_dir is None:
+        raise UsageError("--strategy multi_worker needs --run-dir, a directory every worker can reach")
+    run_dir = Path(run_dir) if run_dir else rundir.default_run_dir(recipe.name)
+    if distribution.chief and run_dir.exists() and any(run_dir.iterdir()):
+        raise UsageError(f"run directory {run_dir} is not empty; pass --resume to continue it, "
+                         "or choose another --run-dir")
+    return run_dir
+
+
+def _check(recipe, hp, splits, distribution, *, built: bool):
+    """Refuse, before anything is written, what cannot work; returns the first stage's model when
+    ``loss`` had to be checked against one (a new run then trains that model)."""
+    from kerasapps.data.augment import augmentation
+    from kerasapps.data.splits import stage_splits
+
+    augment = augmentation(hp, recipe)  # an augmentation the recipe cannot take is refused here
+    for stage in recipe.stages:
+        stage_hp = stage.hparams(hp)
+        check_schedule(stage_hp, stage.name if len(recipe.stages) > 1 else None)
+        if stage_hp.optimizer == "lbfgs":
+            from kerasapps.training.lbfgs import check_full_batch
+
+            check_full_batch(recipe.name, stage.name, stage_splits(stage, splits)["train"], augment=augment,
+                             strategy_name=distribution.name)
+    if hp.early_stopping and hp.early_stopping_monitor.startswith("val_") and splits.get("validation") is None:
+        raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
+                          "validation split (validation_split is 0)")
+    if hp.loss == "auto" or not built:
+        return None
+    with distribution.scope():
+        model = recipe.build(recipe.stages[0].hparams(hp), splits.meta)
+    check_loss(recipe, hp, model)
+    return model
+
+
+def _start(run: Run) -> dict:
+    """Write the configuration (a new run), the manifest and the state; returns the manifest."""
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    if not run.resume:
+        rundir.write_text(run.run_dir / rundir.CONFIG,
+                          dump_config(run.recipe.name, run.hp, **({"smoke": True} if run.smoke else {})))
+    source = REGISTRY.source(run.recipe.name) if run.recipe.name in REGISTRY else "python"
+    manifest = rundir.manifest(run.recipe.name, source, run.hp.seed, run.data_dir, run.smoke,
+                               strategy=run.distribution.describe())
+    rundir.write_json(run.run_dir / rundir.MANIFEST, manifest)
+    run.save_state("running")
+    return manifest
+
+
+def _verbose(verbose) -> int:
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return int(verbose)
+
+
+def _loggers(run: Run, stage: str, hp: HParams, user_callbacks) -> Any:
+    """The callbacks a run adds to a stage, as a function of the stage's first epoch (a resumed stage
+    drops the log rows written after its checkpoint and appends)."""
+    def make(initial_epoch: int) -> list:
+        csv_path = run.run_dir / "logs" / f"{stage}.csv"
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        if initial_epoch:
+            rundir.trim_csv(csv_path, initial_epoch)
+        return [*user_callbacks, _LogLearningRate(),
+                keras.callbacks.CSVLogger(str(csv_path), append=initial_epoch > 0),
+                keras.callbacks.TensorBoard(log_dir=str(run.run_dir / "tensorboard" / stage), write_graph=False,
+                                            profile_batch=0, update_freq="epoch"),
+                EpochCheckpoint(run.run_dir, stage, run.state, hp.keep_checkpoints)]
+    return make
+
+
+def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
+    manifest = _start(run)
+    verbose = _verbose(verbose)
+    recipe, distribution = run.recipe, run.distribution
+    metrics: dict[str, Any] = dict(run.state.get("metrics", {}))
+    previous = None  # the last finished stage's saved model, when no model is in memory
+    for index, stage in enumerate(recipe.stages):
+        info = run.state["stages"].setdefault(stage.name, {"completed_epochs": 0, "done": False})
+        stage_path = run.run_dir / "stages" / f"{stage.name}.keras"
+        if info["done"]:
+            model, previous = None, run.read_dir / "stages" / f"{stage.name}.keras"
+            continue
+        checkpoint = None if distribution.custom_loop else epoch_checkpoint(run.run_dir, stage.name,
+                                                                             info["completed_epochs"])
+        if checkpoint is None:
+            info["completed_epochs"] = 0  # a multi-worker stage restores its progress from its backup
+        plan = StagePlan.for_stage(recipe, index, run.hp, run.splits, replicas=distribution.replicas,
+                                   smoke=run.smoke, run_dir=run.run_dir, full_batch_ok=True,
+                                   initial_epoch=info["completed_epochs"] if checkpoint else 0)
+        result = run_stage(plan, model if model is not None else previous, checkpoint=checkpoint,
+                           callbacks=_loggers(run, stage.name, plan.hp, user_callbacks),
+                           distribution=distribution, verbose=verbose)
+        if result.diverged:
+            run.save_state("diverged")
+            raise RunError(result.diverged)
+        model = result.model
+        if result.lbfgs is not None:  # an interrupted L-BFGS stage is redone whole
+            info["seconds"] = round(result.seconds, 2)
+        elif result.history:
+            info["seconds"] = round(info.get("seconds", 0.0) + result.seconds, 2)
+        if result.history or result.lbfgs:
+            info["samples_per_second"] = result.samples_per_second
+        if result.early_stopping is not None:
+            info["early_stopping"] = result.early_stopping
+        if result.lbfgs is not None:
+            info["lbfgs"] = result.lbfgs
+        done = info["lbfgs"]["iterations"] if "lbfgs" in info else plan.epochs  # L-BFGS: iterations, as in the CSV
+        metrics[stage.name] = {"test": result.test, "epochs": done, "seconds": info.get("seconds"),
+                               "samples_per_second": info.get("samples_per_second"),
+                               **({"early_stopping": info["early_stopping"]} if "early_stopping" in info else {}),
+                               **({"lbfgs": info["lbfgs"]} if "lbfgs" in info else {})}
+        save_model(model, stage_path)
+        info["done"] = True
+        run.state["metrics"] = metrics
+        run.save_state()
+        previous = stage_path
+    return _finish(run, model, previous, metrics, manifest)
+
+
+def _finish(run: Run, model, previous, metrics: Mapping, manifest: dict) -> RunResult:
+    if model is None:
+        with run.distribution.scope():
+            model = load_model(previous)
+    save_model(model, run.run_dir / rundir.FINAL_MODEL)
+    if run.distribution.custom_loop and run.distribution.chief:
+        shutil.rmtree(run.run_dir / "backup", ignore_errors=True)
+    final = {"recipe": run.recipe.name, "stages": dict(metrics), "test": metrics[run.recipe.stages[-1].name]["test"]}
+    rundir.write_json(run.run_dir / rundir.METRICS, final)
+    plot_curves(run.run_dir, [s.name for s in run.recipe.stages])
+    run.save_state("completed")
+    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    rundir.write_json(run.run_dir / rundir.MANIFEST, manifest)
+    return RunResult(run.read_dir, run.recipe.name, final)

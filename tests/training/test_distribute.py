@@ -1,0 +1,158 @@
+"""Distribution: strategy choice and refusals, mirrored == single device, 2 workers on 127.0.0.1 with kill + resume.
+
+Everything that needs a fresh TensorFlow runtime (logical CPU devices, collective ops) runs in a
+subprocess with a timeout, and every process started here is killed in ``finally``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from kerasapps.core.errors import RunError, UsageError
+from kerasapps.training import distribute
+
+KERASAPPS = [str(Path(sys.executable).with_name("kerasapps"))]
+TINY = ["--set", "units=32", "--batch-size", "16"]
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "KERASAPPS_DATA_DIR")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", **extra)
+    return env
+
+
+def test_unknown_and_parameter_server_strategies_are_refused_in_one_line():
+    with pytest.raises(UsageError, match="must be one of auto, default"):
+        distribute.get_strategy("horovod")
+    with pytest.raises(UsageError) as refused:
+        distribute.get_strategy("parameter_server")
+    assert "\n" not in str(refused.value) and "not supported" in str(refused.value)
+
+
+def test_tpu_without_a_tpu_exits_1_with_one_line(tiny_data_dir, tmp_path):
+    with pytest.raises(RunError, match="no TPU found"):
+        distribute.get_strategy("tpu")
+    done = subprocess.run(KERASAPPS + ["train", "mlp_mnist", "--strategy", "tpu", "--data-dir", tiny_data_dir,
+                                       "--run-dir", tmp_path / "run"],
+                          capture_output=True, text=True, timeout=60, env=_env())
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--strategy tpu: no TPU found" in errors[0], done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+MIRRORED = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import kerasapps
+    data, out = sys.argv[1], sys.argv[2]
+    hp = {"epochs": 3, "seed": 3}
+    kerasapps.train("mlp_mnist", run_dir=out + "/single", data_dir=data, set=["units=32"],
+                    **hp, batch_size=32, verbose=0)
+    kerasapps.train("mlp_mnist", run_dir=out + "/mirrored", data_dir=data, set=["units=32"],
+                    **hp, batch_size=16, strategy="mirrored", verbose=0)
+""")
+
+
+def test_mirrored_over_two_logical_cpus_matches_single_device(tiny_data_dir, tmp_path):
+    """Per-replica batch 16 on 2 replicas == batch 32 on one device: losses agree to 1e-4 (relative)."""
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    done = subprocess.run([sys.executable, str(script), str(tiny_data_dir), str(tmp_path)], capture_output=True,
+                          text=True, timeout=150, env=_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    strategy = json.loads((tmp_path / "mirrored" / "manifest.json").read_text())["strategy"]
+    assert strategy["name"] == "mirrored" and strategy["replicas"] == 2 and len(strategy["devices"]) == 2
+    single, mirrored = _csv(tmp_path / "single" / "logs" / "train.csv"), _csv(tmp_path / "mirrored" / "logs" / "train.csv")
+    assert len(single) == len(mirrored) == 3
+    for a, b in zip(single, mirrored):
+        for key in ("loss", "val_loss", "accuracy"):
+            assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-4, abs=1e-6), (key, a, b)
+    assert float(single[-1]["loss"]) < float(single[0]["loss"])  # it learned, so the comparison means something
+
+
+def _launch(ports, run_dir, data_dir, logs, extra):
+    procs = []
+    for index in range(len(ports)):
+        config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+        handle = open(logs / f"worker{index}-{time.monotonic_ns()}.log", "w")
+        procs.append(subprocess.Popen(
+            KERASAPPS + ["train", "mlp_mnist", "--strategy", "multi_worker", "--data-dir", str(data_dir),
+                         "--run-dir", str(run_dir), *extra],
+            stdout=handle, stderr=subprocess.STDOUT, env=_env(TF_CONFIG=json.dumps(config)),
+            start_new_session=True))
+        handle.close()
+    return procs
+
+
+def _kill(procs):
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def test_two_workers_train_and_resume_after_a_worker_is_killed(tiny_data_dir, tmp_path):
+    run_dir, logs = tmp_path / "run", tmp_path / "logs"
+    logs.mkdir()
+    epochs = 6
+    options = ["--epochs", str(epochs), "--steps-per-epoch", "8", "--backup-steps", "2", *TINY]
+    procs = []
+    try:
+        procs = _launch(_free_ports(2), run_dir, tiny_data_dir, logs, options)
+        backup = run_dir / "backup" / "train" / "checkpoint"
+        deadline = time.monotonic() + 90
+        while not backup.is_file() and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            time.sleep(0.05)
+        assert backup.is_file(), "no backup appeared: " + "".join(p.read_text()[-1500:] for p in logs.iterdir())
+        os.killpg(procs[1].pid, signal.SIGKILL)  # a worker dies mid-run; the job is then restarted as a whole
+        procs[1].wait(timeout=10)
+        _kill(procs)
+        state = json.loads((run_dir / "state.json").read_text())
+        assert state["status"] == "running"
+
+        procs = _launch(_free_ports(2), run_dir, tiny_data_dir, logs, ["--resume"])
+        codes = [p.wait(timeout=120) for p in procs]
+        outputs = {p.name: p.read_text() for p in logs.iterdir()}
+        assert codes == [0, 0], outputs
+    finally:
+        _kill(procs)
+    restored = [text for text in outputs.values() if "restored backup" in text and "run directory:" in text]
+    assert len(restored) == 2, outputs  # both restarted workers restored from the chief's backup
+    rows = _csv(run_dir / "logs" / "train.csv")
+    assert [int(r["epoch"]) for r in rows] == list(range(epochs))
+    strategy = json.loads((run_dir / "manifest.json").read_text())["strategy"]
+    assert strategy["name"] == "multi_worker" and strategy["replicas"] == 2 and strategy["workers"] == 2
+    assert json.loads((run_dir / "state.json").read_text())["status"] == "completed"
+    assert (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists()
+    tests = {line for text in outputs.values() for line in text.splitlines() if line.startswith("test:")}
+    assert len(tests) == 1, tests  # both workers report the same global test metrics
