@@ -40,7 +40,7 @@ def main(argv=None):
 
     import kerasapps
     from kerasapps.core.recipe import DataContext
-    from kerasapps.recipes import captioning as C
+    from kerasapps.recipes import captioning, captioning_data
     from kerasapps.recipes.captioning_decode import Decoder, caption, encode
     from kerasapps.recipes.captioning_eval import (
         best_constant_caption,
@@ -53,20 +53,20 @@ def main(argv=None):
     run_dir = Path(args.run_dir)
     started = time.perf_counter()
     if not (run_dir / "model.keras").is_file():
-        kerasapps.train(C.NAME, run_dir=run_dir, data_dir=args.data_dir, set=args.overrides, epochs=args.epochs,
+        kerasapps.train(captioning.NAME, run_dir=run_dir, data_dir=args.data_dir, set=args.overrides, epochs=args.epochs,
                         verbose=2)
     train_seconds = time.perf_counter() - started
     _, hp, _ = open_run(run_dir)
     model = load_model(run_dir / "model.keras", compile=False)
 
-    images, entries = C.read_subset(DataContext(Path(args.data_dir).resolve()))
+    images, entries = captioning_data.read_subset(DataContext(Path(args.data_dir).resolve()))
     if images.shape[1] != hp.image_size:
-        images = C.resize_uint8(images, hp.image_size)
-    train_images, train_refs = C.split_images(images, entries, "train")
-    test_images, test_refs = C.split_images(images, entries, "test")
+        images = captioning_data.resize_uint8(images, hp.image_size)
+    train_images, train_refs = captioning_data.split_images(images, entries, "train")
+    test_images, test_refs = captioning_data.split_images(images, entries, "test")
     test_x = test_images.astype(np.float32) / 255.0
 
-    dev_images, dev_refs = C.split_images(images, entries, "dev")
+    dev_images, dev_refs = captioning_data.split_images(images, entries, "dev")
     dev_x = dev_images.astype(np.float32) / 255.0
 
     # Decoding (beam width, length penalty) is chosen on the dev images; test is scored once per setting
@@ -112,7 +112,7 @@ def main(argv=None):
         print(f"test image {i} ({[e for e in entries if e.get('flickr8k_split') == 'test'][i]['filename']}):")
         for n in names:
             print(f"  {n:>18}: {outputs[n][i]}")
-        print(f"  {'reference':>18}: {' '.join(C.tokenize(test_refs[i][0]))}")
+        print(f"  {'reference':>18}: {' '.join(captioning_data.tokenize(test_refs[i][0]))}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kerasapps.core.errors import UsageError
-from kerasapps.recipes.captioning import END, START, prepare_images
+from kerasapps.recipes.captioning_data import END, START, prepare_images
 
 _NEG = -1e9
 

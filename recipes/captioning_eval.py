@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kerasapps.recipes.captioning import tokenize
+from kerasapps.recipes.captioning_data import tokenize
 
 
 def _tokens(text) -> list[str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,14 @@ def load_imdb(hp, ctx):
 
 # ----------------------------------------------------------------------------- model
 
+def savable_vocabulary(tokens: Sequence[str]) -> list[str]:
+    """``tokens`` less those that a vocabulary file cannot hold: Keras saves the vocabulary one token per line
+    and reads it back with ``str.splitlines``, which also breaks at U+0085, U+2028 and other separators that
+    real reviews contain (a token holding one would split in two and the saved model would not load).
+    Such tokens become out-of-vocabulary."""
+    return [token for token in tokens if token.splitlines() == [token]]
+
+
 def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=128, cell="lstm", units=64,
                         layers=1, bidirectional=True, dropout=0.0, recurrent_dropout=0.0, head_dropout=0.5,
                         vocabulary_texts=None, name="text_rnn_classifier"):
@@ -134,6 +143,7 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
                                                name="vectorize")
     if vocabulary_texts is not None:
         vectorize.adapt(np.asarray(vocabulary_texts, dtype=object), batch_size=256)
+        vectorize.set_vocabulary(savable_vocabulary(vectorize.get_vocabulary()[2:]))
     x = vectorize(inputs)
     x = keras.layers.Embedding(max_tokens, embedding_dim, mask_zero=True, name="embedding")(x)
     x = rnn_stack(x, cell=cell, units=units, layers=layers, bidirectional=bidirectional, dropout=dropout,

@@ -3,7 +3,6 @@
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe
-from kerasapps.savedmodel.signatures import ImageClassifier
 from kerasapps.models.arguments import (
     check_activation,
     check_choice,
@@ -13,6 +12,7 @@ from kerasapps.models.arguments import (
 )
 from kerasapps.models.blocks import pool_features
 from kerasapps.recipes.mnist_transfer import load_mnist
+from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 layers = lazy_import("keras.layers")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe
-from kerasapps.savedmodel.signatures import ImageClassifier
 from kerasapps.recipes.mnist_transfer import load_mnist
+from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 model_layers = lazy_import("kerasapps.models.layers")

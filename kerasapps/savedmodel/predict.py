@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import UsageError
-from kerasapps.savedmodel.inputs import InputSpec, load_inputs
 from kerasapps.savedmodel.export import is_export, serving_function, versions
+from kerasapps.savedmodel.inputs import InputSpec, load_inputs
 
 
 class Signature:

@@ -1,9 +1,12 @@
 """The CLI's contract: lazy imports, one-line errors with exit codes 2 / 1, and the main job end to end."""
 
+import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -25,10 +28,61 @@ def assert_one_line_error(result, code, *fragments):
         assert fragment in lines[0]
 
 
-def test_help_does_not_import_tensorflow():
-    code = "import sys; from kerasapps.cli.main import cli; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False False"
+COMMANDS = [[], ["list"], ["info"], ["train"], ["evaluate"], ["export"], ["predict"], ["generate"], ["serve"],
+            ["tune"], ["diagnose"], ["diagnose", "init"], ["diagnose", "overfit"], ["diagnose", "lr"],
+            ["diagnose", "filters"], ["diagnose", "features"]]
+
+
+def _run_without_tensorflow(*argument_lists):
+    """Run the CLI in a fresh interpreter for each argument list; (exit code, stderr) and whether TF/Keras loaded."""
+    code = textwrap.dedent("""
+        import json, sys
+        from kerasapps.cli.main import cli
+        results = []
+        for args in json.loads(sys.argv[1]):
+            try:
+                cli.main(args)
+            except SystemExit as exc:
+                results.append(exc.code)
+        print(json.dumps([results, "tensorflow" in sys.modules, "keras" in sys.modules]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(list(argument_lists))], capture_output=True,
+                         text=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+
+
+def test_help_and_list_do_not_import_tensorflow():
+    (codes, tensorflow, keras), _ = _run_without_tensorflow(*[[*command, "--help"] for command in COMMANDS],
+                                                            ["list"], ["list", "--json"])
+    assert codes == [0] * (len(COMMANDS) + 2)
+    assert (tensorflow, keras) == (False, False)
+
+
+def test_every_option_default_is_the_python_api_default():
+    """Each command is a thin call of its API function: the same options, with the same defaults."""
+    import inspect
+
+    import kerasapps
+    from kerasapps.cli.main import cli
+
+    commands = {"train": "train", "evaluate": "evaluate", "export": "export", "predict": "predict",
+                "generate": "generate", "serve": "serve", "tune": "tune", "diagnose init": "diagnose_init",
+                "diagnose overfit": "diagnose_overfit", "diagnose lr": "diagnose_lr",
+                "diagnose filters": "diagnose_filters", "diagnose features": "diagnose_features"}
+    renamed = {"assignments": "set", "input_path": "input", "space_file": "space", "args": None, "as_json": None}
+    for path, function in commands.items():
+        command = cli
+        for word in path.split():
+            command = command.commands[word]
+        parameters = inspect.signature(getattr(kerasapps, function)).parameters
+        for option in command.params:
+            name = renamed.get(option.name, option.name)
+            unset = option.default is None or type(option.default).__name__ == "Sentinel"  # click 8.3's UNSET
+            if name is None or unset or isinstance(option, click.Argument):
+                continue
+            assert name in parameters, (path, name)
+            default = tuple(option.default) if isinstance(option.default, (list, tuple)) else option.default
+            assert parameters[name].default == default, (path, name, option.default, parameters[name].default)
 
 
 def test_list_and_info():

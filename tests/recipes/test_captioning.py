@@ -8,7 +8,7 @@ import pytest
 import kerasapps
 from kerasapps.core.errors import UsageError
 from kerasapps.core.recipe import DataContext
-from kerasapps.recipes import captioning as C
+from kerasapps.recipes import captioning, captioning_data
 from kerasapps.recipes.captioning_decode import Decoder, caption
 from kerasapps.recipes.captioning_eval import (
     best_constant_caption,
@@ -23,51 +23,51 @@ MEMORISE = ["a red dog runs on grass", "two men climb a rock", "a girl in a pink
 
 def test_tokeniser_round_trip():
     text = "A girl going into a wooden building , with her dog's toy ."
-    tokens = C.tokenize(text)
+    tokens = captioning_data.tokenize(text)
     assert tokens == ["a", "girl", "going", "into", "a", "wooden", "building", "with", "her", "dog's", "toy"]
-    assert C.tokenize(C.detokenize(tokens)) == tokens
-    words = C.build_vocabulary([text])
-    caption_in, rows_out = C.frame([text], max_length=16)
-    ids = C.token_ids(rows_out, words)
-    table = C.lookup_vocabulary(words)
-    assert caption_in[0, 0] == C.START and rows_out[0][len(tokens)] == C.END
-    assert C.detokenize([table[i] for i in ids[0]]) == C.detokenize(tokens) == " ".join(tokens)
-    assert table[:4] == [C.PAD, C.UNK, C.START, C.END]
+    assert captioning_data.tokenize(captioning_data.detokenize(tokens)) == tokens
+    words = captioning_data.build_vocabulary([text])
+    caption_in, rows_out = captioning_data.frame([text], max_length=16)
+    ids = captioning_data.token_ids(rows_out, words)
+    table = captioning_data.lookup_vocabulary(words)
+    assert caption_in[0, 0] == captioning_data.START and rows_out[0][len(tokens)] == captioning_data.END
+    assert captioning_data.detokenize([table[i] for i in ids[0]]) == captioning_data.detokenize(tokens) == " ".join(tokens)
+    assert table[:4] == [captioning_data.PAD, captioning_data.UNK, captioning_data.START, captioning_data.END]
 
 
 def _words(model):
     """The caption words a trained model holds (its word_lookup table without pad, unknown, start, end)."""
     table = [w.decode() if isinstance(w, bytes) else str(w) for w in model.get_layer("word_lookup").get_vocabulary()]
-    return [w for w in table if w not in (C.PAD, C.UNK, C.START, C.END)]
+    return [w for w in table if w not in (captioning_data.PAD, captioning_data.UNK, captioning_data.START, captioning_data.END)]
 
 
 def test_teacher_forcing_shapes_and_training_only_vocabulary(tiny_data_dir):
-    hp = kerasapps.get_recipe(C.NAME).resolve(overrides=["max_length=6", "min_word_count=1"])
-    splits = C.load_captioning(hp, DataContext(tiny_data_dir))
+    hp = kerasapps.get_recipe(captioning.NAME).resolve(overrides=["max_length=6", "min_word_count=1"])
+    splits = captioning_data.load_captioning(hp, DataContext(tiny_data_dir))
     (images, caption_in), caption_out = splits["train"]
     assert images.shape == (60, 64, 64, 3) and images.dtype == np.uint8
     assert caption_in.shape == (60, 6) and caption_out.shape == (60, 6) and caption_out.dtype == np.int32
     assert len(splits["validation"][1]) == 20 and len(splits["test"][1]) == 20
     words = splits.meta["words"]
     assert "zebra" not in words and "red" in words  # test-only words stay out of the vocabulary
-    table = C.lookup_vocabulary(words)
+    table = captioning_data.lookup_vocabulary(words)
     # the target is the input shifted left by one: caption_out[t] == caption_in[t + 1]
     for row_in, row_out in zip(caption_in, caption_out):
         words_out = [table[i] for i in row_out if i]
-        assert words_out[:-1] == [w for w in row_in[1:] if w] and words_out[-1] == C.END
+        assert words_out[:-1] == [w for w in row_in[1:] if w] and words_out[-1] == captioning_data.END
     test_ids = splits["test"][1]
     assert (test_ids == 1).any()  # "zebra" is the unknown word in the test targets
-    model = C.build_captioning(hp, splits.meta)
+    model = captioning.build_captioning(hp, splits.meta)
     import tensorflow as tf
 
-    logits = model([C.preprocess(images[:3]), tf.constant(caption_in[:3].astype(str))])
+    logits = model([captioning_data.preprocess(images[:3]), tf.constant(caption_in[:3].astype(str))])
     assert tuple(logits.shape) == (3, 6, len(table))
     assert model.layers[-1].name == "logits"
 
 
 @pytest.mark.parametrize("cell,inject", [("rnn", "every_step"), ("gru", "init_state"), ("lstm", "every_step")])
 def test_variants_build_and_decode(cell, inject):
-    model = C.captioner(["a", "dog"], image_size=16, max_length=4, filters=(4,), units=8, embedding_dim=4,
+    model = captioning.captioner(["a", "dog"], image_size=16, max_length=4, filters=(4,), units=8, embedding_dim=4,
                         cell=cell, inject=inject)
     images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
     assert all(isinstance(c, str) for c in caption(model, images, method="beam", beam_width=2))
@@ -84,7 +84,7 @@ def test_canon_encoder_pretrained_and_frozen(tiny_data_dir, tmp_path):
     source = resnet20(input_shape=(32, 32, 3), classes=10)
     source.save(tmp_path / "resnet20.keras")
     kernel = source.get_layer("conv4_block3_2_conv").get_weights()[0]
-    run = kerasapps.train(C.NAME, run_dir=tmp_path / "run", data_dir=tiny_data_dir, smoke=True, verbose=0,
+    run = kerasapps.train(captioning.NAME, run_dir=tmp_path / "run", data_dir=tiny_data_dir, smoke=True, verbose=0,
                           set=["max_length=5", "units=16", "embedding_dim=8", "min_word_count=1",
                                      "image_size=32", "encoder=resnet20", "freeze_encoder=true",
                                      f"encoder_weights={tmp_path / 'resnet20.keras'}", "augment_flip=horizontal"])
@@ -92,21 +92,21 @@ def test_canon_encoder_pretrained_and_frozen(tiny_data_dir, tmp_path):
     encoder = model.get_layer("encoder")
     assert not encoder.trainable
     np.testing.assert_array_equal(encoder.get_layer("conv4_block3_2_conv").get_weights()[0], kernel)
-    fresh = C.captioner(_words(model), image_size=32, max_length=5, units=16, embedding_dim=8,
+    fresh = captioning.captioner(_words(model), image_size=32, max_length=5, units=16, embedding_dim=8,
                         encoder="resnet20", encoder_weights=tmp_path / "resnet20.keras")
     assert not np.allclose(model.get_layer("logits").get_weights()[0], fresh.get_layer("logits").get_weights()[0])
     assert isinstance(caption(model, np.zeros((1, 32, 32, 3), "float32"))[0], str)
-    again = C.captioner(["a"], image_size=32, encoder="resnet20", encoder_weights=run.run_dir)  # a captioning run
+    again = captioning.captioner(["a"], image_size=32, encoder="resnet20", encoder_weights=run.run_dir)  # a captioning run
     np.testing.assert_array_equal(again.get_layer("encoder").get_layer("conv4_block3_2_conv").get_weights()[0], kernel)
-    C.captioner(["a"], image_size=16, filters=(4,), units=8).save(tmp_path / "conv.keras")
+    captioning.captioner(["a"], image_size=16, filters=(4,), units=8).save(tmp_path / "conv.keras")
     with pytest.raises(UsageError, match="no layer of .* matches the encoder encoder by name"):
-        C.captioner(["a"], image_size=32, encoder="resnet20", encoder_weights=tmp_path / "conv.keras")
+        captioning.captioner(["a"], image_size=32, encoder="resnet20", encoder_weights=tmp_path / "conv.keras")
     with pytest.raises(UsageError, match="neither a .keras file nor a finished run directory"):
-        C.captioner(["a"], encoder="resnet20", encoder_weights=tmp_path / "missing")
+        captioning.captioner(["a"], encoder="resnet20", encoder_weights=tmp_path / "missing")
     for bad, message in ((["encoder=resnet20", f"encoder_weights={tmp_path / 'missing'}"], "neither a .keras"),
                          (["freeze_encoder=true"], "need encoder=resnet20")):
         with pytest.raises(UsageError, match=message):
-            kerasapps.train(C.NAME, run_dir=tmp_path / "refused", data_dir=tiny_data_dir, smoke=True, verbose=0,
+            kerasapps.train(captioning.NAME, run_dir=tmp_path / "refused", data_dir=tiny_data_dir, smoke=True, verbose=0,
                             set=bad)
         assert not (tmp_path / "refused").exists()  # refused before anything is written
 
@@ -136,18 +136,18 @@ def memorised():
     import keras
 
     keras.utils.set_random_seed(0)
-    words = C.build_vocabulary(MEMORISE)
-    model = C.captioner(words, image_size=16, max_length=8, filters=(8, 16), units=64, embedding_dim=32,
+    words = captioning_data.build_vocabulary(MEMORISE)
+    model = captioning.captioner(words, image_size=16, max_length=8, filters=(8, 16), units=64, embedding_dim=32,
                         cell="lstm", inject="init_state", dropout=0.0)
     hues = np.linspace(0, 1, 10, endpoint=False)
     images = np.stack([np.full((16, 16, 3), [h, (3 * h) % 1, 1 - h], np.float32) for h in hues])
-    caption_in, rows_out = C.frame(MEMORISE, 8)
-    y = C.token_ids(rows_out, words)
+    caption_in, rows_out = captioning_data.frame(MEMORISE, 8)
+    y = captioning_data.token_ids(rows_out, words)
     import tensorflow as tf
 
     from kerasapps.training.losses import recipe_loss
 
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=recipe_loss(kerasapps.get_recipe(C.NAME)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=recipe_loss(kerasapps.get_recipe(captioning.NAME)))
     repeat = 15  # 150 full-batch steps in 10 epochs (fewer per-epoch overheads)
     model.fit([np.tile(images, (repeat, 1, 1, 1)), tf.constant(np.tile(caption_in.astype(str), (repeat, 1)))],
               np.tile(y, (repeat, 1)), batch_size=10, epochs=10, shuffle=False, verbose=0)
@@ -192,7 +192,7 @@ def test_export_round_trip_captions_raw_images_of_any_size(tiny_data_dir, tmp_pa
 
     from kerasapps.training import checkpoints
 
-    run = kerasapps.train(C.NAME, run_dir=tmp_path / "run", data_dir=tiny_data_dir, smoke=True, verbose=0,
+    run = kerasapps.train(captioning.NAME, run_dir=tmp_path / "run", data_dir=tiny_data_dir, smoke=True, verbose=0,
                           set=["max_length=5", "units=16", "embedding_dim=8", "base_filters=4",
                                      "conv_blocks=2", "min_word_count=1"])
     path = kerasapps.export(run.run_dir, out=tmp_path / "models")
@@ -218,17 +218,17 @@ def test_export_round_trip_captions_raw_images_of_any_size(tiny_data_dir, tmp_pa
 def test_real_subset_trains_and_captions(real_data_dir, tmp_path):
     if not (Path(real_data_dir) / "flickr8k_subset" / "captions.json").is_file():
         pytest.skip("flickr8k_subset is not in the real data directory")
-    run = kerasapps.train(C.NAME, run_dir=tmp_path / "run", data_dir=real_data_dir, verbose=0,
+    run = kerasapps.train(captioning.NAME, run_dir=tmp_path / "run", data_dir=real_data_dir, verbose=0,
                           epochs=1, steps_per_epoch=25, set=["max_length=12"])
     from kerasapps.training import checkpoints
 
     model = checkpoints.load_model(run.run_dir / "model.keras", compile=False)
-    vocabulary_size = len(C.lookup_vocabulary(_words(model)))
+    vocabulary_size = len(captioning_data.lookup_vocabulary(_words(model)))
     assert 500 < vocabulary_size < 2000
     assert run.metrics["test"]["loss"] < 0.85 * np.log(vocabulary_size)  # better than a uniform guess
     path = kerasapps.export(run.run_dir, out=tmp_path / "models")
-    images, entries = C.read_subset(DataContext(Path(real_data_dir)))
-    test_images, _ = C.split_images(images, entries, "test")
+    images, entries = captioning_data.read_subset(DataContext(Path(real_data_dir)))
+    test_images, _ = captioning_data.split_images(images, entries, "test")
     import tensorflow as tf
 
     captions = tf.saved_model.load(str(path)).signatures["serving_default"](images=tf.constant(test_images[:4]))

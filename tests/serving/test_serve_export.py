@@ -23,6 +23,9 @@ def served_export(tmp_path_factory, tiny_data_dir):
     root = tmp_path_factory.mktemp("served")
     run = kerasapps.train("mnist_transfer", run_dir=root / "run", data_dir=tiny_data_dir, smoke=True, verbose=0)
     kerasapps.export(run.run_dir, out=root / "models")
+    text = kerasapps.train("imdb_sentiment", run_dir=root / "text", data_dir=tiny_data_dir, smoke=True, verbose=0,
+                           set={"units": 8, "embedding_dim": 8, "max_tokens": 100})
+    kerasapps.export(text.run_dir, out=root / "models")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -60,3 +63,34 @@ def test_status_and_unknown_model(served_export):
     assert status["model_version_status"][0]["state"] == "AVAILABLE"
     result = CliRunner().invoke(cli, ["predict", "--url", url.replace("mnist_transfer", "nope"), "x.npy"])
     assert result.exit_code == 2 and "404" in result.stderr
+
+
+def test_predict_url_sends_images_and_text_files_without_tensorflow(served_export, tiny_data_dir):
+    """The client side needs neither TensorFlow nor Keras: a fresh interpreter predicts and never loads them."""
+    import subprocess
+    import sys
+    import textwrap
+
+    root, url = served_export
+    np.save(root / "two.npy", np.load(tiny_data_dir / "mnist" / "mnist.npz")["x_test"][:2])
+    (root / "review.txt").write_text("A wonderful film, I loved it.", encoding="utf-8")
+    code = textwrap.dedent("""
+        import sys
+        from kerasapps.cli.main import cli
+        for args in (sys.argv[1:3], sys.argv[3:5]):
+            try:
+                cli.main(["predict", "--json", "--url", *args])
+            except SystemExit as exc:
+                assert exc.code == 0, exc.code
+        print("tensorflow" in sys.modules, "keras" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code, url, str(root / "two.npy"),
+                          url.replace("mnist_transfer", "imdb_sentiment"), str(root / "review.txt")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    decoder, text = json.JSONDecoder(), out.stdout
+    images, end = decoder.raw_decode(text)
+    review, end = decoder.raw_decode(text, end + 1)
+    assert text[end:].strip() == "False False"  # neither TensorFlow nor Keras was imported
+    assert [row["input"] for row in images] == [f"{root / 'two.npy'}[0]", f"{root / 'two.npy'}[1]"]
+    assert review[0]["input"] == str(root / "review.txt") and 0 <= review[0]["probability"] <= 1

@@ -1,0 +1,200 @@
+"""The captioning recipe's data: Flickr8k captions as tokens and ids, the images, and the splits.
+
+Data: ``flickr8k_subset`` (images_64.npz + captions.json; the official split gives 753
+train / 113 dev / 125 test images, each with 5 captions: one training pair per caption) or,
+with no data directory, TFDS ``coco_captions``. Captions are lower-cased, split on spaces,
+stripped of punctuation, and framed by ``<start>`` / ``<end>``. The vocabulary is built
+from the training captions only (``vocabulary=flickr8k_train`` widens it to the 6,000
+official training images' captions in ``all_8091_captions.json.gz``, never dev or test).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kerasapps.core.errors import DataError, UsageError
+from kerasapps.core.recipe import DATA_DIR_ENV, Splits
+from kerasapps.data.sources import load_npz
+
+PAD, UNK, START, END = "", "[UNK]", "<start>", "<end>"
+VOCABULARIES = ("train", "flickr8k_train")
+_PUNCTUATION = ".,;:!?\"'()[]{}`"
+
+
+# ----------------------------------------------------------------------------- text
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words; punctuation-only tokens dropped, punctuation stripped from word ends."""
+    words = (token.strip(_PUNCTUATION) for token in str(text).lower().split())
+    return [w for w in words if w]
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """Words up to the first ``<end>``, without special tokens, joined by spaces."""
+    out = []
+    for token in tokens:
+        token = token.decode("utf-8") if isinstance(token, bytes) else str(token)
+        if token == END:
+            break
+        if token not in (PAD, START, UNK):
+            out.append(token)
+    return " ".join(out)
+
+
+def build_vocabulary(captions: Sequence[str], min_count: int = 1, max_words: int | None = None) -> list[str]:
+    """Words of ``captions`` seen at least ``min_count`` times, most frequent first (ties alphabetical)."""
+    counts = Counter(w for caption in captions for w in tokenize(caption))
+    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    return words[:max_words] if max_words else words
+
+
+def lookup_vocabulary(words: Sequence[str]) -> list[str]:
+    """The ``word_lookup`` table in id order: pad (0), unknown (1), <start>, <end>, words."""
+    return [PAD, UNK, START, END] + [w for w in words if w not in (PAD, UNK, START, END)]
+
+
+def frame(captions: Sequence[str], max_length: int) -> tuple[np.ndarray, list[list[str]]]:
+    """caption_in token strings [N, max_length] (``<start>`` + words, padded with ""), and target tokens."""
+    rows_in, rows_out = [], []
+    for caption in captions:
+        words = tokenize(caption)[:max_length - 1]
+        rows_in.append([START] + words + [PAD] * (max_length - 1 - len(words)))
+        rows_out.append(words + [END] + [PAD] * (max_length - 1 - len(words)))
+    return np.array(rows_in, dtype=object).reshape(-1, max_length), rows_out
+
+
+def token_ids(rows: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> np.ndarray:
+    index = {w: i for i, w in enumerate(lookup_vocabulary(vocabulary))}
+    return np.array([[index.get(t, 1) for t in row] for row in rows], dtype=np.int32)
+
+
+# ----------------------------------------------------------------------------- data
+
+def read_subset(ctx) -> tuple[np.ndarray, list[dict]]:
+    """Images uint8 [1000, 64, 64, 3] and the captions.json entries (same order)."""
+    images = load_npz(ctx.require("flickr8k_subset/images_64.npz", "see flickr8k_subset/PROVENANCE.md"),
+                        ["images"])["images"]
+    path = ctx.require("flickr8k_subset/captions.json")
+    try:
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))["images"]
+    except (ValueError, KeyError, OSError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if len(entries) != len(images) or images.ndim != 4 or images.shape[-1] != 3:
+        raise DataError(f"{path} has {len(entries)} entries for {len(images)} images of shape {images.shape[1:]}")
+    return images, entries
+
+
+def _tfds_coco(image_size: int) -> tuple[np.ndarray, list[dict]]:  # pragma: no cover - needs the network
+    try:
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        entries, images = [], []
+        for split, name in (("train", "train"), ("val", "dev"), ("test", "test")):
+            for example in tfds.as_numpy(tfds.load("coco_captions", split=split)):
+                image = tf.image.resize(center_square(example["image"][None]), (image_size, image_size),
+                                        antialias=True)
+                images.append(np.clip(np.round(image.numpy()[0]), 0, 255).astype(np.uint8))
+                texts = [t.decode("utf-8") for t in example["captions"]["text"][:5]]
+                entries.append({"flickr8k_split": name, "captions": texts})
+        return np.stack(images), entries
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"TFDS could not load 'coco_captions' ({first}); set --data-dir or ${DATA_DIR_ENV} "
+                        "to a folder holding flickr8k_subset/") from None
+
+
+def split_images(images: np.ndarray, entries: list[dict], split: str) -> tuple[np.ndarray, list[list[str]]]:
+    """The images of one official split ("train", "dev", "test") and their reference captions."""
+    index = [i for i, e in enumerate(entries) if e.get("flickr8k_split") == split]
+    return images[index], [list(entries[i]["captions"]) for i in index]
+
+
+def training_words(hp, ctx, train_captions: Sequence[str]) -> list[str]:
+    texts = list(train_captions)
+    if hp.vocabulary == "flickr8k_train":
+        path = ctx.require("flickr8k_subset/all_8091_captions.json.gz")
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            everything = json.load(handle)["images"]
+        texts = [c for e in everything if e.get("flickr8k_split") == "train" for c in e["captions"]]
+    return build_vocabulary(texts, hp.min_word_count, hp.max_words)
+
+
+def load_captioning(hp, ctx):
+    """x: (images uint8 [N, S, S, 3], caption_in token strings [N, T]); y: caption_out ids [N, T]. One row per caption."""
+    # Refused here, before train writes anything: a bad encoder_weights path, or options the conv encoder lacks.
+    if hp.encoder == "conv" and (hp.encoder_weights or hp.freeze_encoder):
+        raise UsageError("encoder_weights and freeze_encoder need encoder=resnet20 "
+                         "(the conv encoder is always trained jointly)")
+    if hp.encoder_weights:
+        weights_path(hp.encoder_weights)
+    if ctx.data_dir is not None:
+        images, entries = read_subset(ctx)
+    else:
+        images, entries = _tfds_coco(hp.image_size)
+    if images.shape[1:3] != (hp.image_size, hp.image_size):
+        images = resize_uint8(images, hp.image_size)
+    parts = {name: split_images(images, entries, name) for name in ("train", "dev", "test")}
+    if len(parts["train"][0]) == 0 or len(parts["test"][0]) == 0:
+        raise DataError("the caption data has no 'train' or no 'test' images (flickr8k_split)")
+    words = training_words(hp, ctx, [c for refs in parts["train"][1] for c in refs])
+
+    def pairs(split):
+        imgs, refs = split
+        counts = [len(r) for r in refs]
+        caption_in, rows_out = frame([c for r in refs for c in r], hp.max_length)
+        return (np.repeat(imgs, counts, axis=0), caption_in), token_ids(rows_out, words)
+
+    return Splits(train=pairs(parts["train"]), test=pairs(parts["test"]),
+                  validation=pairs(parts["dev"]) if len(parts["dev"][0]) else None, meta={"words": words})
+
+
+def center_square(images):
+    """Crop [N, H, W, C] (numpy or tensor) to its central square, as the subset's images were made."""
+    import tensorflow as tf
+
+    shape = tf.shape(images)
+    side = tf.minimum(shape[1], shape[2])
+    return tf.image.crop_to_bounding_box(images, (shape[1] - side) // 2, (shape[2] - side) // 2, side, side)
+
+
+def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
+    import tensorflow as tf
+
+    resized = tf.image.resize(center_square(images), (size, size), antialias=True)
+    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+def prepare_images(raw, size: int):
+    """uint8 [N, H, W, 3] of any size -> float32 [N, size, size, 3] in [0, 1] (central square, resized)."""
+    import tensorflow as tf
+
+    images = tf.cast(center_square(raw), tf.float32)
+    images = tf.image.resize(images, (size, size), antialias=True)
+    return tf.clip_by_value(images, 0.0, 255.0) / 255.0
+
+
+def preprocess(batch):
+    """Training batches (images, caption_in): images uint8 -> float32 in [0, 1]; serving: images only."""
+    import tensorflow as tf
+
+    if isinstance(batch, (tuple, list)):
+        images, caption = batch
+        return tf.cast(images, tf.float32) / 255.0, caption
+    return tf.cast(batch, tf.float32) / 255.0
+
+
+def weights_path(source) -> Path:
+    """The ``.keras`` file behind ``encoder_weights`` (a file, or a finished run directory's model.keras)."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise UsageError(f"encoder_weights: {source} is neither a .keras file nor a finished run directory")
+    return path

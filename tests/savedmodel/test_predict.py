@@ -1,0 +1,94 @@
+"""``kerasapps predict`` reads what the signature takes: text files for the text exports (one review or prompt
+per file), images and .npy arrays for image exports, images of any size batched by size."""
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import kerasapps
+from kerasapps.cli.main import cli
+from kerasapps.savedmodel.inputs import InputSpec, load_inputs
+
+
+def _export(recipe, data_dir, folder: Path, **options) -> Path:
+    run = kerasapps.train(recipe, run_dir=folder / "run", data_dir=data_dir, smoke=True, verbose=0, **options)
+    return kerasapps.export(run.run_dir, out=folder / "models")
+
+
+def _reviews(folder: Path, texts) -> list[str]:
+    paths = []
+    for i, text in enumerate(texts):
+        path = folder / f"review-{i}.txt"
+        path.write_text(text, encoding="utf-8")
+        paths.append(str(path))
+    return paths
+
+
+def test_imdb_export_reads_one_review_per_text_file(tiny_data_dir, tmp_path):
+    export = _export("imdb_sentiment", tiny_data_dir, tmp_path, set={"units": 8, "embedding_dim": 8, "max_tokens": 100})
+    files = _reviews(tmp_path, ["A wonderful, superb film; I loved it.", "Boring and awful.\nTruly terrible.",
+                                "caf\u00e9 \u2014 na\u00efve, \u2028 a separator inside"])
+    rows = kerasapps.predict(export, files)
+    assert [row["input"] for row in rows] == files
+    assert all(0.0 <= row["probability"] <= 1.0 and row["label"] in (0, 1) for row in rows)
+    printed = CliRunner().invoke(cli, ["predict", str(export.parent), *files])
+    assert printed.exit_code == 0, printed.stderr
+    lines = printed.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == files and all("probability=" in line for line in lines)
+    from_run = kerasapps.predict(tmp_path / "run", files[:1])
+    assert from_run[0]["probability"] == pytest.approx(rows[0]["probability"], abs=1e-6)
+
+
+def test_a_text_file_that_is_not_utf8_is_one_line(tiny_data_dir, tmp_path):
+    export = _export("imdb_sentiment", tiny_data_dir, tmp_path, set={"units": 8, "embedding_dim": 8, "max_tokens": 100})
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\u00e9".encode("latin-1"))
+    result = CliRunner().invoke(cli, ["predict", str(export), str(bad)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "cannot read text file" in result.stderr and "UTF-8" in result.stderr
+
+
+def test_char_lm_export_continues_a_prompt_file(tiny_data_dir, tmp_path):
+    export = _export("char_lm", tiny_data_dir, tmp_path, set={"seq_len": 16, "units": 8, "layers": 1})
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("ROMEO:", encoding="utf-8")
+    (row,) = kerasapps.predict(export, [str(prompt)])
+    assert row["text"].startswith("ROMEO:") and len(row["generated"]) == 200
+
+
+def test_images_of_any_size_are_batched_by_size_and_returned_in_order(tmp_path):
+    sizes = [(40, 30), (64, 64), (40, 30)]
+    paths = []
+    for i, (w, h) in enumerate(sizes):
+        Image.fromarray(np.full((h, w, 3), 50 * i, np.uint8)).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    groups = load_inputs(paths, InputSpec("images", (None, None, None, 3), "uint8"))
+    assert sorted((batch.shape, positions) for batch, _, positions in groups) == [
+        ((1, 64, 64, 3), [1]), ((2, 30, 40, 3), [0, 2])]
+    assert all(batch.dtype == np.uint8 for batch, _, _ in groups)
+
+
+def test_real_reviews_and_shakespeare_export_reload_and_predict(real_data_dir, tmp_path):
+    """The real IMDB vocabulary (it holds U+0085 and other line separators) survives export and reload."""
+    import tensorflow as tf
+
+    export = _export("imdb_sentiment", real_data_dir, tmp_path / "imdb")
+    with gzip.open(real_data_dir / "imdb" / "imdb_test.jsonl.gz", "rt", encoding="utf-8") as handle:
+        texts = [json.loads(next(handle))["text"] for _ in range(3)]
+    files = _reviews(tmp_path, texts)
+    rows = kerasapps.predict(export, files)
+    assert [row["input"] for row in rows] == files and all(0 <= row["probability"] <= 1 for row in rows)
+    serve = tf.saved_model.load(str(export)).signatures["serving_default"]
+    assert serve(text=tf.constant(["\u0085 a line\u2028separator"]))["probability"].shape == (1,)
+
+    lm = _export("char_lm", real_data_dir, tmp_path / "lm")
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("KING HENRY:", encoding="utf-8")
+    (row,) = kerasapps.predict(lm, [str(prompt)])
+    assert row["text"].startswith("KING HENRY:") and len(row["generated"]) == 200
