@@ -72,8 +72,7 @@ def init(activation, init, layers, units, examples, seed, png, as_json):
 @pass_settings
 def overfit(settings, name, examples, max_epochs, batch_size, assignments, data_dir, as_json):
     """Can NAME reach 100% training accuracy (or ~0 loss) on a small slice? Exit 1 with the likely cause if not."""
-    quiet_for_json(as_json)
-    settings.import_tensorflow()
+    settings.start(as_json)
     import kerasapps
 
     result = kerasapps.diagnose_overfit(name, examples=examples, max_epochs=max_epochs, batch_size=batch_size,
@@ -105,8 +104,7 @@ def overfit(settings, name, examples, max_epochs, batch_size, assignments, data_
 @pass_settings
 def lr(settings, name, min_lr, max_lr, steps, batch_size, png, assignments, data_dir, as_json):
     """Learning-rate range test: the lr grows exponentially over --steps batches; loss against lr."""
-    quiet_for_json(as_json)
-    settings.import_tensorflow()
+    settings.start(as_json)
     import kerasapps
 
     result = kerasapps.diagnose_lr(name, min_lr=min_lr, max_lr=max_lr, steps=steps, batch_size=batch_size, png=png,
@@ -138,8 +136,7 @@ def _print_filter_statistics(stats) -> None:
 @pass_settings
 def filters(settings, run_dir, layer, png, as_json):
     """Grid of a run's convolution filters, with per-filter norms and pairwise correlations."""
-    quiet_for_json(as_json)
-    settings.import_tensorflow()
+    settings.start(as_json)
     import kerasapps
 
     result = kerasapps.diagnose_filters(run_dir, layer=layer, png=png)
@@ -161,8 +158,7 @@ def filters(settings, run_dir, layer, png, as_json):
 @pass_settings
 def features(settings, run_dir, input_path, layer, png, as_json):
     """Grid of the feature maps one input produces at a layer, with per-map statistics."""
-    quiet_for_json(as_json)
-    settings.import_tensorflow()
+    settings.start(as_json)
     import kerasapps
 
     result = kerasapps.diagnose_features(run_dir, input_path, layer=layer, png=png)
@@ -189,8 +185,7 @@ def features(settings, run_dir, input_path, layer, png, as_json):
 @pass_settings
 def tune(settings, name, trials, max_epochs, space_file, validation_split, out, assignments, data_dir, as_json):
     """Random search over NAME's hyper-parameters; writes OUT/best_config.yaml for `train --config`."""
-    quiet_for_json(as_json)
-    settings.import_tensorflow()
+    settings.start(as_json)
     import kerasapps
 
     result = kerasapps.tune(name, trials=trials, max_epochs=max_epochs, space=space_file,

@@ -122,8 +122,7 @@ def list_command(as_json):
 @pass_settings
 def info(settings, name, as_json):
     """Show a recipe's hyper-parameters, data, stages, parameter count and layers."""
-    quiet_for_json(as_json)
-    settings.import_tensorflow()
+    settings.start(as_json)
     import kerasapps
 
     data = kerasapps.info(name)
@@ -190,8 +189,7 @@ def train(settings, name, epochs, batch_size, steps_per_epoch, seed, assignments
 @pass_settings
 def evaluate(settings, run_dir, split, data_dir, as_json):
     """Evaluate a finished run's final model; writes RUN_DIR/evaluation-SPLIT.json."""
-    quiet_for_json(as_json)
-    settings.import_tensorflow()
+    settings.start(as_json)
     import kerasapps
 
     result = kerasapps.evaluate(run_dir, split=split, data_dir=data_dir)

@@ -21,6 +21,12 @@ class Settings:
 
         import_tensorflow(verbose=self.verbose or self.debug)
 
+    def start(self, as_json: bool = False) -> None:
+        """What a command that runs a model does first: mute informational logging under --json, and
+        import TensorFlow quietly."""
+        quiet_for_json(as_json)
+        self.import_tensorflow()
+
 
 pass_settings = click.make_pass_decorator(Settings, ensure=True)
 
