@@ -53,8 +53,8 @@ def main(argv=None):
     run_dir = Path(args.run_dir)
     started = time.perf_counter()
     if not (run_dir / "model.keras").is_file():
-        kerasapps.train(captioning.NAME, run_dir=run_dir, data_dir=args.data_dir, set=args.overrides, epochs=args.epochs,
-                        verbose=2)
+        kerasapps.train(captioning.NAME, run_dir=run_dir, data_dir=args.data_dir, set=args.overrides,
+                        epochs=args.epochs, verbose=2)
     train_seconds = time.perf_counter() - started
     _, hp, _ = open_run(run_dir)
     model = load_model(run_dir / "model.keras", compile=False)

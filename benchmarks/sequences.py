@@ -1,4 +1,5 @@
-"""The sequence recipes' targets and the vanishing-gradient claim (Bengio et al. 1994; Hochreiter & Schmidhuber 1997), measured.
+"""The sequence recipes' targets and the vanishing-gradient claim (Bengio et al. 1994; Hochreiter &
+Schmidhuber 1997), measured.
 
     python benchmarks/sequences.py gradient-flow --out docs/gradient_flow.png
         norm of d(loss at the last step) / d(input at step t) for t = 1..100, SimpleRNN vs LSTM vs GRU

@@ -115,7 +115,8 @@ def lr(settings, name, min_lr, max_lr, steps, batch_size, png, assignments, data
                 else f"did not diverge up to {max_lr:g}")
     click.echo(f"{result['recipe']} ({result['optimizer']}, batch {result['batch_size']}, {result['steps']} steps): "
                f"lowest loss {result['min_smoothed_loss']:.4g} at lr {result['min_loss_lr']:.3g}; {diverged}")
-    click.echo(f"suggested learning_rate: {result['suggested_lr']:.3g}   (--set learning_rate={result['suggested_lr']:.2g})")
+    suggested = result["suggested_lr"]
+    click.echo(f"suggested learning_rate: {suggested:.3g}   (--set learning_rate={suggested:.2g})")
     click.echo(f"plot: {result['png']}")
 
 

@@ -142,13 +142,13 @@ class Recipe:
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     stages: tuple[Stage, ...] = (Stage("train"),)
     preprocess: Callable[[Any], Any] | None = None
-    loss: Any = "sparse_categorical_crossentropy"  # a Keras loss name, config dict ({"class_name":, "config":}) or object
+    loss: Any = "sparse_categorical_crossentropy"  # a Keras loss name, object or config {"class_name":, "config":}
     metrics: tuple = ("accuracy",)
     serving: Serving | None = None
     data: str = ""
     reference: str = ""
     callbacks: Callable[[HParams], list] | None = None
-    augmentable: bool = False  # the (first) model input is an image batch [N, H, W, C] that augment_* keys may transform
+    augmentable: bool = False  # the (first) model input is an image batch [N, H, W, C] augment_* keys may transform
 
     def __post_init__(self):
         if not self.name or not self.name.replace("_", "").isalnum() or not self.name[0].isalpha():

@@ -106,7 +106,8 @@ def generation_inputs(prompt, length, temperature, seed) -> tuple[bool, tuple]:
             try:
                 item.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise UsageError(f"prompt is not valid UTF-8 text: {item[:40]!r} ({exc.reason} at byte {exc.start})") from None
+                raise UsageError(f"prompt is not valid UTF-8 text: {item[:40]!r} ({exc.reason} at byte "
+                                 f"{exc.start})") from None
         elif not isinstance(item, str):
             raise UsageError(f"prompt must be text; got {type(item).__name__}")
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:

@@ -65,8 +65,8 @@ def remove_model(path: Path) -> None:
 
 def recipe_objects(recipe) -> dict:
     """The plain functions among ``recipe``'s loss and metrics, by name: what loading its compiled model needs."""
-    return {item.__name__: item for item in (recipe.loss, *recipe.metrics) if callable(item) and hasattr(item, "__name__")
-            and not isinstance(item, type)}
+    return {item.__name__: item for item in (recipe.loss, *recipe.metrics)
+            if callable(item) and hasattr(item, "__name__") and not isinstance(item, type)}
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

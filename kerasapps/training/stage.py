@@ -94,7 +94,7 @@ class StagePlan:
 
     @property
     def full_batch(self) -> bool:
-        """Whether the stage is minimised full-batch by L-BFGS (``optimizer=lbfgs``, where allowed) instead of ``fit``."""
+        """Whether L-BFGS minimises the stage full-batch (``optimizer=lbfgs``, where allowed) instead of ``fit``."""
         return self.full_batch_ok and self.hp.optimizer in FULL_BATCH
 
     @property
@@ -189,7 +189,8 @@ def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
         test_ds = evaluation_dataset(data["test"], batch_size=plan.batch_size, preprocess=recipe.preprocess,
                                      cache=False)
         if distribution.custom_loop:
-            test = evaluate_custom(model, distribution.strategy, test_ds, math.ceil(length(data["test"]) / plan.batch_size))
+            batches = math.ceil(length(data["test"]) / plan.batch_size)
+            test = evaluate_custom(model, distribution.strategy, test_ds, batches)
         else:
             test = model.evaluate(test_ds, return_dict=True, verbose=0)
         result.test = {k: float(v) for k, v in test.items()}

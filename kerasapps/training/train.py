@@ -30,7 +30,9 @@ from kerasapps.core.errors import ConfigError, RunError, UsageError
 from kerasapps.core.hparams import HParams, dump_config
 from kerasapps.core.recipe import DataContext, Recipe, Splits
 from kerasapps.core.registry import REGISTRY
-from kerasapps.data.splits import load_splits
+from kerasapps.core.schema import FULL_BATCH
+from kerasapps.data.augment import augmentation
+from kerasapps.data.splits import load_splits, stage_splits
 from kerasapps.training import rundir
 from kerasapps.training.checkpoints import (
     EpochCheckpoint,
@@ -40,6 +42,7 @@ from kerasapps.training.checkpoints import (
 )
 from kerasapps.training.curves import plot_curves
 from kerasapps.training.distribute import Distribution
+from kerasapps.training.lbfgs import check_full_batch
 from kerasapps.training.optimizers import check_schedule, current_lr
 from kerasapps.training.stage import StagePlan, check_loss, run_stage, seed_everything
 
@@ -109,7 +112,7 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
     seed_everything(hp)
     splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
     first_model = _check(recipe, hp, splits, distribution, built=not resume)
-    distribution.backup_dir = run_dir / "backup"
+    distribution = dataclasses.replace(distribution, backup_dir=run_dir / "backup")  # multi-worker backups
     writes = run_dir if distribution.chief else Path(tempfile.mkdtemp(prefix=f"kerasapps-{recipe.name}-worker-"))
     run = Run(recipe, hp, writes, run_dir, state, splits, ctx.data_dir, smoke, resume, distribution)
     try:
@@ -150,16 +153,11 @@ def _fresh(recipe, run_dir, distribution) -> Path:
 def _check(recipe, hp, splits, distribution, *, built: bool):
     """Refuse, before anything is written, what cannot work; returns the first stage's model when
     ``loss`` had to be checked against one (a new run then trains that model)."""
-    from kerasapps.data.augment import augmentation
-    from kerasapps.data.splits import stage_splits
-
     augment = augmentation(hp, recipe)  # an augmentation the recipe cannot take is refused here
     for stage in recipe.stages:
         stage_hp = stage.hparams(hp)
         check_schedule(stage_hp, stage.name if len(recipe.stages) > 1 else None)
-        if stage_hp.optimizer == "lbfgs":
-            from kerasapps.training.lbfgs import check_full_batch
-
+        if stage_hp.optimizer in FULL_BATCH:
             check_full_batch(recipe.name, stage.name, stage_splits(stage, splits)["train"], augment=augment,
                              strategy_name=distribution.name)
     if hp.early_stopping and hp.early_stopping_monitor.startswith("val_") and splits.get("validation") is None:
