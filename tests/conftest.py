@@ -141,6 +141,12 @@ def real_data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def recipe_data_dir(tiny_data_dir) -> Path:
+    """The real data sets where they are (CI), else the tiny generated ones: the every-recipe tests use them."""
+    return REAL_DATA_DIR or tiny_data_dir
+
+
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
     """Each test runs in its own working directory with no data directory set."""

@@ -34,6 +34,7 @@ class HParam:
     optional: bool = False  # None is a valid value
     minimum: float | None = None
     maximum: float | None = None
+    exclusive_minimum: bool = False  # the value must be above ``minimum``, not equal to it
 
     def __post_init__(self):
         if self.type not in _TYPES:
@@ -63,8 +64,9 @@ class HParam:
         if self.choices is not None and out not in self.choices:
             raise ConfigError(
                 f"'{key}' must be one of {', '.join(map(str, self.choices))}; got {value!r}")
-        if self.minimum is not None and out < self.minimum:
-            raise ConfigError(f"'{key}' must be >= {self.minimum}; got {value!r}")
+        if self.minimum is not None and (out <= self.minimum if self.exclusive_minimum else out < self.minimum):
+            raise ConfigError(f"'{key}' must be {'>' if self.exclusive_minimum else '>='} {self.minimum}; "
+                              f"got {value!r}")
         if self.maximum is not None and out > self.maximum:
             raise ConfigError(f"'{key}' must be <= {self.maximum}; got {value!r}")
         return out

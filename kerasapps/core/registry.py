@@ -4,6 +4,11 @@ Our own recipes are declared in that group exactly as another distribution would
 declare its own, so this module never imports ``kerasapps.recipes``. An entry point
 names a :class:`~kerasapps.core.recipe.Recipe`, an iterable of them, a callable returning
 them, or a module with a ``RECIPES`` attribute.
+
+A broken plugin breaks only itself: an entry point that fails to import, or yields
+something other than recipes, is skipped with a warning naming its package; two entry
+points that claim one recipe name leave that name unusable (a warning naming both, and a
+one-line error when the name is asked for) and every other recipe working.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class Registry:
     def __init__(self, *, load_entry_points: bool = True):
         self._recipes: dict[str, Recipe] = {}
         self._sources: dict[str, str] = {}
+        self._conflicts: dict[str, list[str]] = {}  # a name two entry points claim -> their sources
         self._want_entry_points = load_entry_points
         self._entry_points_loaded = False
 
@@ -55,16 +61,30 @@ class Registry:
         try:
             obj = entry_point.load()
             recipes = list(_recipes_from(obj))
-        except RegistryError:
-            raise
         except Exception as exc:  # a broken plugin must not take the others down
             log.warning("skipping recipes from %s: %s: %s", source, type(exc).__name__, exc)
             return
         for recipe in recipes:
+            self._claim(recipe, source)
+
+    def _claim(self, recipe: Recipe, source: str) -> None:
+        """Register an entry point's recipe; a name claimed twice is withdrawn (see the module docstring)."""
+        name = recipe.name
+        if name in self._conflicts:
+            self._conflicts[name].append(source)
+        elif name in self._recipes and self._recipes[name] is not recipe:
+            self._conflicts[name] = [self._sources.pop(name), source]
+            del self._recipes[name]
+        else:
             self.register(recipe, source)
+            return
+        log.warning("two recipes are named '%s' (from %s); neither is used", name, " and ".join(self._conflicts[name]))
 
     def get(self, name: str) -> Recipe:
         self._ensure_loaded()
+        if name in self._conflicts:
+            raise RegistryError(f"two recipes are named '{name}': one from {self._conflicts[name][0]}, one from "
+                                f"{self._conflicts[name][1]}; uninstall one of them")
         try:
             return self._recipes[name]
         except KeyError:

@@ -66,11 +66,11 @@ TRAINING_HPARAMS: dict[str, HParam] = {
 
 PRACTICE_HPARAMS: dict[str, HParam] = {
     "lr_drop": HParam(0.5, float, "step decay: lr = learning_rate * lr_drop^floor(epoch / lr_every_epochs)",
-                      minimum=0.0, maximum=1.0),
+                      minimum=0.0, exclusive_minimum=True, maximum=1.0),
     "lr_every_epochs": HParam(10, int, "step/exponential decay: epochs per drop (step) or per factor lr_rate",
                               minimum=1),
     "lr_rate": HParam(0.96, float, "exponential decay: lr = learning_rate * lr_rate^(epoch / lr_every_epochs)",
-                      minimum=0.0, maximum=1.0),
+                      minimum=0.0, exclusive_minimum=True, maximum=1.0),
     "lr_decay": HParam(1e-4, float, "time decay: lr = learning_rate / (1 + lr_decay * iterations)", minimum=0.0),
     "early_stopping": HParam(False, bool, "stop when early_stopping_monitor stops improving; keep the best weights"),
     "early_stopping_monitor": HParam("val_loss", str, "metric early stopping watches"),

@@ -305,7 +305,10 @@ def build_augmentation(spec):
 
 
 def augmentation(hp, recipe):
-    """The augmentation pipeline from ``recipe``'s augment_* / elastic_* keys in ``hp``, or None when none is set.
+    """The augmentation from ``recipe``'s augment_* / elastic_* keys in ``hp``, or None when none is set:
+    ``augment(batch, key)`` transforms one batch with randomness drawn from ``key`` (an int64 [2] seed; the
+    training pipeline derives it from seed, stage, epoch and step), so the same key gives the same batch
+    whenever and wherever it is drawn: a resumed run repeats the uninterrupted one bit for bit.
 
     A multi-input model (image, caption, ...) gets its first input, the image batch, augmented.
     """
@@ -325,8 +328,13 @@ def augmentation(hp, recipe):
         raise ConfigError(str(exc)) from None
     if pipeline is None:
         return None
+    generators = [layer.generator for layer in pipeline.layers]  # each random layer's keras SeedGenerator
 
-    def augment(batch):
+    def augment(batch, key):
+        import tensorflow as tf
+
+        for index, generator in enumerate(generators):  # the layer's draws for this batch start from the key
+            generator.state.assign(tf.cast(tf.random.experimental.stateless_fold_in(key, index), generator.state.dtype))
         if isinstance(batch, (tuple, list)):
             return (pipeline(batch[0], training=True), *batch[1:])
         return pipeline(batch, training=True)

@@ -1,7 +1,8 @@
 """Deterministic ``tf.data`` pipelines over in-memory splits.
 
 Training pipelines draw one seeded permutation per (stage, epoch), so a resumed run sees exactly
-the batches the uninterrupted run would have seen.
+the batches the uninterrupted run would have seen; augmentation draws from a key derived from
+(seed, stage, epoch, step), so it too is the same in a resumed run and in any run with that seed.
 """
 
 from __future__ import annotations
@@ -40,14 +41,31 @@ def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, fir
     def gather(index):
         return tf.nest.map_structure(lambda a: tf.gather(a, index), source)
 
-    ds = (tf.data.Dataset.from_tensor_slices(orders)
-          .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-          .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    root = tf.constant([seed, stage_index], tf.int64)
+
+    def epoch_batches(epoch, order):
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+        return batches.map(lambda step, index: (index, batch_key(root, epoch, step)))
+
+    ds = (tf.data.Dataset.from_tensor_slices((np.arange(first_epoch, epochs, dtype=np.int64), orders))
+          .flat_map(epoch_batches)
+          .map(lambda index, key: (*gather(index), key), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
     if preprocess is not None:
-        ds = ds.map(lambda bx, by: (preprocess(bx), by), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if augment is not None:
-        ds = ds.map(lambda bx, by: (augment(bx), by), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(lambda bx, by, key: (preprocess(bx), by, key), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
+    if augment is not None:  # one batch at a time: each call sets the augmentation's random state from its key
+        ds = ds.map(lambda bx, by, key: (augment(bx, key), by))
+    else:
+        ds = ds.map(lambda bx, by, key: (bx, by))
     return ds.prefetch(tf.data.AUTOTUNE), steps
+
+
+def batch_key(root, epoch, step):
+    """The random key of one training batch: ``root`` ([seed, stage]) folded with its epoch and step."""
+    import tensorflow as tf
+
+    key = tf.random.experimental.stateless_fold_in(root, epoch)
+    return tf.cast(tf.random.experimental.stateless_fold_in(key, step), tf.int64)
 
 
 def evaluation_dataset(split, *, batch_size: int, preprocess: Callable | None = None, cache: bool = True):

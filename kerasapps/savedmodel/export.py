@@ -45,6 +45,25 @@ def versions(model_dir: Path) -> list[int]:
                   if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file())
 
 
+def remove_abandoned(model_dir: Path) -> None:
+    """Remove the temporary folders of exports whose process has died (a killed ``export``)."""
+    for folder in model_dir.glob(".*-*-*"):
+        parts = folder.name.split("-")
+        if folder.is_dir() and parts[0] in (".tmp", ".old") and len(parts) > 3 and parts[2].isdigit() \
+                and not _alive(int(parts[2])):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool = False) -> Path:
     """Export a finished run's final model to ``out/NAME/VERSION`` (default: the next version)."""
     import keras
@@ -70,7 +89,8 @@ def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool 
     for name, function in recipe.serving.extra_endpoints(model, recipe.preprocess).items():
         archive.add_endpoint(name, function)
     model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
+    remove_abandoned(model_dir)
+    tmp = rundir.shareable(Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=model_dir)))
     try:
         archive.write_out(str(tmp), verbose=False)
         info = {"recipe": recipe.name, "version": version, "run_dir": str(Path(run_dir).resolve()),
@@ -78,7 +98,7 @@ def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool 
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         if target.exists():  # --force: swap, never leaving the version missing or half-written
-            old = Path(tempfile.mkdtemp(prefix=f".old-{version}-", dir=model_dir))
+            old = Path(tempfile.mkdtemp(prefix=f".old-{version}-{os.getpid()}-", dir=model_dir))
             os.replace(target, old / "v")
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)

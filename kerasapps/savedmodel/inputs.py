@@ -10,12 +10,15 @@ imported here.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from kerasapps.core.errors import UsageError
+
+MAX_PIXELS = 40_000_000  # an image larger than this is refused from its header, before it is decoded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,13 +108,19 @@ def _read_image(path: Path, expected: tuple) -> np.ndarray:
 
     channels = expected[2] if len(expected) == 3 else None
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels in (None, 1) else "RGB")
-            if expected[0] is not None and image.size != (expected[1], expected[0]):
-                raise UsageError(f"{path} is {image.size[0]}x{image.size[1]} pixels; the model takes "
+        with warnings.catch_warnings():  # PIL warns of a decompression bomb; the size check below refuses it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # reads the header only: the size is checked before decoding
+        with image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise UsageError(f"{path} is {width}x{height} pixels, more than predict reads "
+                                 f"({MAX_PIXELS:,} pixels); resize it first")
+            if expected[0] is not None and (width, height) != (expected[1], expected[0]):
+                raise UsageError(f"{path} is {width}x{height} pixels; the model takes "
                                  f"{expected[1]}x{expected[0]} images")
-            array = np.asarray(image)
-    except (UnidentifiedImageError, OSError) as exc:
+            array = np.asarray(image.convert("L" if channels in (None, 1) else "RGB"))
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
         raise UsageError(f"cannot read image {path}: {exc}") from None
     if channels == 1:
         array = array[..., None]

@@ -36,7 +36,7 @@ from kerasapps.core.hparams import dump_config, parse_assignments, unknown_key_e
 from kerasapps.core.recipe import DataContext
 from kerasapps.core.schema import FULL_BATCH, MINI_BATCH, TUNE_VALIDATION_SPLIT
 from kerasapps.data.splits import load_splits
-from kerasapps.training.optimizers import check_schedule
+from kerasapps.training.optimizers import check_mini_batch, check_schedule
 from kerasapps.training.stage import StagePlan, run_stage, seed_everything
 from kerasapps.training.train import as_recipe
 
@@ -144,6 +144,7 @@ def run_trial(recipe, hp, splits, objective: tuple[str, str]) -> dict[str, float
         result = run_stage(StagePlan.for_stage(recipe, index, hp, splits), model)
         model, history = result.model, result.history
         if result.diverged:
+            log.warning("trial diverged: %s", result.diverged)
             break
     name, direction = objective
     values = history.get(name, [])
@@ -183,8 +184,9 @@ def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, spac
     if space is None:
         space = read_space(space_file) if space_file else default_space(recipe)
     space = check_space(recipe, space)
-    for stage in recipe.stages:  # a warm-up the base configuration cannot take fails before anything is written
+    for stage in recipe.stages:  # what the base configuration cannot take fails before anything is written
         check_schedule(stage.hparams(hp0))
+        check_mini_batch(stage.hparams(hp0))
     out = Path(out) if out else Path("tune") / recipe.name
     meta = {"recipe": recipe.name, "space": space, "overrides": {k: str(v) for k, v in base.items()},
             "max_epochs": max_epochs}

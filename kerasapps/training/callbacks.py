@@ -20,6 +20,7 @@ the learning-rate schedule next, then anything that reads the logs or saves
 import inspect
 import logging
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -28,6 +29,7 @@ from kerasapps.models.walk import iter_layers
 from kerasapps.training.optimizers import current_lr
 
 logger = logging.getLogger("kerasapps")
+EXPLOSION = 1e6  # NaNGuard warns once when the loss grows past this many times the first batch's
 
 __all__ = ["ConfigMixin", "EarlyStopping", "MaxNorm", "NaNGuard"]
 
@@ -95,8 +97,12 @@ class EarlyStopping(ConfigMixin, keras.callbacks.EarlyStopping):
     `stopped_epoch` keeps Keras's meaning: the 0-based epoch at whose end
     training stopped, 0 if it ran all epochs (Keras never stops at epoch 0).
 
-    Its state (best, wait) is not restored by `fit(initial_epoch=k)`: after a
-    resume, patience counts from the resumed epoch.
+    With `state_dir`, it keeps its state across a resume: after every epoch it
+    records (best value, best epoch, epochs waited) in `state_dir/early_stopping.json`
+    and, when the epoch is the best so far, that epoch's weights in
+    `best-epoch-NNN.npz`; a run resumed at `initial_epoch` k takes the state
+    recorded after epoch k - 1 (0-based), so patience and the best weights
+    carry over the kill. Without it, `fit(initial_epoch=k)` starts afresh.
     """
 
     def __init__(
@@ -108,6 +114,8 @@ class EarlyStopping(ConfigMixin, keras.callbacks.EarlyStopping):
         restore_best_weights=True,
         baseline=None,
         start_from_epoch=0,
+        state_dir=None,
+        initial_epoch=0,
     ):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping: mode must be one of auto, min, max; received mode={mode!r}")
@@ -124,6 +132,8 @@ class EarlyStopping(ConfigMixin, keras.callbacks.EarlyStopping):
         )
         self.min_delta_arg = float(min_delta)
         self.best_epoch = None
+        self.state_dir = None if state_dir is None else str(state_dir)
+        self.initial_epoch = initial_epoch
 
     def get_config(self):
         config = super().get_config()
@@ -133,11 +143,52 @@ class EarlyStopping(ConfigMixin, keras.callbacks.EarlyStopping):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self.best_epoch = None
+        if self.state_dir is not None and self.initial_epoch > 0:
+            self._restore(self.initial_epoch - 1)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         if self.best is None:  # monitored value not seen yet
             self.best_epoch = None
+        if self.state_dir is not None:
+            self._record(epoch)
+
+    def _paths(self, epoch=None):
+        folder = Path(self.state_dir)
+        return folder / "early_stopping.json", (folder / f"best-epoch-{epoch:03d}.npz" if epoch is not None else None)
+
+    def _record(self, epoch):
+        from kerasapps.training import rundir
+
+        history_path, _ = self._paths()
+        history = rundir.read_json(history_path) if history_path.is_file() else {}
+        history = {k: v for k, v in history.items() if int(k) < epoch}  # a resumed run rewrites what followed
+        history[str(epoch)] = {"best": self.best_value, "best_epoch": self.best_epoch, "wait": self.wait}
+        if self.best_epoch == epoch and self.best_weights is not None:
+            _, weights_path = self._paths(epoch)
+            with rundir.atomic_path(weights_path) as tmp:
+                np.savez(tmp, *self.best_weights)
+        rundir.write_json(history_path, history)
+        keep = {self._paths(state["best_epoch"])[1].name for state in history.values()
+                if state["best_epoch"] is not None}
+        for old in Path(self.state_dir).glob("best-epoch-*.npz"):
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
+
+    def _restore(self, epoch):
+        from kerasapps.training import rundir
+
+        history_path, _ = self._paths()
+        state = (rundir.read_json(history_path) if history_path.is_file() else {}).get(str(epoch))
+        if state is None:
+            logger.warning("early stopping: no state recorded after epoch %d; patience counts from the resume",
+                           epoch + 1)
+            return
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        _, weights_path = self._paths(self.best_epoch) if self.best_epoch is not None else (None, None)
+        if weights_path is not None and weights_path.is_file():
+            with np.load(weights_path) as saved:
+                self.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
     @property
     def best_value(self):
@@ -296,7 +347,13 @@ class NaNGuard(ConfigMixin, keras.callbacks.TerminateOnNaN):
     - `step`: the global step, `optimizer.iterations` after the bad batch
       (the 1-based number of updates, the step TensorBoard plots);
     - `loss`, `learning_rate`, and `message`: one line naming the likely
-      cause, logged at `log_level` (ERROR) on the "kerasapps" logger.
+      cause, logged at `log_level` (ERROR) on the "kerasapps" logger. The
+      message names `rate_key`, the key that sets the rate (a stage's own,
+      such as `finetune_learning_rate`), and `initial_lr`, the rate that key
+      holds (not the rate a schedule had decayed it to), when given.
+
+    With `warn_growth`, a loss that stays finite but grows past a million
+    times the first batch's gets one warning per training, naming that key.
 
     If the very first update's loss is non-finite the weights had not been
     updated yet, so the message points at the data or the loss instead of the
@@ -310,9 +367,11 @@ class NaNGuard(ConfigMixin, keras.callbacks.TerminateOnNaN):
     stopping gracefully (no other callback's `on_train_end` runs).
     """
 
-    def __init__(self, raise_error=False, log_level=logging.ERROR):
+    def __init__(self, raise_error=False, log_level=logging.ERROR, rate_key="learning_rate", initial_lr=None,
+                 warn_growth=True):
         super().__init__(raise_error=raise_error)
-        self.log_level = log_level
+        self.log_level, self.rate_key, self.initial_lr, self.warn_growth = log_level, rate_key, initial_lr, warn_growth
+        self._first_loss, self._warned, self._growth = None, False, None
         self.triggered = False
         self.epoch = None
         self.batch = None
@@ -326,6 +385,7 @@ class NaNGuard(ConfigMixin, keras.callbacks.TerminateOnNaN):
         self.triggered = False
         self.epoch = self.batch = self.step = self.loss = self.learning_rate = None
         self.message = None
+        self._first_loss, self._warned, self._growth = None, False, None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -336,6 +396,7 @@ class NaNGuard(ConfigMixin, keras.callbacks.TerminateOnNaN):
             return
         loss = float(np.asarray(loss))
         if math.isfinite(loss):
+            self._watch_growth(batch, loss)
             return
         optimizer = self.model.optimizer
         self.triggered = True
@@ -348,6 +409,20 @@ class NaNGuard(ConfigMixin, keras.callbacks.TerminateOnNaN):
             raise RuntimeError(self.message)
         self.model.stop_training = True
 
+    def _watch_growth(self, batch, loss):
+        if self._first_loss is None:
+            self._first_loss = abs(loss)
+        elif self.warn_growth and not self._warned and abs(loss) > EXPLOSION * max(self._first_loss, 1e-12):
+            self._warned = True  # said at the epoch's end, unless the loss turns non-finite first (then that is said)
+            self._growth = (f"loss {loss:.3g} at epoch {self._epoch} (0-based), batch {batch} is over "
+                            f"{EXPLOSION:,.0f} times the first batch's ({self._first_loss:.3g}): training is "
+                            f"diverging; lower {self.rate_key}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._growth is not None and not self.triggered:
+            logger.warning(self._growth)
+        self._growth = None
+
     def _explain(self):
         what = f"loss became {self.loss} at epoch {self.epoch} (0-based), step {self.step}"
         if self.step <= 1:
@@ -356,8 +431,8 @@ class NaNGuard(ConfigMixin, keras.callbacks.TerminateOnNaN):
                 "so the learning rate is not the cause; check the input data for nan/inf "
                 "and the loss for log(0) or a division by zero"
             )
-        lr = self.learning_rate
+        lr = self.initial_lr if self.initial_lr is not None else self.learning_rate
         return (
             f"{what}: the learning rate ({lr:g}) is probably too high; lower it "
-            f"(e.g. --set learning_rate={lr / 10:g}); otherwise check the data for nan/inf"
+            f"(e.g. --set {self.rate_key}={lr / 10:g}); otherwise check the data for nan/inf"
         )

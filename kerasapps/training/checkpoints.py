@@ -90,7 +90,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
             remove_model(old)
 
 
-def epoch_checkpoint(run_dir: Path, stage: str, epoch: int) -> Path | None:
-    """The checkpoint written after ``epoch`` (1-based) of ``stage``, if it is there."""
-    path = run_dir / "checkpoints" / stage / f"epoch-{epoch:03d}.keras"
-    return path if path.is_file() else None
+def epoch_checkpoint(run_dir: Path, stage: str, epoch: int) -> Path:
+    """Where the checkpoint written after ``epoch`` (1-based) of ``stage`` lives."""
+    return Path(run_dir) / "checkpoints" / stage / f"epoch-{epoch:03d}.keras"
+
+
+def newest_checkpoint(run_dir: Path, stage: str, at_most: int) -> tuple[Path, int] | None:
+    """(path, epoch) of the newest checkpoint of ``stage`` written after at most ``at_most`` epochs, or None."""
+    for epoch in range(at_most, 0, -1):
+        path = epoch_checkpoint(run_dir, stage, epoch)
+        if path.is_file():
+            return path, epoch
+    return None

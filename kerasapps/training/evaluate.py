@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from kerasapps.core.errors import UsageError
-from kerasapps.core.recipe import DATA_DIR_ENV, DataContext
+from kerasapps.core.recipe import DataContext
 from kerasapps.core.schema import SPLITS
 from kerasapps.data.pipelines import evaluation_dataset
 from kerasapps.data.splits import length, load_splits, stage_splits
 from kerasapps.training import rundir
 from kerasapps.training.checkpoints import load_model, recipe_objects
 from kerasapps.training.losses import choose_loss
+from kerasapps.training.regularizers import apply_weight_penalties
 
 
 def evaluate(run_dir, *, split: str = "test", data_dir=None, verbose=0) -> dict:
@@ -25,15 +25,14 @@ def evaluate(run_dir, *, split: str = "test", data_dir=None, verbose=0) -> dict:
     if split not in SPLITS:
         raise UsageError(f"--split must be {', '.join(SPLITS[:-1])} or {SPLITS[-1]}; got {split!r}")
     model_path = rundir.final_model_path(run_dir)
-    manifest = rundir.read_json(run_dir / rundir.MANIFEST) if (run_dir / rundir.MANIFEST).is_file() else {}
-    if data_dir is None and not os.environ.get(DATA_DIR_ENV) and manifest.get("data_dir"):
-        data_dir = manifest["data_dir"] if Path(manifest["data_dir"]).is_dir() else None
-    ctx = DataContext.from_option(data_dir, bool(saved.get("smoke", False)))
+    ctx = DataContext.from_option(rundir.recorded_data_dir(run_dir, data_dir), bool(saved.get("smoke", False)))
     splits = stage_splits(recipe.stages[-1], load_splits(recipe, hp, ctx))
     if split not in splits:
         raise UsageError(f"recipe {recipe.name!r} has no {split} split")
     model = load_model(model_path, custom_objects=recipe_objects(recipe))
-    splits = choose_loss(recipe, hp, model).apply(splits)
+    stage_hp = recipe.stages[-1].hparams(hp)
+    apply_weight_penalties(model, stage_hp)  # not saved with the model: the loss counts them, as in training
+    splits = choose_loss(recipe, stage_hp, model).apply(splits)
     ds = evaluation_dataset(splits[split], batch_size=hp.batch_size, preprocess=recipe.preprocess, cache=False)
     result = {k: float(v) for k, v in model.evaluate(ds, return_dict=True, verbose=verbose).items()}
     out = {"recipe": recipe.name, "split": split, "examples": length(splits[split]), "metrics": result}

@@ -66,14 +66,19 @@ def learning_rate(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
                                                   warmup_target=hp.learning_rate, warmup_steps=warmup)
 
 
+def check_mini_batch(hp: HParams) -> None:
+    """Refuse a full-batch optimizer where ``fit`` steps the model (tune, the diagnostics)."""
+    if hp.optimizer in FULL_BATCH:  # the stage runner hands such a stage to kerasapps.training.lbfgs in train only
+        raise ConfigError(f"optimizer={hp.optimizer} trains full-batch and only `kerasapps train` drives it; "
+                          f"choose {', '.join(MINI_BATCH)} here")
+
+
 def build_optimizer(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
     """The optimizer named by ``hp.optimizer`` with its schedule and gradient clipping."""
     import keras
 
+    check_mini_batch(hp)
     name = hp.optimizer
-    if name in FULL_BATCH:  # the stage runner hands such a stage to kerasapps.training.lbfgs; fit cannot step it
-        raise ConfigError(f"optimizer={name} trains full-batch and only `kerasapps train` drives it; "
-                          f"choose {', '.join(MINI_BATCH)} here")
     common = {"learning_rate": learning_rate(hp, steps_per_epoch, epochs)}
     if hp.clipnorm is not None:
         common["clipnorm"] = hp.clipnorm

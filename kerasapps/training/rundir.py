@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 
 from kerasapps.core.errors import UsageError
+from kerasapps.core.recipe import DATA_DIR_ENV
 from kerasapps.core.registry import REGISTRY
 
 CONFIG = "config.yaml"
@@ -44,19 +45,84 @@ METRICS = "metrics.json"
 FINAL_MODEL = "model.keras"
 
 
+LOCK = ".lock"
+PARTIAL = ".partial-"  # in the names of temporary files: what a killed process left behind
+
+
+def umask() -> int:
+    """The process's umask (from /proc where it can be read, without changing it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)  # no /proc: read it by setting it, and put it back at once
+    os.umask(current)
+    return current
+
+
+def shareable(path: Path) -> Path:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would (0644 files, 0755 folders under umask 022):
+    ``mkstemp``/``mkdtemp`` make them private to the user, and TF Serving may run as another user."""
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask())
+    return Path(path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, suffix: str = ""):
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        shareable(Path(tmp))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_partial_files(folder: Path) -> int:
+    """Remove the temporary files a killed run left in ``folder`` (call it holding the run's :func:`lock`)."""
+    partial = [p for p in Path(folder).rglob(f".*{PARTIAL}*") if p.is_file()]
+    for path in partial:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return len(partial)
+
+
+@contextlib.contextmanager
+def lock(run_dir: Path):
+    """Hold ``RUN_DIR/.lock`` while a run writes there; a second process is refused in one line.
+
+    The lock is an ``flock``: the system releases it when the holding process ends, however it ends.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on this platform: no lock
+        yield
+        return
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / LOCK, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UsageError(f"run directory {run_dir} is in use by {holder}, which is still training in it; "
+                             "wait for it to finish, or stop it before --resume") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"kerasapps process {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def write_text(path: Path, text: str) -> None:
@@ -144,12 +210,34 @@ def trim_csv(path: Path, first_epoch: int) -> None:
         csv.writer(handle).writerows(kept)
 
 
+def read_config(run_dir) -> dict:
+    """The run's ``config.yaml`` as written (``{recipe:, hparams:, ...}``); a file that does not parse is one line."""
+    path = require_run_dir(run_dir) / CONFIG
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"{path} is not a readable run configuration ({first})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("recipe"), str):
+        raise UsageError(f"{path} is not a run configuration: it names no recipe")
+    return saved
+
+
 def open_run(run_dir):
     """(the recipe, its hyper-parameters, the saved config) of a run directory."""
-    run_dir = require_run_dir(run_dir)
-    saved = yaml.safe_load((run_dir / CONFIG).read_text()) or {}
-    recipe = REGISTRY.get(saved.get("recipe", ""))
-    return recipe, recipe.resolve(config_file=run_dir / CONFIG), saved
+    saved = read_config(run_dir)
+    recipe = REGISTRY.get(saved["recipe"])
+    return recipe, recipe.resolve(config_file=Path(run_dir) / CONFIG), saved
+
+
+def recorded_data_dir(run_dir, data_dir=None):
+    """``data_dir`` if given (or ``$KERASAPPS_DATA_DIR`` is set), else the data directory the run recorded in its
+    manifest when it still exists: continuing or evaluating a run reads the data it trained on."""
+    if data_dir not in (None, "") or os.environ.get(DATA_DIR_ENV):
+        return data_dir
+    path = Path(run_dir) / MANIFEST
+    recorded = read_json(path).get("data_dir") if path.is_file() else None
+    return recorded if recorded and Path(recorded).is_dir() else None
 
 
 def final_model_path(run_dir) -> Path:
@@ -159,6 +247,7 @@ def final_model_path(run_dir) -> Path:
     if not path.is_file():
         state = read_json(run_dir / STATE) if (run_dir / STATE).is_file() else {}
         progress = ", ".join(f"{k} {v.get('completed_epochs', 0)} epochs" for k, v in state.get("stages", {}).items())
+        name = read_config(run_dir)["recipe"]
         raise UsageError(f"run {run_dir} has not finished ({progress or 'no epoch completed'}); "
-                         f"continue it with: kerasapps train NAME --resume --run-dir {run_dir}")
+                         f"continue it with: kerasapps train {name} --resume --run-dir {run_dir}")
     return path

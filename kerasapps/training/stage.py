@@ -207,7 +207,7 @@ def _compile(model, plan: StagePlan) -> None:
                   metrics=list(plan.recipe.metrics), jit_compile=False)
 
 
-def _callbacks(plan: StagePlan, data, guard, extra) -> tuple[list, Any]:
+def _callbacks(plan: StagePlan, data, guard, extra, initial_epoch: int) -> tuple[list, Any]:
     """NaN guard first, then schedule / early stopping / max-norm / monitor, the recipe's, the caller's."""
     callbacks, stopper = [guard], None
     if plan.practice:
@@ -219,8 +219,11 @@ def _callbacks(plan: StagePlan, data, guard, extra) -> tuple[list, Any]:
             if hp.early_stopping_monitor.startswith("val_") and "validation" not in data:
                 raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
                                   "validation split (validation_split is 0)")
+            # in a run directory its state is kept beside the checkpoints, so a resume keeps the best epoch
+            state_dir = plan.run_dir / "checkpoints" / plan.stage.name if plan.run_dir is not None else None
             stopper = EarlyStopping(monitor=hp.early_stopping_monitor, patience=hp.early_stopping_patience,
-                                    min_delta=hp.early_stopping_min_delta, restore_best_weights=True)
+                                    min_delta=hp.early_stopping_min_delta, restore_best_weights=True,
+                                    state_dir=state_dir, initial_epoch=initial_epoch)
             callbacks.append(stopper)
         if hp.max_norm is not None:
             callbacks.append(MaxNorm(hp.max_norm))
@@ -243,8 +246,11 @@ def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, ver
         train_ds = train_ds.skip(skip_steps)
     val_ds = (evaluation_dataset(data["validation"], batch_size=plan.batch_size, preprocess=recipe.preprocess)
               if "validation" in data else None)
-    guard = NaNGuard(log_level=logging.DEBUG if plan.expect_divergence else logging.ERROR)
-    callbacks, stopper = _callbacks(plan, data, guard, extra(initial_epoch) if callable(extra) else extra)
+    # The guard's message reaches the user once, as StageResult.diverged (train raises it); not logged here too.
+    guard = NaNGuard(log_level=logging.DEBUG, rate_key=plan.stage.overrides.get("learning_rate", "learning_rate"),
+                     initial_lr=plan.hp.learning_rate, warn_growth=not plan.expect_divergence)
+    callbacks, stopper = _callbacks(plan, data, guard, extra(initial_epoch) if callable(extra) else extra,
+                                    initial_epoch)
     log.info(f"{plan.title}: {length(data['train'])} training examples, "
              f"{plan.steps_per_epoch} steps x {plan.epochs - initial_epoch} epochs")
     started = time.perf_counter()

@@ -13,6 +13,7 @@ workers write into a temporary directory removed at the end.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import yaml
 
 from kerasapps.core.errors import ConfigError, RunError, UsageError
 from kerasapps.core.hparams import HParams, dump_config
@@ -38,6 +38,7 @@ from kerasapps.training.checkpoints import (
     EpochCheckpoint,
     epoch_checkpoint,
     load_model,
+    newest_checkpoint,
     save_model,
 )
 from kerasapps.training.curves import plot_curves
@@ -105,21 +106,28 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     if resume:
         hp, state, run_dir, smoke = _resumed(recipe, run_dir, config_file, overrides, flags)
+        data_dir = rundir.recorded_data_dir(run_dir, data_dir)
     else:
         hp = recipe.resolve(config_file=config_file, overrides=overrides, flags=flags)
         run_dir, state = _fresh(recipe, run_dir, distribution), {"status": "running", "stages": {}}
-    ctx = DataContext.from_option(data_dir, smoke)
-    seed_everything(hp)
-    splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
-    first_model = _check(recipe, hp, splits, distribution, built=not resume)
-    distribution = dataclasses.replace(distribution, backup_dir=run_dir / "backup")  # multi-worker backups
-    writes = run_dir if distribution.chief else Path(tempfile.mkdtemp(prefix=f"kerasapps-{recipe.name}-worker-"))
-    run = Run(recipe, hp, writes, run_dir, state, splits, ctx.data_dir, smoke, resume, distribution)
-    try:
-        return _run_stages(run, first_model, callbacks, verbose)
-    finally:
-        if not distribution.chief:  # other workers' logs and checkpoints go where nobody looks
-            shutil.rmtree(writes, ignore_errors=True)
+    with contextlib.ExitStack() as held:
+        if resume and distribution.chief:  # one writer per run directory: a second --resume is refused here
+            held.enter_context(rundir.lock(run_dir))
+            rundir.remove_partial_files(run_dir)
+        ctx = DataContext.from_option(data_dir, smoke)
+        seed_everything(hp)
+        splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
+        first_model = _check(recipe, hp, splits, distribution, built=not resume)
+        if not resume and distribution.chief:
+            held.enter_context(rundir.lock(run_dir))
+        distribution = dataclasses.replace(distribution, backup_dir=run_dir / "backup")  # multi-worker backups
+        writes = run_dir if distribution.chief else Path(tempfile.mkdtemp(prefix=f"kerasapps-{recipe.name}-worker-"))
+        run = Run(recipe, hp, writes, run_dir, state, splits, ctx.data_dir, smoke, resume, distribution)
+        try:
+            return _run_stages(run, first_model, callbacks, verbose)
+        finally:
+            if not distribution.chief:  # other workers' logs and checkpoints go where nobody looks
+                shutil.rmtree(writes, ignore_errors=True)
 
 
 def _resumed(recipe, run_dir, config_file, overrides, flags):
@@ -130,7 +138,7 @@ def _resumed(recipe, run_dir, config_file, overrides, flags):
     if config_file or overrides or flags:
         raise UsageError("--resume continues a run with its recorded configuration; drop --config, --set "
                          "and hyper-parameter flags, or start a new run with --config RUN_DIR/config.yaml")
-    saved = yaml.safe_load((run_dir / rundir.CONFIG).read_text())
+    saved = rundir.read_config(run_dir)
     if saved.get("recipe") != recipe.name:
         raise UsageError(f"{run_dir} is a run of '{saved.get('recipe')}', not '{recipe.name}'")
     hp = recipe.resolve(config_file=run_dir / rundir.CONFIG)
@@ -219,14 +227,13 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
         if info["done"]:
             model, previous = None, run.read_dir / "stages" / f"{stage.name}.keras"
             continue
-        checkpoint = None if distribution.custom_loop else epoch_checkpoint(run.run_dir, stage.name,
-                                                                             info["completed_epochs"])
-        if checkpoint is None:
-            info["completed_epochs"] = 0  # a multi-worker stage restores its progress from its backup
+        # a multi-worker stage restores its progress from its backup instead
+        checkpoint = None if distribution.custom_loop else _checkpoint_to_resume(run, stage.name, info)
+        info["completed_epochs"] = checkpoint[1] if checkpoint else 0
         plan = StagePlan.for_stage(recipe, index, run.hp, run.splits, replicas=distribution.replicas,
                                    smoke=run.smoke, run_dir=run.run_dir, full_batch_ok=True,
-                                   initial_epoch=info["completed_epochs"] if checkpoint else 0)
-        result = run_stage(plan, model if model is not None else previous, checkpoint=checkpoint,
+                                   initial_epoch=info["completed_epochs"])
+        result = run_stage(plan, model if model is not None else previous, checkpoint=checkpoint and checkpoint[0],
                            callbacks=_loggers(run, stage.name, plan.hp, user_callbacks),
                            distribution=distribution, verbose=verbose)
         if result.diverged:
@@ -254,6 +261,20 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
         run.save_state()
         previous = stage_path
     return _finish(run, model, previous, metrics, manifest)
+
+
+def _checkpoint_to_resume(run: Run, stage: str, info: dict) -> tuple[Path, int] | None:
+    """(checkpoint, epochs) a stage resumes from: the one its state records or, if that file is missing, the
+    newest before it (a warning says which); None to start the stage from its first epoch."""
+    completed = info["completed_epochs"]
+    if not completed:
+        return None
+    found = newest_checkpoint(run.run_dir, stage, completed)
+    if found is None or found[1] != completed:
+        missing = epoch_checkpoint(run.run_dir, stage, completed).relative_to(run.run_dir)
+        then = f"resuming from {found[0].name}" if found else "the stage starts again from its first epoch"
+        log.warning(f"stage '{stage}' recorded {completed} completed epochs but {missing} is missing; {then}")
+    return found
 
 
 def _finish(run: Run, model, previous, metrics: Mapping, manifest: dict) -> RunResult:

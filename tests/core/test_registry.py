@@ -99,15 +99,28 @@ def test_external_distribution_registers_and_trains(tmp_path, tiny_data_dir):
 
 
 @pytest.mark.slow
-def test_external_duplicate_name_is_refused_naming_both(tmp_path):
+def test_a_name_two_packages_claim_breaks_only_that_name(tmp_path):
     module = EXTERNAL.replace('name="ext_softmax"', 'name="mnist_transfer"')
     env = _install_external(tmp_path, module, 'clash = "ext_recipes:RECIPES"')
-    result = _kerasapps(env, "list")
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "two recipes are named 'mnist_transfer'" in lines[0]
-    assert "ext-recipes" in lines[0] and "kerasapps (entry point" in lines[0]
+    listing = _kerasapps(env, "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "mlp_mnist" in listing.stdout and "mnist_transfer" not in listing.stdout
+    warnings = listing.stderr.strip().splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("warning: two recipes are named 'mnist_transfer'")
+    assert "ext-recipes" in warnings[0] and "kerasapps (entry point" in warnings[0]
+    used = _kerasapps(env, "info", "mnist_transfer")
+    assert used.returncode == 1
+    lines = [line for line in used.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "two recipes are named 'mnist_transfer'" in lines[0]
+
+
+@pytest.mark.slow
+def test_an_entry_point_that_yields_no_recipes_is_skipped_naming_its_package(tmp_path):
+    env = _install_external(tmp_path, "RECIPES = ['not a recipe']\n", 'odd = "ext_recipes:RECIPES"')
+    listing = _kerasapps(env, "list")
+    assert listing.returncode == 0 and "mnist_transfer" in listing.stdout
+    warning = listing.stderr.strip()
+    assert warning.startswith("warning: skipping recipes from ext-recipes") and "not a kerasapps Recipe" in warning
 
 
 def test_build_model_receives_the_datas_meta(tmp_path):

@@ -12,6 +12,7 @@ from PIL import Image
 
 import kerasapps
 from kerasapps.cli.main import cli
+from kerasapps.core.errors import UsageError
 from kerasapps.savedmodel.inputs import InputSpec, load_inputs
 
 
@@ -92,3 +93,18 @@ def test_real_reviews_and_shakespeare_export_reload_and_predict(real_data_dir, t
     prompt.write_text("KING HENRY:", encoding="utf-8")
     (row,) = kerasapps.predict(lm, [str(prompt)])
     assert row["text"].startswith("KING HENRY:") and len(row["generated"]) == 200
+
+
+def test_a_huge_image_is_refused_by_its_size_before_it_is_decoded(tmp_path):
+    """A 10,000 x 10,000 PNG: the header says its size; the pixels are never decoded (here: never written)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = tmp_path / "huge.png"  # a valid header with a truncated body: decoding would fail, the size check does not
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 10_000, 10_000, 8, 2, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    with pytest.raises(UsageError, match=r"huge.png is 10000x10000 pixels, more than predict reads"):
+        load_inputs([str(path)], InputSpec("images", (None, None, None, 3), "uint8"))

@@ -106,3 +106,9 @@ def test_bad_space_file_is_a_one_line_error(tmp_path, tiny_data_dir):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown key 'width' in the search space" in lines[0]
+
+
+def test_a_full_batch_optimizer_is_refused_before_anything_is_written(tmp_path, tiny_data_dir):
+    with pytest.raises(ConfigError, match="optimizer=lbfgs trains full-batch and only `kerasapps train` drives it"):
+        tune("mlp_mnist", trials=1, out=tmp_path / "search", overrides=["optimizer=lbfgs"], data_dir=tiny_data_dir)
+    assert not (tmp_path / "search").exists()
