@@ -216,17 +216,21 @@ def googlenet(
 # ---------------------------------------------------------------------------- recipe
 
 def _recipe():
+    from kerasapps.core.hparams import HParam
     from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
 
     def build(hp, meta):
         return googlenet(input_shape=(32, 32, 3), classes=10, stem="small", dropout=hp.dropout, lrn=hp.lrn,
-                         batch_norm=hp.batch_norm)
+                         batch_norm=hp.batch_norm, aux_classifiers=hp.aux_heads)
 
     return cifar10_recipe(
         "googlenet_cifar10", googlenet, "GoogLeNet (Szegedy et al. 2014), inception with 1x1 reductions, on CIFAR-10",
-        "Szegedy et al. 2014 (ImageNet); CIFAR-10 adaptation: small stem, batch norm, no LRN, no auxiliary heads",
-        hparams=CNN_HPARAMS(dropout=0.4, lrn=False, batch_norm=True), build=build,
-        defaults={"learning_rate": 0.05, "warmup_epochs": 2.0})
+        "Szegedy et al. 2014 (ImageNet); CIFAR-10 adaptation: small stem, batch norm, no LRN, auxiliary heads "
+        "optional",
+        hparams={**CNN_HPARAMS(dropout=0.4, lrn=False, batch_norm=True),
+                 "aux_heads": HParam(False, bool, "train the two auxiliary classifiers of section 5 beside the "
+                                     "main head (losses weighted 0.3 each; the export serves the main head only)")},
+        build=build, defaults={"learning_rate": 0.05, "warmup_epochs": 2.0})
 
 
 RECIPES = [_recipe()]

@@ -148,6 +148,9 @@ class Recipe:
     data: str = ""
     reference: str = ""
     callbacks: Callable[[HParams], list] | None = None
+    # A model with several outputs trains them all: the first is its answer (evaluated, exported), the others
+    # auxiliary training heads whose losses count this much each (GoogLeNet's 0.3, Szegedy et al. 2014 sec. 5).
+    aux_loss_weight: float = 0.3
     augmentable: bool = False  # the (first) model input is an image batch [N, H, W, C] augment_* keys may transform
 
     def __post_init__(self):

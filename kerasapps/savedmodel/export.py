@@ -20,10 +20,21 @@ from kerasapps.core.schema import EXPORT_ROOT
 EXPORT_INFO = "assets.extra/kerasapps.json"
 
 
+def serving_model(model):
+    """The model an export serves: ``model`` itself, or, for a model with auxiliary training heads, its
+    first output alone (the heads and their weights are left out)."""
+    import keras
+
+    if len(model.outputs) == 1:
+        return model
+    return keras.Model(model.inputs, model.outputs[0], name=model.name)
+
+
 def serving_function(recipe: Recipe, model):
     """The ``tf.function`` that an export serves: raw inputs -> outputs, preprocessing inside."""
     import tensorflow as tf
 
+    model = serving_model(model)
     if recipe.serving is None:
         raise UsageError(f"recipe {recipe.name!r} declares no serving signature; it cannot be exported")
     serving = recipe.serving
@@ -82,7 +93,7 @@ def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool 
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; pass --force to replace it, or choose another --version")
 
-    model = load_model(model_path, compile=False)
+    model = serving_model(load_model(model_path, compile=False))
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", serving_function(recipe, model))

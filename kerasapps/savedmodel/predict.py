@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import UsageError
-from kerasapps.savedmodel.export import is_export, serving_function, versions
+from kerasapps.savedmodel.export import is_export, serving_function, serving_model, versions
 from kerasapps.savedmodel.inputs import InputSpec, load_inputs
 
 
@@ -51,7 +51,7 @@ def load_signature(model: str | os.PathLike, signature: str = "serving_default")
     from kerasapps.training.checkpoints import load_model
 
     recipe, _, _ = rundir.open_run(path)
-    keras_model = load_model(rundir.final_model_path(path), compile=False)
+    keras_model = serving_model(load_model(rundir.final_model_path(path), compile=False))
     functions = {"serving_default": serving_function(recipe, keras_model),
                  **recipe.serving.extra_endpoints(keras_model, recipe.preprocess)}
     if signature not in functions:

@@ -46,6 +46,7 @@ def load_model(path: Path, compile: bool = True, custom_objects=None):
     beyond the registered layers (a recipe's metric functions: :func:`recipe_objects`)."""
     import kerasapps.models.layers  # noqa: F401  (registers the canon's layers for deserialisation)
     import kerasapps.models.recompute  # noqa: F401
+    import kerasapps.training.losses  # noqa: F401  (and the losses a run may compile with)
 
     model = keras.saving.load_model(path, compile=compile, custom_objects=custom_objects)
     rng = Path(path).with_suffix(".rng.npz")

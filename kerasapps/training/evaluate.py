@@ -11,7 +11,7 @@ from kerasapps.data.pipelines import evaluation_dataset
 from kerasapps.data.splits import length, load_splits, stage_splits
 from kerasapps.training import rundir
 from kerasapps.training.checkpoints import load_model, recipe_objects
-from kerasapps.training.losses import choose_loss
+from kerasapps.training.losses import choose_loss, with_auxiliary_targets
 from kerasapps.training.regularizers import apply_weight_penalties
 
 
@@ -32,7 +32,7 @@ def evaluate(run_dir, *, split: str = "test", data_dir=None, verbose=0) -> dict:
     model = load_model(model_path, custom_objects=recipe_objects(recipe))
     stage_hp = recipe.stages[-1].hparams(hp)
     apply_weight_penalties(model, stage_hp)  # not saved with the model: the loss counts them, as in training
-    splits = choose_loss(recipe, stage_hp, model).apply(splits)
+    splits = with_auxiliary_targets(choose_loss(recipe, stage_hp, model).apply(splits), len(model.outputs))
     ds = evaluation_dataset(splits[split], batch_size=hp.batch_size, preprocess=recipe.preprocess, cache=False)
     result = {k: float(v) for k, v in model.evaluate(ds, return_dict=True, verbose=verbose).items()}
     out = {"recipe": recipe.name, "split": split, "examples": length(splits[split]), "metrics": result}

@@ -34,7 +34,7 @@ from kerasapps.data.splits import length, stage_splits, take
 from kerasapps.training.callbacks import EarlyStopping, MaxNorm, NaNGuard
 from kerasapps.training.checkpoints import load_model, recipe_objects
 from kerasapps.training.distribute import Distribution, evaluate_custom, fit_custom
-from kerasapps.training.losses import choose_loss
+from kerasapps.training.losses import choose_loss, with_auxiliary_targets
 from kerasapps.training.optimizers import build_optimizer
 from kerasapps.training.regularizers import apply_weight_penalties
 from kerasapps.training.schedules import schedule_callback
@@ -179,7 +179,8 @@ def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
                 restored = backup.restore() if distribution.resume else None
                 if restored is not None:
                     initial_epoch, skip_steps = restored
-    data = choose_loss(recipe, hp, model).apply(plan.data)  # one-hot targets where the loss compares vectors
+    # one-hot targets where the loss compares vectors; repeated for auxiliary heads
+    data = with_auxiliary_targets(choose_loss(recipe, hp, model).apply(plan.data), len(model.outputs))
     result = StageResult(model, {}, None, 0.0, None, initial_epoch=initial_epoch)
     if plan.full_batch and initial_epoch < plan.epochs:  # full batch, no checkpoints: a resume redoes the stage
         _fit_lbfgs(plan, model, data, result)
@@ -203,8 +204,15 @@ def _compile(model, plan: StagePlan) -> None:
     # Elsewhere build_optimizer refuses optimizer=lbfgs in one line.
     optimizer = keras.optimizers.SGD(0.0) if plan.full_batch else build_optimizer(
         plan.hp, plan.steps_per_epoch, plan.epochs)
-    model.compile(optimizer=optimizer, loss=choose_loss(plan.recipe, plan.hp, model).loss,
-                  metrics=list(plan.recipe.metrics), jit_compile=False)
+    loss, metrics, heads = choose_loss(plan.recipe, plan.hp, model).loss, list(plan.recipe.metrics), len(model.outputs)
+    if heads == 1:
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
+        return
+    if plan.full_batch:
+        raise ConfigError(f"optimizer=lbfgs takes single-output models; {model.name} has {heads} outputs "
+                          "(auxiliary heads)")
+    model.compile(optimizer=optimizer, loss=[loss] * heads, loss_weights=[1.0] + [plan.recipe.aux_loss_weight] *
+                  (heads - 1), metrics=[metrics] + [[]] * (heads - 1), jit_compile=False)
 
 
 def _callbacks(plan: StagePlan, data, guard, extra, initial_epoch: int) -> tuple[list, Any]:

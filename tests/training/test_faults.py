@@ -69,3 +69,14 @@ def test_the_not_finished_hint_names_the_recipe(tmp_path, tiny_data_dir):
     (run.run_dir / "model.keras").unlink()
     with pytest.raises(UsageError, match=f"kerasapps train mlp_mnist --resume --run-dir {run.run_dir}"):
         kerasapps.export(run.run_dir, out=tmp_path / "models")
+
+
+def test_an_export_removes_what_killed_exports_left_and_keeps_live_ones(tmp_path, tiny_data_dir):
+    run = kerasapps.train("mlp_mnist", run_dir=tmp_path / "run", data_dir=tiny_data_dir, smoke=True, verbose=0)
+    model_dir = tmp_path / "models" / "mlp_mnist"
+    dead, live = model_dir / ".tmp-1-999999999-abcd", model_dir / f".tmp-1-{os.getpid()}-efgh"
+    for folder in (dead, live):
+        (folder / "variables").mkdir(parents=True)
+        (folder / "saved_model.pb").write_bytes(b"half")
+    assert kerasapps.export(run.run_dir, out=tmp_path / "models").name == "1"
+    assert not dead.exists() and live.exists()

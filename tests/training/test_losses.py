@@ -54,8 +54,27 @@ def test_logits_heads_use_the_stable_form():
     assert binary == pytest.approx(0.0, abs=1e-5)
 
 
+@pytest.mark.parametrize("name", ["hinge", "squared_hinge"])
+def test_hinge_losses_score_a_softmax_or_sigmoid_head_by_the_logits_behind_it(name):
+    """The same loss as on a logits head with those logits (a softmax's up to a constant, which it centres)."""
+    logits = np.array([[2.0, -1.0, 0.5], [0.0, 0.3, -2.0]], "float32")
+    probs = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    centred = logits - logits.mean(axis=-1, keepdims=True)
+    assert loss_value(name, "softmax", Y, probs) == pytest.approx(loss_value(name, None, Y, centred), rel=1e-4)
+    binary_logits = np.array([[1.5], [-0.5]], "float32")
+    assert loss_value(name, "sigmoid", np.array([1, 0]), 1 / (1 + np.exp(-binary_logits))) == pytest.approx(
+        loss_value(name, None, np.array([1, 0]), binary_logits), rel=1e-4)
+
+
+def test_a_hinge_run_trains_a_softmax_classifier_and_reloads(tiny_data_dir, tmp_path):
+    run = kerasapps.train("mlp_mnist", run_dir=tmp_path / "run", data_dir=tiny_data_dir, verbose=0,
+                          set=["loss=squared_hinge", "learning_rate=0.003"], epochs=3)
+    losses = [float(r["loss"]) for r in csv.DictReader(open(tmp_path / "run" / "logs" / "train.csv"))]
+    assert losses[-1] < losses[0] and run.metrics["test"]["accuracy"] > 0.5
+    assert kerasapps.evaluate(run.run_dir)["metrics"]["loss"] == pytest.approx(run.metrics["test"]["loss"], rel=1e-5)
+
+
 @pytest.mark.parametrize("name, activation, units, message", [
-    ("hinge", "softmax", 3, "wants unbounded scores"),
     ("binary_crossentropy", "softmax", 3, "outputs compete"),
     ("sparse_categorical_crossentropy", "sigmoid", 1, "use binary_crossentropy"),
     ("mean_absolute_percentage_error", "softmax", 3, "divides by the target"),
@@ -79,3 +98,29 @@ def test_info_lists_the_losses_and_a_run_trains_with_one(tiny_data_dir, tmp_path
         kerasapps.train("mlp_mnist", run_dir=tmp_path / "bad", data_dir=tiny_data_dir, verbose=0,
                         set=["loss=mean_absolute_percentage_error"])
     assert not (tmp_path / "bad").exists()
+
+
+def test_mean_absolute_percentage_error_trains_a_regression_on_a_real_table(tmp_path):
+    """scikit-learn's diabetes table (442 patients, 10 features; a real data set shipped with the library)."""
+    from sklearn.datasets import load_diabetes
+
+    from kerasapps.core.recipe import Recipe
+
+    def load(hp, ctx):
+        x, y = load_diabetes(return_X_y=True)
+        x, y = x.astype("float32"), y.astype("float32")
+        return {"train": (x[:350], y[:350]), "test": (x[350:], y[350:])}
+
+    def build(hp, meta):
+        inputs = keras.Input((10,))
+        hidden = keras.layers.Dense(32, activation="relu")(inputs)
+        return keras.Model(inputs, keras.layers.Dense(1, name="predictions")(hidden))
+
+    recipe = Recipe(name="diabetes_regression", summary="s", build_model=build, load_data=load,
+                    loss="mean_squared_error", metrics=("mean_absolute_error",))
+    run = kerasapps.train(recipe, run_dir=tmp_path / "run", verbose=0, epochs=30,
+                          set={"loss": "mean_absolute_percentage_error", "learning_rate": 0.05, "batch_size": 32})
+    losses = [float(r["loss"]) for r in csv.DictReader(open(tmp_path / "run" / "logs" / "train.csv"))]
+    assert losses[-1] < 0.5 * losses[0] and 0 < run.metrics["test"]["loss"] < 60  # percent
+    with pytest.raises(ConfigError, match="is a regression"):
+        kerasapps.train(recipe, run_dir=tmp_path / "bad", verbose=0, set={"loss": "hinge"})
