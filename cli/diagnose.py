@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kerasapps.cli.options import (
+    DATA,
     DATA_DIR,
     JSON,
     SET,
@@ -68,15 +69,16 @@ def init(activation, init, layers, units, examples, seed, png, as_json):
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: the recipe's, at most --examples.")
 @SET
 @DATA_DIR
+@DATA
 @JSON
 @pass_settings
-def overfit(settings, name, examples, max_epochs, batch_size, assignments, data_dir, as_json):
+def overfit(settings, name, examples, max_epochs, batch_size, assignments, data_dir, data, as_json):
     """Can NAME reach 100% training accuracy (or ~0 loss) on a small slice? Exit 1 with the likely cause if not."""
     settings.start(as_json)
     import kerasapps
 
     result = kerasapps.diagnose_overfit(name, examples=examples, max_epochs=max_epochs, batch_size=batch_size,
-                                        set=assignments, data_dir=data_dir)
+                                        set=assignments, data_dir=data_dir, data=data)
     if as_json:
         echo_json(result)
         return 0 if result["passed"] else 1
@@ -100,15 +102,16 @@ def overfit(settings, name, examples, max_epochs, batch_size, assignments, data_
 @click.option("--png", type=click.Path(dir_okay=False), help="Plot PNG (default diagnostics/lr-NAME.png).")
 @SET
 @DATA_DIR
+@DATA
 @JSON
 @pass_settings
-def lr(settings, name, min_lr, max_lr, steps, batch_size, png, assignments, data_dir, as_json):
+def lr(settings, name, min_lr, max_lr, steps, batch_size, png, assignments, data_dir, data, as_json):
     """Learning-rate range test: the lr grows exponentially over --steps batches; loss against lr."""
     settings.start(as_json)
     import kerasapps
 
     result = kerasapps.diagnose_lr(name, min_lr=min_lr, max_lr=max_lr, steps=steps, batch_size=batch_size, png=png,
-                                   set=assignments, data_dir=data_dir)
+                                   set=assignments, data_dir=data_dir, data=data)
     if as_json:
         return echo_json(result)
     diverged = (f"diverges at lr {result['divergence_lr']:.3g}" if result["divergence_lr"] is not None
@@ -182,15 +185,17 @@ def features(settings, run_dir, input_path, layer, png, as_json):
 @click.option("--out", type=click.Path(file_okay=False), help="Search directory (default tune/NAME); rerun to resume.")
 @SET
 @DATA_DIR
+@DATA
 @JSON
 @pass_settings
-def tune(settings, name, trials, max_epochs, space_file, validation_split, out, assignments, data_dir, as_json):
+def tune(settings, name, trials, max_epochs, space_file, validation_split, out, assignments, data_dir, data,
+         as_json):
     """Random search over NAME's hyper-parameters; writes OUT/best_config.yaml for `train --config`."""
     settings.start(as_json)
     import kerasapps
 
     result = kerasapps.tune(name, trials=trials, max_epochs=max_epochs, space=space_file,
-                            validation_split=validation_split, out=out, set=assignments, data_dir=data_dir)
+                            validation_split=validation_split, out=out, set=assignments, data_dir=data_dir, data=data)
     if as_json:
         return echo_json(result)
     keys = list(result["space"])

@@ -16,6 +16,7 @@ import click
 
 from kerasapps.cli.diagnose import diagnose, tune
 from kerasapps.cli.options import (
+    DATA,
     DATA_DIR,
     JSON,
     SET,
@@ -159,6 +160,7 @@ def info(settings, name, as_json):
 @click.option("--config", type=click.Path(dir_okay=True), help="YAML/JSON config (e.g. RUN_DIR/config.yaml).")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory (default runs/NAME-TIMESTAMP).")
 @DATA_DIR
+@DATA
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last completed epoch.")
 @click.option("--smoke", is_flag=True, help="Train on a tiny slice for a few steps (a quick end-to-end check).")
 @click.option("--strategy", default="default", show_default=True, type=click.Choice(STRATEGIES),
@@ -167,14 +169,15 @@ def info(settings, name, as_json):
 @click.option("--tpu", metavar="ADDRESS", help="TPU to connect to with --strategy tpu/auto ('local' on a TPU VM).")
 @click.option("--backup-steps", type=int, help="multi_worker: also back up every N steps (default: each epoch).")
 @pass_settings
-def train(settings, name, epochs, batch_size, steps_per_epoch, seed, assignments, config, run_dir, data_dir, resume,
-          smoke, strategy, tpu, backup_steps):
+def train(settings, name, epochs, batch_size, steps_per_epoch, seed, assignments, config, run_dir, data_dir, data,
+          resume, smoke, strategy, tpu, backup_steps):
     """Train recipe NAME into a run directory."""
     settings.import_tensorflow()
     import kerasapps
 
     result = kerasapps.train(name, epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=seed,
-                             set=assignments, config=config, run_dir=run_dir, data_dir=data_dir, resume=resume,
+                             set=assignments, config=config, run_dir=run_dir, data_dir=data_dir, data=data,
+                             resume=resume,
                              smoke=smoke, strategy=strategy, tpu=tpu, backup_steps=backup_steps)
     click.echo(f"run directory: {result.run_dir}")
     click.echo("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics["test"].items()))
@@ -185,14 +188,15 @@ def train(settings, name, epochs, batch_size, steps_per_epoch, seed, assignments
 @click.argument("run_dir", type=click.Path())
 @click.option("--split", default="test", show_default=True, type=click.Choice(SPLITS))
 @DATA_DIR
+@DATA
 @JSON
 @pass_settings
-def evaluate(settings, run_dir, split, data_dir, as_json):
+def evaluate(settings, run_dir, split, data_dir, data, as_json):
     """Evaluate a finished run's final model; writes RUN_DIR/evaluation-SPLIT.json."""
     settings.start(as_json)
     import kerasapps
 
-    result = kerasapps.evaluate(run_dir, split=split, data_dir=data_dir)
+    result = kerasapps.evaluate(run_dir, split=split, data_dir=data_dir, data=data)
     if as_json:
         return echo_json(result)
     click.echo(f"{result['recipe']} {split} ({result['examples']} examples): "

@@ -43,6 +43,9 @@ def quiet_for_json(as_json: bool) -> None:
 
 DATA_DIR = click.option("--data-dir", type=click.Path(), envvar="KERASAPPS_DATA_DIR", show_envvar=True,
                         help="Local data directory (else TFDS downloads).")
+DATA = click.option("--data", "data", metavar="SOURCE",
+                    help="Your own data: a folder of class folders (images or .txt files), a .csv/.jsonl table, "
+                         "or tfds:NAME[/CONFIG][:VERSION].")
 SET = click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
                    help="Override a hyper-parameter (repeatable).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")

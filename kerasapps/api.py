@@ -73,7 +73,8 @@ def info(name: str, *, build: bool = True) -> dict:
 
 def train(recipe, *, epochs: int | None = None, batch_size: int | None = None, steps_per_epoch: int | None = None,
           seed: int | None = None, set: Assignments = (), config: PathLike | None = None,
-          run_dir: PathLike | None = None, data_dir: PathLike | None = None, resume: bool = False,
+          run_dir: PathLike | None = None, data_dir: PathLike | None = None, data: str | None = None,
+          resume: bool = False,
           smoke: bool = False, strategy="default", tpu: str | None = None, backup_steps: int | None = None,
           callbacks: Iterable = (), verbose: int | str = "auto"):
     """Train ``recipe`` (a name or a Recipe) into a run directory (``kerasapps train``); returns a RunResult
@@ -83,7 +84,9 @@ def train(recipe, *, epochs: int | None = None, batch_size: int | None = None, s
     ``config.yaml``), then ``set`` (``["learning_rate=0.01"]`` or ``{"learning_rate": 0.01}``), then
     ``epochs`` (per stage), ``batch_size`` (per replica), ``steps_per_epoch`` and ``seed``.
     ``run_dir`` defaults to ``runs/NAME-TIMESTAMP``; ``data_dir`` (else ``$KERASAPPS_DATA_DIR``)
-    holds local data, without it the recipe downloads with TFDS. ``resume`` continues ``run_dir``
+    holds the built-in data sets, without it the recipe downloads with TFDS; ``data`` is the user's own
+    instead: a folder of class folders (images or text files), a ``.csv``/``.jsonl`` table or
+    ``tfds:NAME[/CONFIG][:VERSION]`` (:mod:`kerasapps.data.sources`). ``resume`` continues ``run_dir``
     from its last completed epoch; ``smoke`` trains a tiny slice for a few steps. ``strategy`` is a
     ``tf.distribute`` strategy name (``auto``, ``default``, ``one_device``, ``mirrored``,
     ``multi_worker``, ``tpu`` with ``tpu=ADDRESS``) or a Strategy; ``backup_steps`` adds mid-epoch
@@ -93,16 +96,18 @@ def train(recipe, *, epochs: int | None = None, batch_size: int | None = None, s
 
     flags = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "seed": seed}
     return run(recipe, run_dir=run_dir, config_file=config, overrides=_assignments(set), flags=flags,
-               data_dir=data_dir, resume=resume, smoke=smoke, verbose=verbose, callbacks=callbacks,
+               data_dir=data_dir, data=data, resume=resume, smoke=smoke, verbose=verbose, callbacks=callbacks,
                strategy=strategy, tpu=tpu, backup_steps=backup_steps)
 
 
-def evaluate(run_dir: PathLike, *, split: str = "test", data_dir: PathLike | None = None) -> dict:
-    """Evaluate a finished run's final model on ``split`` (train, validation or test) of its last stage;
-    writes ``RUN_DIR/evaluation-SPLIT.json`` (``kerasapps evaluate``)."""
+def evaluate(run_dir: PathLike, *, split: str = "test", data_dir: PathLike | None = None,
+             data: str | None = None) -> dict:
+    """Evaluate a finished run's final model on ``split`` (train, validation or test) of its last stage, on
+    the data it trained on or ``data`` (a source with the same classes); writes
+    ``RUN_DIR/evaluation-SPLIT.json`` (``kerasapps evaluate``)."""
     from kerasapps.training.evaluate import evaluate as run
 
-    return run(run_dir, split=split, data_dir=data_dir)
+    return run(run_dir, split=split, data_dir=data_dir, data=data)
 
 
 # ----------------------------------------------------------------------------- export and serving
@@ -163,7 +168,7 @@ def serve(model_base: PathLike = EXPORT_ROOT, *, host: str = ServingOptions.host
 
 def tune(recipe, *, trials: int, max_epochs: int | None = None, space: Mapping | PathLike | None = None,
          validation_split: float = TUNE_VALIDATION_SPLIT, out: PathLike | None = None, set: Assignments = (),
-         data_dir: PathLike | None = None) -> dict:
+         data_dir: PathLike | None = None, data: str | None = None) -> dict:
     """Random search (keras-tuner) over ``recipe``'s hyper-parameters, each trial scored on a validation
     split carved from the training data (the test split is never read); writes ``OUT/best_config.yaml``
     (default ``tune/NAME``); running it again resumes the search (``kerasapps tune``). ``space`` is a
@@ -173,7 +178,7 @@ def tune(recipe, *, trials: int, max_epochs: int | None = None, space: Mapping |
     mapping = space if isinstance(space, Mapping) else None
     return run(recipe, trials=trials, max_epochs=max_epochs, space=mapping,
                space_file=None if space is None or mapping is not None else space,
-               validation_split=validation_split, out=out, overrides=_assignments(set), data_dir=data_dir)
+               validation_split=validation_split, out=out, overrides=_assignments(set), data_dir=data_dir, data=data)
 
 
 def diagnose_init(activation: str = INIT_EXPERIMENT["activation"], init: str = INIT_EXPERIMENT["init"], *,
@@ -192,25 +197,26 @@ def diagnose_init(activation: str = INIT_EXPERIMENT["activation"], init: str = I
 
 
 def diagnose_overfit(recipe, *, examples: int = OVERFIT_EXAMPLES, max_epochs: int = OVERFIT_MAX_EPOCHS,
-                     batch_size: int | None = None, set: Assignments = (), data_dir: PathLike | None = None) -> dict:
+                     batch_size: int | None = None, set: Assignments = (), data_dir: PathLike | None = None,
+                     data: str | None = None) -> dict:
     """Can ``recipe`` reach 100% training accuracy (or a loss near 0) on its first ``examples`` training
     examples? ``passed``, the loss curve and, when it fails, the likely ``cause`` (``kerasapps diagnose overfit``)."""
     from kerasapps.tools.diagnose import overfit_check
 
     return overfit_check(recipe, examples=examples, max_epochs=max_epochs, batch_size=batch_size,
-                         overrides=_assignments(set), data_dir=data_dir)
+                         overrides=_assignments(set), data_dir=data_dir, data=data)
 
 
 def diagnose_lr(recipe, *, min_lr: float = LR_RANGE["min_lr"], max_lr: float = LR_RANGE["max_lr"],
                 steps: int = LR_RANGE["steps"], batch_size: int | None = None, png: PathLike | None = None,
-                set: Assignments = (), data_dir: PathLike | None = None) -> dict:
+                set: Assignments = (), data_dir: PathLike | None = None, data: str | None = None) -> dict:
     """Learning-rate range test: the rate grows exponentially from ``min_lr`` to ``max_lr`` over ``steps``
     batches; the suggested rate, where it diverges, and the plot in ``png`` (default
     ``diagnostics/lr-NAME.png``) (``kerasapps diagnose lr``)."""
     from kerasapps.tools.diagnose import lr_range_test, plot_lr_range
 
     result = lr_range_test(recipe, min_lr=min_lr, max_lr=max_lr, steps=steps, batch_size=batch_size,
-                           overrides=_assignments(set), data_dir=data_dir)
+                           overrides=_assignments(set), data_dir=data_dir, data=data)
     result["png"] = str(plot_lr_range(result, png or f"diagnostics/lr-{result['recipe']}.png"))
     return result
 

@@ -1,6 +1,7 @@
 """AlexNet (Krizhevsky, Sutskever & Hinton, 2012)."""
 
 from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import classes_in
 from kerasapps.models.arguments import (
     check_activation,
     check_choice,
@@ -169,8 +170,8 @@ def _recipe():
     from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
 
     def build(hp, meta):
-        return alexnet(input_shape=(32, 32, 3), classes=10, stem="small", dropout=hp.dropout, lrn=hp.lrn,
-                       batch_norm=hp.batch_norm, fc_units=hp.fc_units)
+        return alexnet(input_shape=(32, 32, 3), classes=classes_in(meta, 10), stem="small", dropout=hp.dropout,
+                       lrn=hp.lrn, batch_norm=hp.batch_norm, fc_units=hp.fc_units)
 
     return cifar10_recipe(
         "alexnet_cifar10", alexnet, "AlexNet (Krizhevsky et al. 2012) with LRN, small stem, on CIFAR-10",

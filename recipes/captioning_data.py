@@ -20,7 +20,7 @@ import numpy as np
 
 from kerasapps.core.errors import DataError, UsageError
 from kerasapps.core.recipe import DATA_DIR_ENV, Splits
-from kerasapps.data.sources import load_npz
+from kerasapps.data.builtin import load_npz
 
 PAD, UNK, START, END = "", "[UNK]", "<start>", "<end>"
 VOCABULARIES = ("train", "flickr8k_train")

@@ -47,6 +47,7 @@ from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import DATA_DIR_ENV, Recipe, Serving, Splits
 from kerasapps.core.schema import GENERATION
+from kerasapps.data.sources import read_corpus
 from kerasapps.recipes.rnn import CELLS, rnn_stack
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -91,8 +92,13 @@ def windows(codes: np.ndarray, seq_len: int, stride: int) -> tuple[np.ndarray, n
 
 
 def load_char_lm(hp, ctx):
-    """x: code points [N, seq_len] int32; y: target ids [N, seq_len] (0 = OOV) under the training vocabulary."""
-    if ctx.data_dir is not None:
+    """x: code points [N, seq_len] int32; y: target ids [N, seq_len] (0 = OOV) under the training vocabulary.
+
+    The text: ``--data`` (a text file, or a folder of them read in sorted order), else Tiny Shakespeare.
+    """
+    if ctx.source:
+        text = read_corpus(ctx.source)
+    elif ctx.data_dir is not None:
         text = read_text(ctx.require("tinyshakespeare/input.txt", "Karpathy's char-rnn input.txt"))
     else:
         text = _tfds_text()
@@ -312,6 +318,7 @@ CHAR_LM = Recipe(
     loss={"class_name": "SparseCategoricalCrossentropy", "config": {"from_logits": True}},  # Keras config: no import
     metrics=("accuracy",),
     serving=TextGenerator(),
+    task="text_corpus",
     data="Tiny Shakespeare (tinyshakespeare/input.txt in the data directory, else TFDS 'tiny_shakespeare'); "
          "first 90% train, last 10% validation (also reported as test)",
     reference="Karpathy char-rnn (2015); Graves 2013; Hochreiter & Schmidhuber 1997; val_loss in nats/char",

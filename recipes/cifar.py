@@ -17,8 +17,8 @@ import numpy as np
 from kerasapps.core.errors import DataError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
-from kerasapps.core.recipe import Recipe
-from kerasapps.data.sources import load_npz, tfds_arrays
+from kerasapps.core.recipe import Recipe, classes_in
+from kerasapps.data.builtin import load_npz, tfds_arrays
 from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -75,7 +75,7 @@ def cifar10_recipe(name: str, factory: Callable, summary: str, reference: str, *
     def build_model(hp, meta):
         from kerasapps.models.walk import set_batch_norm_momentum
 
-        model = build(hp, meta) if build is not None else factory(input_shape=(32, 32, 3), classes=10)
+        model = build(hp, meta) if build is not None else factory(input_shape=(32, 32, 3), classes=classes_in(meta, 10))
         set_batch_norm_momentum(model, hp.bn_momentum)
         return model
 
@@ -86,5 +86,6 @@ def cifar10_recipe(name: str, factory: Callable, summary: str, reference: str, *
                   "nesterov": True, "lr_schedule": "cosine", "l2": 1e-4, "augment_shift": 0.125,
                   "augment_flip": "horizontal", **(defaults or {})},
         preprocess=preprocess, serving=ImageClassifier(32, 32, 3, class_names=CIFAR10_CLASSES), augmentable=True,
+        task="image_classification",
         data="CIFAR-10 (cifar10_subset/cifar10_subset.npz in the data directory, else TFDS 'cifar10')",
         reference=reference)

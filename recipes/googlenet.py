@@ -1,6 +1,7 @@
 """GoogLeNet / Inception v1 (Szegedy et al., 2014)."""
 
 from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import classes_in
 from kerasapps.models.arguments import (
     check_choice,
     check_common_args,
@@ -220,8 +221,8 @@ def _recipe():
     from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
 
     def build(hp, meta):
-        return googlenet(input_shape=(32, 32, 3), classes=10, stem="small", dropout=hp.dropout, lrn=hp.lrn,
-                         batch_norm=hp.batch_norm, aux_classifiers=hp.aux_heads)
+        return googlenet(input_shape=(32, 32, 3), classes=classes_in(meta, 10), stem="small", dropout=hp.dropout,
+                         lrn=hp.lrn, batch_norm=hp.batch_norm, aux_classifiers=hp.aux_heads)
 
     return cifar10_recipe(
         "googlenet_cifar10", googlenet, "GoogLeNet (Szegedy et al. 2014), inception with 1x1 reductions, on CIFAR-10",

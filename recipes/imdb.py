@@ -29,7 +29,7 @@ from kerasapps.core.errors import DataError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Serving, Splits
-from kerasapps.data.sources import tfds_arrays
+from kerasapps.data.builtin import tfds_arrays
 from kerasapps.data.splits import SMOKE_SIZES, carve_validation, length, take
 from kerasapps.recipes.rnn import CELLS, rnn_stack
 
@@ -39,9 +39,11 @@ log = logging.getLogger("kerasapps")
 
 
 class TextClassifier(Serving):
-    """``text`` (DT_STRING [N], raw UTF-8) -> ``probability`` [N] float32 of ``positive`` and ``label`` [N] int64.
+    """``text`` (DT_STRING [N], raw UTF-8) -> ``probability`` [N] float32 of the positive class, ``class_ids``
+    [N] int64 (1 = positive) and ``classes`` [N] string, its name.
 
-    For a model ending in one sigmoid unit. ``label`` is 1 when ``probability >= threshold``.
+    For a model ending in one sigmoid unit; class 1 when ``probability >= threshold``. The names are the
+    data's own (``neg``/``pos`` folders: :meth:`for_data`), else ``negative``/``positive``.
     """
 
     input_name = "text"
@@ -54,17 +56,25 @@ class TextClassifier(Serving):
 
         return [tf.TensorSpec((None,), tf.string, name=self.input_name)]
 
+    def for_data(self, record):
+        if record.get("class_names") is None:
+            return self
+        negative, positive = record["class_names"]
+        return TextClassifier(positive=positive, negative=negative, threshold=self.threshold)
+
     def outputs(self, model, preprocess, raw) -> dict:
         import tensorflow as tf
 
+        from kerasapps.savedmodel.signatures import class_outputs
+
         x = preprocess(raw) if preprocess is not None else raw
         probability = tf.reshape(tf.cast(model(x, training=False), tf.float32), [-1])
-        label = tf.cast(probability >= self.threshold, tf.int64)
-        return {"probability": probability, "label": label}
+        index = tf.cast(probability >= self.threshold, tf.int64)
+        return {"probability": probability, **class_outputs(index, class_names=(self.negative, self.positive))}
 
     def describe(self) -> str:
         return (f"{self.input_name}: string [N] -> probability [N] float32 (of {self.positive}), "
-                f"label [N] int64 (1 = {self.positive}, 0 = {self.negative})")
+                f"class_ids [N] int64 (1 = {self.positive}, 0 = {self.negative}), classes [N] string")
 
 
 # ----------------------------------------------------------------------------- data
@@ -141,8 +151,11 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
     inputs = keras.Input(shape=(), dtype="string", name="text")
     vectorize = keras.layers.TextVectorization(max_tokens=max_tokens, output_sequence_length=sequence_length,
                                                name="vectorize")
-    if vocabulary_texts is not None:
-        vectorize.adapt(np.asarray(vocabulary_texts, dtype=object), batch_size=256)
+    if vocabulary_texts is not None:  # an array of texts, or a tf.data stream of them (a --data text folder)
+        if isinstance(vocabulary_texts, np.ndarray):
+            vectorize.adapt(np.asarray(vocabulary_texts, dtype=object), batch_size=256)
+        else:
+            vectorize.adapt(vocabulary_texts)
         vectorize.set_vocabulary(savable_vocabulary(vectorize.get_vocabulary()[2:]))
     x = vectorize(inputs)
     x = keras.layers.Embedding(max_tokens, embedding_dim, mask_zero=True, name="embedding")(x)
@@ -151,6 +164,14 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
     x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def check_two_classes(hp, splits):
+    """The model ends in one sigmoid unit: it tells two classes apart (the first negative, the second positive)."""
+    names = splits.meta.get("class_names")
+    if names is not None and len(names) != 2:
+        raise DataError(f"imdb_sentiment tells two classes apart (one sigmoid output); the data has {len(names)}: "
+                        f"{', '.join(names)}")
 
 
 def build_imdb(hp, meta):
@@ -186,6 +207,8 @@ IMDB_SENTIMENT = Recipe(
     loss="binary_crossentropy",
     metrics=("accuracy",),
     serving=TextClassifier(),
+    task="text_classification",
+    check_data=check_two_classes,
     data="IMDB reviews (imdb/imdb_{train,test}.jsonl.gz in the data directory, else TFDS 'imdb_reviews'); "
          "validation carved from train",
     reference="Maas et al. ACL 2011 (data); keras examples imdb_bidirectional_lstm.py; Hochreiter & Schmidhuber 1997",

@@ -2,7 +2,7 @@
 
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
-from kerasapps.core.recipe import Recipe
+from kerasapps.core.recipe import Recipe, classes_in
 from kerasapps.models.arguments import (
     check_activation,
     check_choice,
@@ -131,7 +131,8 @@ def preprocess_mnist(images):
 
 
 def _build_lenet5_mnist(hp, meta):
-    return lenet5(input_shape=(32, 32, 1), classes=10, activation=hp.activation, pooling_type=hp.pooling_type)
+    return lenet5(input_shape=(32, 32, 1), classes=classes_in(meta, 10), activation=hp.activation,
+                  pooling_type=hp.pooling_type)
 
 
 LENET5_MNIST = Recipe(
@@ -147,6 +148,7 @@ LENET5_MNIST = Recipe(
     defaults={"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "cosine", "epochs": 10, "batch_size": 128},
     preprocess=preprocess_mnist,
     serving=ImageClassifier(28, 28),
+    task="image_classification",
     augmentable=True,
     data="MNIST (mnist/mnist.npz in the data directory, else TFDS 'mnist'); 28x28 digits padded to 32x32",
     reference="LeCun et al. 1998, Proc. IEEE 86(11): LeNet-5 test error 0.95% (99.05%) without distortions",

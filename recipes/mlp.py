@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
-from kerasapps.core.recipe import Recipe
+from kerasapps.core.recipe import Recipe, classes_in
 from kerasapps.recipes.mnist_transfer import load_mnist
 from kerasapps.savedmodel.signatures import ImageClassifier
 
@@ -73,7 +73,7 @@ def preprocess(images):
 
 def build_model(hp, meta):
     return mlp(units=hp.units, depth=hp.depth, activation=hp.activation, init=hp.init, dropout=hp.dropout,
-               batch_norm=hp.batch_norm, maxout_pieces=hp.maxout_pieces)
+               batch_norm=hp.batch_norm, maxout_pieces=hp.maxout_pieces, classes=classes_in(meta, 10))
 
 
 MLP_MNIST = Recipe(
@@ -93,6 +93,7 @@ MLP_MNIST = Recipe(
     defaults={"epochs": 10, "batch_size": 128, "learning_rate": 1e-3},
     preprocess=preprocess,
     serving=ImageClassifier(28, 28),
+    task="image_classification",
     data="MNIST (mnist/mnist.npz in the data directory, else TFDS 'mnist'); validation carved from train",
     reference="CS231n's MLP experiments; activations/initialisers per Glorot & Bengio 2010, He et al. 2015",
 )

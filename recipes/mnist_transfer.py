@@ -20,7 +20,7 @@ from kerasapps.core.errors import DataError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Stage
-from kerasapps.data.sources import load_npz, tfds_arrays
+from kerasapps.data.builtin import load_npz, tfds_arrays
 from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes

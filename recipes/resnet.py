@@ -20,6 +20,7 @@ so `trainable params - conv biases` is the figure to compare with it.
 import textwrap
 
 from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import classes_in
 from kerasapps.models.arguments import (
     check_choice,
     check_common_args,
@@ -445,7 +446,8 @@ def _cifar_recipe(depth, factory):
     from kerasapps.recipes.cifar import cifar10_recipe
 
     def build(hp, meta):
-        return factory(input_shape=(32, 32, 3), classes=10, shortcut=hp.shortcut, width=hp.width, remat=hp.remat)
+        return factory(input_shape=(32, 32, 3), classes=classes_in(meta, 10), shortcut=hp.shortcut, width=hp.width,
+                       remat=hp.remat)
 
     return cifar10_recipe(
         f"resnet{depth}_cifar10", factory,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
-from kerasapps.core.recipe import Recipe
+from kerasapps.core.recipe import Recipe, classes_in
 from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -124,7 +124,7 @@ def load_mnist_rows(hp, ctx):
 def build_mnist_rows(hp, meta):
     return stacked_rnn(input_shape=(28, 28), cell=hp.cell, units=hp.units, layers=hp.layers,
                        bidirectional=hp.bidirectional, dropout=hp.dropout, recurrent_dropout=hp.recurrent_dropout,
-                       classes=10, name=f"mnist_rows_{hp.cell}")
+                       classes=classes_in(meta, 10), name=f"mnist_rows_{hp.cell}")
 
 
 RNN_HPARAMS = {
@@ -148,6 +148,7 @@ MNIST_ROWS = Recipe(
               "batch_size": 128, "clipnorm": 1.0},
     preprocess=preprocess_rows,
     serving=ImageClassifier(28, 28),
+    task="image_classification",
     data="MNIST (mnist/mnist.npz in the data directory, else TFDS 'mnist'); validation carved from train",
     reference="keras examples mnist_irnn.py / mnist_hierarchical_rnn.py; Hochreiter & Schmidhuber 1997; "
               "Cho et al. 2014",

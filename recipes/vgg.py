@@ -1,6 +1,7 @@
 """VGG-16 and VGG-19 (Simonyan & Zisserman, 2014)."""
 
 from kerasapps.core.lazy import lazy_import
+from kerasapps.core.recipe import classes_in
 from kerasapps.models.arguments import (
     check_activation,
     check_choice,
@@ -205,8 +206,8 @@ def _recipe():
     from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
 
     def build(hp, meta):
-        return vgg16(input_shape=(32, 32, 3), classes=10, dropout=hp.dropout, batch_norm=hp.batch_norm,
-                     fc_units=hp.fc_units)
+        return vgg16(input_shape=(32, 32, 3), classes=classes_in(meta, 10), dropout=hp.dropout,
+                     batch_norm=hp.batch_norm, fc_units=hp.fc_units)
 
     return cifar10_recipe(
         "vgg16_cifar10", vgg16, "VGG-16 (Simonyan & Zisserman 2014) with batch norm on CIFAR-10",

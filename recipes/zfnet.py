@@ -1,5 +1,6 @@
 """ZFNet (Zeiler & Fergus, 2013)."""
 
+from kerasapps.core.recipe import classes_in
 from kerasapps.models.arguments import (
     check_activation,
     check_choice,
@@ -131,8 +132,8 @@ def _recipe():
     from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
 
     def build(hp, meta):
-        return zfnet(input_shape=(32, 32, 3), classes=10, stem="small", dropout=hp.dropout, lrn=hp.lrn,
-                     batch_norm=hp.batch_norm, fc_units=hp.fc_units)
+        return zfnet(input_shape=(32, 32, 3), classes=classes_in(meta, 10), stem="small", dropout=hp.dropout,
+                     lrn=hp.lrn, batch_norm=hp.batch_norm, fc_units=hp.fc_units)
 
     return cifar10_recipe(
         "zfnet_cifar10", zfnet, "ZFNet (Zeiler & Fergus 2013) with LRN, small stem, on CIFAR-10",

@@ -23,7 +23,7 @@ from typing import Any
 
 from kerasapps.core.errors import ConfigError, DataError
 from kerasapps.core.hparams import HParam, HParams, resolve
-from kerasapps.core.schema import COMMON_HPARAMS
+from kerasapps.core.schema import COMMON_HPARAMS, TASKS
 
 DATA_DIR_ENV = "KERASAPPS_DATA_DIR"
 
@@ -37,18 +37,20 @@ class DataContext:
 
     data_dir: Path | None
     smoke: bool = False
+    source: str | None = None  # --data SOURCE: the user's own data instead of the recipe's built-in set
 
     @classmethod
-    def from_option(cls, option: str | os.PathLike | None = None, smoke: bool = False) -> "DataContext":
+    def from_option(cls, option: str | os.PathLike | None = None, smoke: bool = False,
+                    source: str | None = None) -> "DataContext":
         """The data directory from ``option`` (``--data-dir``), else ``$KERASAPPS_DATA_DIR``, else None (TFDS)."""
         value = option if option not in (None, "") else os.environ.get(DATA_DIR_ENV) or None
         if value is None:
-            return cls(None, smoke)
+            return cls(None, smoke, source or None)
         path = Path(value).expanduser()
         if not path.is_dir():
             origin = "--data-dir" if option not in (None, "") else f"${DATA_DIR_ENV}"
             raise DataError(f"data directory {path} (from {origin}) does not exist or is not a directory")
-        return cls(path, smoke)
+        return cls(path, smoke, source or None)
 
     def require(self, relative: str, hint: str = "") -> Path:
         """``data_dir/relative``, or a DataError saying which file was looked for and how to provide it."""
@@ -108,6 +110,12 @@ class Serving:
         """Further signatures besides ``serving_default``: name -> ``tf.function`` with an input signature."""
         return {}
 
+    def for_data(self, record: Mapping[str, Any]) -> "Serving":
+        """This signature for the data a run trained on (its ``data.json``: ``class_names``, a table's
+        ``columns``): answering with the data's own label names, taking a table's columns. The export
+        calls it; a signature the data does not change returns itself."""
+        return self
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -123,6 +131,12 @@ class Splits(dict):
     def __init__(self, *args, meta: Mapping[str, Any] | None = None, **splits):
         super().__init__(*args, **splits)
         self.meta = dict(meta or {})
+
+
+def classes_in(meta: Mapping[str, Any], default: int) -> int:
+    """How many classes the data has (``meta["class_names"]``, which ``--data`` sources give), else ``default``:
+    what a classifier's head is built with."""
+    return len(meta.get("class_names") or ()) or default
 
 
 def meta_of(loaded) -> dict[str, Any]:
@@ -145,9 +159,14 @@ class Recipe:
     loss: Any = "sparse_categorical_crossentropy"  # a Keras loss name, object or config {"class_name":, "config":}
     metrics: tuple = ("accuracy",)
     serving: Serving | None = None
-    data: str = ""
+    data: str = ""  # the built-in data set, in words
+    task: str = ""  # what --data SOURCE it takes (kerasapps.core.schema.TASKS); "" trains on its built-in set only
     reference: str = ""
     callbacks: Callable[[HParams], list] | None = None
+    # check_data(hp, splits): refuse, in one line, data the recipe cannot train on (called before a run writes)
+    check_data: Callable[[HParams, Splits], None] | None = None
+    # objective(hp) -> (loss, metrics), where they depend on the hyper-parameters (classification or regression)
+    objective: Callable[[HParams], tuple[Any, tuple]] | None = None
     # A model with several outputs trains them all: the first is its answer (evaluated, exported), the others
     # auxiliary training heads whose losses count this much each (GoogLeNet's 0.3, Szegedy et al. 2014 sec. 5).
     aux_loss_weight: float = 0.3
@@ -161,6 +180,8 @@ class Recipe:
         names = [stage.name for stage in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"recipe {self.name!r} has repeated stage names: {names}")
+        if self.task and self.task not in TASKS:
+            raise ValueError(f"recipe {self.name!r}: task must be one of {', '.join(TASKS)}; got {self.task!r}")
         clash = set(self.hparams) & set(COMMON_HPARAMS)
         if clash:
             raise ValueError(f"recipe {self.name!r} redeclares common hyper-parameters {sorted(clash)}; "
@@ -182,6 +203,14 @@ class Recipe:
         (``kerasapps info``), where a factory that needs it builds its architecture with a placeholder.
         """
         return self.build_model(hp, dict(meta or {}))
+
+    def loss_for(self, hp: HParams):
+        """The loss this recipe trains with under ``hp`` (``loss=auto``)."""
+        return self.objective(hp)[0] if self.objective is not None else self.loss
+
+    def metrics_for(self, hp: HParams) -> tuple:
+        """The metrics this recipe reports under ``hp``."""
+        return tuple(self.objective(hp)[1]) if self.objective is not None else tuple(self.metrics)
 
     def schema(self) -> dict[str, HParam]:
         """All hyper-parameters of this recipe, with its defaults applied."""

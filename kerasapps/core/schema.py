@@ -31,6 +31,11 @@ STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "para
 
 SPLITS = ("train", "validation", "test")
 
+# What a recipe takes (Recipe.task), and so which --data SOURCE fits it
+TASKS = ("image_classification", "text_classification", "text_corpus", "tabular", "captioned_images")
+CACHES = ("none", "memory", "disk")  # where decoded files are kept between epochs
+BAD_FILES = ("error", "skip")  # what a file that does not decode does: stop the run, or be left out
+
 # `diagnose init`: the initialisation experiment's activations and weight scales
 INIT_ACTIVATIONS = ("sigmoid", "tanh", "relu")
 INIT_SCHEMES = ("normal", "small", "glorot", "he")
@@ -47,6 +52,8 @@ TRAINING_HPARAMS: dict[str, HParam] = {
     "deterministic": HParam(False, bool, "make TensorFlow ops deterministic (slower; bitwise-repeatable runs)"),
     "validation_split": HParam(0.1, float, "fraction of the training split held out for validation "
                                "(when the data has no validation split)", minimum=0.0, maximum=0.5),
+    "test_split": HParam(0.1, float, "--data without a test split: fraction of the files held out for the test "
+                         "metrics (seeded)", minimum=0.0, maximum=0.5),
     "optimizer": HParam("adam", str, "optimizer", choices=OPTIMIZERS),
     "lbfgs_iterations": HParam(100, int, "L-BFGS iterations per stage (optimizer=lbfgs: full-batch, small models; "
                                "epochs and batch_size do not apply)", minimum=1),
@@ -95,7 +102,23 @@ PRACTICE_HPARAMS: dict[str, HParam] = {
     "monitor_probe_size": HParam(64, int, "monitor: validation examples in the fixed probe batch", minimum=1),
 }
 
-COMMON_HPARAMS: dict[str, HParam] = {**TRAINING_HPARAMS, **PRACTICE_HPARAMS}
+DATA_HPARAMS: dict[str, HParam] = {
+    "cache": HParam("none", str, "--data files: decode every epoch (none), once into memory, or once into "
+                    "files under the cache directory (disk: memory stays flat)", choices=CACHES),
+    "bad_files": HParam("error", str, "--data: a file that is not a decodable image or UTF-8 text stops the run "
+                        "before it writes anything (error), or is left out with a count (skip)", choices=BAD_FILES),
+    "label_column": HParam("label", str, "--data table: the column holding each row's label"),
+    "image_column": HParam("image", str, "--data table: the column of image paths (relative to the table)"),
+    "text_column": HParam("text", str, "--data table: the column of texts"),
+    "image_key": HParam(None, str, "--data tfds:NAME: the image feature (default: the supervised keys)",
+                        optional=True),
+    "text_key": HParam(None, str, "--data tfds:NAME: the text feature (default: the supervised keys)",
+                       optional=True),
+    "label_key": HParam(None, str, "--data tfds:NAME: the label feature (default: the supervised keys)",
+                        optional=True),
+}
+
+COMMON_HPARAMS: dict[str, HParam] = {**TRAINING_HPARAMS, **PRACTICE_HPARAMS, **DATA_HPARAMS}
 
 # Defaults of the commands' options (the CLI and the Python API both read these)
 TUNE_VALIDATION_SPLIT = 0.1

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from kerasapps.data.files import Examples
 from kerasapps.data.splits import length
 
 
@@ -28,28 +29,32 @@ def epoch_order(n: int, seed: int, stage_index: int, epoch: int, limit: int) -> 
 def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, first_epoch: int,
                      epochs: int, steps_per_epoch: int | None,
                      preprocess: Callable | None = None, augment: Callable | None = None):
-    """Batches for epochs ``first_epoch..epochs-1``, each epoch in its own seeded order."""
+    """Batches for epochs ``first_epoch..epochs-1``, each epoch in its own seeded order.
+
+    Arrays are gathered a batch at a time; :class:`~kerasapps.data.files.Examples` are read file by file
+    (in parallel, in order) as each epoch's order reaches them.
+    """
     import tensorflow as tf
 
-    x, y = split
     n = length(split)
     steps = steps_for(n, batch_size, steps_per_epoch)
     limit = min(n, steps * batch_size)
     orders = np.stack([epoch_order(n, seed, stage_index, e, limit) for e in range(first_epoch, epochs)])
-    source = tf.nest.map_structure(tf.constant, (x, y))
-
-    def gather(index):
-        return tf.nest.map_structure(lambda a: tf.gather(a, index), source)
-
+    one, gather, reads_files = _indexers(split)
     root = tf.constant([seed, stage_index], tf.int64)
 
     def epoch_batches(epoch, order):
-        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+        indices = tf.data.Dataset.from_tensor_slices(order)
+        if reads_files:
+            batches = indices.map(one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
+            return batches.enumerate().map(lambda step, batch: (*batch, batch_key(root, epoch, step)))
+        batches = indices.batch(batch_size).enumerate()
         return batches.map(lambda step, index: (index, batch_key(root, epoch, step)))
 
-    ds = (tf.data.Dataset.from_tensor_slices((np.arange(first_epoch, epochs, dtype=np.int64), orders))
-          .flat_map(epoch_batches)
-          .map(lambda index, key: (*gather(index), key), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(first_epoch, epochs, dtype=np.int64), orders))
+    ds = ds.flat_map(epoch_batches)
+    if not reads_files:
+        ds = ds.map(lambda index, key: (*gather(index), key), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if preprocess is not None:
         ds = ds.map(lambda bx, by, key: (preprocess(bx), by, key), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
@@ -58,6 +63,25 @@ def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, fir
     else:
         ds = ds.map(lambda bx, by, key: (bx, by))
     return ds.prefetch(tf.data.AUTOTUNE), steps
+
+
+def _indexers(split):
+    """(one example by index, a batch of examples by indices, whether files are read) for a split whose leaves
+    are arrays or :class:`~kerasapps.data.files.Examples` (read with their reader)."""
+    import tensorflow as tf
+
+    leaves = tf.nest.flatten(split)
+    readers = [leaf.reader if isinstance(leaf, Examples) else None for leaf in leaves]
+    tensors = [tf.constant(leaf.paths if isinstance(leaf, Examples) else leaf) for leaf in leaves]
+
+    def one(index):
+        values = [reader.read(t[index]) if reader else t[index] for t, reader in zip(tensors, readers)]
+        return tf.nest.pack_sequence_as(split, values)
+
+    def gather(index):
+        return tf.nest.pack_sequence_as(split, [tf.gather(t, index) for t in tensors])
+
+    return one, gather, any(readers)
 
 
 def batch_key(root, epoch, step):
@@ -69,11 +93,19 @@ def batch_key(root, epoch, step):
 
 
 def evaluation_dataset(split, *, batch_size: int, preprocess: Callable | None = None, cache: bool = True):
+    """The split in its own order, batched and preprocessed; arrays are kept in memory after the first pass
+    (``cache``), files are read each time (their ``cache`` setting decides)."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(tuple(split)).batch(batch_size)
+    one, _, reads_files = _indexers(tuple(split))
+    n = length(split)
+    if reads_files:
+        ds = tf.data.Dataset.range(n).map(one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(batch_size)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(tuple(split)).batch(batch_size)
     if preprocess is not None:
         ds = ds.map(lambda bx, by: (preprocess(bx), by), num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
+    if cache and not reads_files:
         ds = ds.cache()
     return ds.prefetch(tf.data.AUTOTUNE)

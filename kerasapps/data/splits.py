@@ -1,9 +1,9 @@
 """In-memory splits: ``(x, y)`` pairs of numpy arrays (or nested tuples/dicts of them, like the
 model's inputs), the validation split carved from training data, and each stage's selection.
 
-Recipes load whole splits into memory (every built-in data set fits). :func:`load_splits` is the one
-way every command gets a recipe's data: ``train`` and ``evaluate`` with the test split, ``tune``
-and ``diagnose`` without it (they never read it).
+Built-in sets load whole into memory (every one fits); a ``--data`` source keeps its file inputs as
+:class:`kerasapps.data.files.Examples`, which index like arrays. ``load_splits`` in
+:mod:`kerasapps.data.sources` is the one way every command gets a recipe's data.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from kerasapps.core.errors import DataError
-from kerasapps.core.recipe import Splits, meta_of
 
 SMOKE_SIZES = {"train": 256, "validation": 64, "test": 128}
 
@@ -46,38 +45,25 @@ def _leaves(arrays: Any) -> list:
     return [arrays]
 
 
+def split_off(split, fraction: float, seed: int, salt: int):
+    """``(x, y)`` as (the rest, ``fraction`` of the examples held out), by a permutation seeded by (seed, salt);
+    (split, None) when the fraction holds out nothing."""
+    n = length(split)
+    held = int(round(n * fraction))
+    if held == 0:
+        return split, None
+    order = np.random.default_rng([seed, salt]).permutation(n)
+    held_idx, kept_idx = np.sort(order[:held]), np.sort(order[held:])
+    return take(split, kept_idx), take(split, held_idx)
+
+
 def carve_validation(train, fraction: float, seed: int):
     """Split ``(x, y)`` into train and validation by a seeded permutation."""
-    n = length(train)
-    n_val = int(round(n * fraction))
-    if n_val == 0:
-        return train, None
-    order = np.random.default_rng([seed, 7919]).permutation(n)
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-    return take(train, train_idx), take(train, val_idx)
+    return split_off(train, fraction, seed, salt=7919)
 
 
 def smoke_slice(split, name: str):
     return take(split, slice(0, min(SMOKE_SIZES.get(name, 128), length(split))))
-
-
-def load_splits(recipe, hp, ctx, *, test: bool = True) -> Splits:
-    """The recipe's splits and their meta, with a validation split carved from train when it has none.
-
-    ``test=False`` leaves the test split out (tuning and diagnostics never read it). With
-    ``ctx.smoke`` every split is cut to a small slice (:data:`SMOKE_SIZES`).
-    """
-    loaded = recipe.load_data(hp, ctx)
-    for required in ("train", "test") if test else ("train",):
-        if required not in loaded:
-            raise DataError(f"recipe {recipe.name!r} returned no '{required}' split (got {', '.join(loaded)})")
-    splits = Splits({name: split for name, split in loaded.items() if test or name != "test"}, meta=meta_of(loaded))
-    if splits.get("validation") is None:
-        splits["train"], splits["validation"] = carve_validation(splits["train"], hp.validation_split, hp.seed)
-    if ctx.smoke:
-        splits = Splits({k: (smoke_slice(v, k) if v is not None else None) for k, v in splits.items()},
-                        meta=splits.meta)
-    return splits
 
 
 def stage_splits(stage, splits: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,14 +30,23 @@ def serving_model(model):
     return keras.Model(model.inputs, model.outputs[0], name=model.name)
 
 
-def serving_function(recipe: Recipe, model):
-    """The ``tf.function`` that an export serves: raw inputs -> outputs, preprocessing inside."""
+def run_serving(recipe: Recipe, run_dir=None):
+    """The recipe's serving signature for the data the run recorded (``data.json``: its class names, columns)."""
+    from kerasapps.training import rundir
+
+    if recipe.serving is None:
+        raise UsageError(f"recipe {recipe.name!r} declares no serving signature; it cannot be exported")
+    path = Path(run_dir) / rundir.DATA if run_dir is not None else None
+    return recipe.serving.for_data(rundir.read_json(path) if path is not None and path.is_file() else {})
+
+
+def serving_function(recipe: Recipe, model, serving=None):
+    """The ``tf.function`` that an export serves: raw inputs -> outputs, preprocessing inside; ``serving``
+    (default: the recipe's) is the signature, e.g. with the run's class names (:func:`run_serving`)."""
     import tensorflow as tf
 
     model = serving_model(model)
-    if recipe.serving is None:
-        raise UsageError(f"recipe {recipe.name!r} declares no serving signature; it cannot be exported")
-    serving = recipe.serving
+    serving = serving or run_serving(recipe)
 
     def serve(inputs):
         return serving.outputs(model, recipe.preprocess, inputs)
@@ -96,8 +105,9 @@ def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool 
     model = serving_model(load_model(model_path, compile=False))
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", serving_function(recipe, model))
-    for name, function in recipe.serving.extra_endpoints(model, recipe.preprocess).items():
+    serving = run_serving(recipe, run_dir)
+    archive.add_endpoint("serving_default", serving_function(recipe, model, serving))
+    for name, function in serving.extra_endpoints(model, recipe.preprocess).items():
         archive.add_endpoint(name, function)
     model_dir.mkdir(parents=True, exist_ok=True)
     remove_abandoned(model_dir)
@@ -105,7 +115,7 @@ def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool 
     try:
         archive.write_out(str(tmp), verbose=False)
         info = {"recipe": recipe.name, "version": version, "run_dir": str(Path(run_dir).resolve()),
-                "signature": recipe.serving.describe()}
+                "signature": serving.describe()}
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         if target.exists():  # --force: swap, never leaving the version missing or half-written

@@ -63,6 +63,44 @@ def load_inputs(paths: Sequence[str], spec: InputSpec) -> list[tuple[np.ndarray,
     return [(np.concatenate(batches), names, positions) for batches, names, positions in groups.values()]
 
 
+def load_table_inputs(paths: Sequence[str], specs: Sequence[InputSpec]) -> list[tuple[dict, list[str], list[int]]]:
+    """Tables (``.csv``/``.jsonl``, a row per example) for a signature of named columns ([N] each): one batch
+    per file, its columns matched to the inputs by name (:func:`kerasapps.data.tables.input_name`)."""
+    from kerasapps.data.tables import input_name, read_table
+
+    batches, count = [], 0
+    for name in paths:
+        if Path(name).suffix.lower() not in (".csv", ".jsonl"):
+            raise UsageError(f"{name}: this model takes the named columns {', '.join(s.name for s in specs)}; "
+                             "give .csv or .jsonl tables, a row per example")
+        table = read_table(Path(name))
+        by_input = {input_name(column): values for column, values in table.items()}
+        missing = [spec.name for spec in specs if spec.name not in by_input]
+        if missing:
+            raise UsageError(f"{name} lacks the column(s) {', '.join(missing)} (it has {', '.join(table)})")
+        try:
+            batch = {spec.name: np.array([str(v) for v in by_input[spec.name]], dtype=object) if spec.dtype == "string"
+                     else np.array(by_input[spec.name], dtype=spec.dtype) for spec in specs}
+        except ValueError as exc:
+            raise UsageError(f"{name}: a value does not fit its column's type ({exc})") from None
+        rows = len(next(iter(table.values())))
+        batches.append((batch, [f"{name}[{i}]" for i in range(rows)], list(range(count, count + rows))))
+        count += rows
+    return batches
+
+
+def read_inputs(paths: Sequence[str], inputs: dict[str, InputSpec]) -> list[tuple[dict, list[str], list[int]]]:
+    """(named input batch, sources, positions) per batch: files for a single-input signature (images, ``.npy``,
+    text files), tables (``.csv``/``.jsonl``) for a signature of named columns."""
+    if len(inputs) == 1:
+        (name, spec), = inputs.items()
+        return [({name: batch}, sources, positions) for batch, sources, positions in load_inputs(paths, spec)]
+    if all(len(spec.shape) == 1 for spec in inputs.values()):
+        return load_table_inputs(paths, list(inputs.values()))
+    raise UsageError(f"predict reads single-input signatures and tables of named columns; this one takes "
+                     f"{', '.join(f'{n} {s.describe()}' for n, s in inputs.items())}")
+
+
 def read_text_inputs(paths: Sequence[str], what: str = "text") -> np.ndarray:
     """One example per file, its whole UTF-8 text, as a numpy object array."""
     texts = []

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import UsageError
-from kerasapps.savedmodel.export import is_export, serving_function, serving_model, versions
-from kerasapps.savedmodel.inputs import InputSpec, load_inputs
+from kerasapps.savedmodel.export import is_export, run_serving, serving_function, serving_model, versions
+from kerasapps.savedmodel.inputs import InputSpec, read_inputs
 
 
 class Signature:
@@ -52,23 +52,19 @@ def load_signature(model: str | os.PathLike, signature: str = "serving_default")
 
     recipe, _, _ = rundir.open_run(path)
     keras_model = serving_model(load_model(rundir.final_model_path(path), compile=False))
-    functions = {"serving_default": serving_function(recipe, keras_model),
-                 **recipe.serving.extra_endpoints(keras_model, recipe.preprocess)}
+    serving = run_serving(recipe, path)
+    functions = {"serving_default": serving_function(recipe, keras_model, serving),
+                 **serving.extra_endpoints(keras_model, recipe.preprocess)}
     if signature not in functions:
         raise UsageError(f"{path} has no signature '{signature}' (it has {', '.join(functions)})")
     function = functions[signature]
-    specs = function.input_signature
+    structure = function.input_signature  # a list of specs, or of one dict of named specs (a table's columns)
+    specs = tf.nest.flatten(structure)
 
     def call(**inputs):
-        return function(*[inputs[spec.name] for spec in specs])
+        return function(*tf.nest.pack_sequence_as(structure, [inputs[spec.name] for spec in specs]))
 
     return Signature(call, {spec.name: InputSpec.of(spec) for spec in specs}, keras_model)
-
-
-def single_input(inputs: dict[str, InputSpec]) -> InputSpec:
-    if len(inputs) != 1:
-        raise UsageError(f"predict handles single-input signatures; this one takes {', '.join(inputs)}")
-    return next(iter(inputs.values()))
 
 
 def rows(outputs: dict[str, np.ndarray], sources: Sequence[str]) -> list[dict]:
@@ -84,13 +80,12 @@ def rows(outputs: dict[str, np.ndarray], sources: Sequence[str]) -> list[dict]:
 
 
 def predict(model, inputs: Sequence[str], *, signature: str = "serving_default") -> list[dict]:
-    """Run an export or a run directory's model on input files (images, ``.npy`` arrays or text files,
-    as the signature's input takes); one dict per example, in the order given."""
+    """Run an export or a run directory's model on input files (images, ``.npy`` arrays or text files, or
+    tables for a model of named columns, as the signature takes); one dict per example, in the order given."""
     function = load_signature(model, signature)
-    spec = single_input(function.inputs)
     placed = {}
-    for batch, sources, positions in load_inputs(list(inputs), spec):
-        placed.update(zip(positions, rows(function(**{spec.name: batch}), sources)))
+    for batch, sources, positions in read_inputs(list(inputs), function.inputs):
+        placed.update(zip(positions, rows(function(**batch), sources)))
     return [placed[i] for i in sorted(placed)]
 
 

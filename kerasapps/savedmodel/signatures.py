@@ -11,10 +11,13 @@ from kerasapps.core.recipe import Serving
 
 
 class ImageClassifier(Serving):
-    """``images`` (uint8, [N, H, W] or [N, H, W, C]) -> ``probabilities`` [N, K] and ``classes`` [N] (int64).
+    """``images`` (uint8, [N, H, W] or [N, H, W, C]) -> ``probabilities`` [N, K] float32, ``class_ids`` [N] int64
+    and ``classes`` [N] string, the class names.
 
-    ``class_ids`` maps output index to the class id returned (the transfer recipe's
-    head predicts digits 5-9 as indices 0-4 and returns 5-9).
+    ``class_names`` name the head's outputs in order: the data's own labels (the run's, through
+    :meth:`for_data`), else the recipe's. ``class_ids`` maps output index to the class id returned
+    (the transfer recipe's head predicts digits 5-9 as indices 0-4 and returns 5-9); such a recipe names
+    its classes by those ids. Without either, a class is named by its index.
     """
 
     input_name = "images"
@@ -23,7 +26,7 @@ class ImageClassifier(Serving):
                  class_ids: Sequence[int] | None = None, class_names: Sequence[str] | None = None):
         self.height, self.width, self.channels = height, width, channels
         self.class_ids = tuple(class_ids) if class_ids is not None else None
-        self.class_names = tuple(class_names) if class_names is not None else None
+        self.class_names = tuple(map(str, class_names)) if class_names is not None else None
 
     @property
     def raw_shape(self) -> tuple:
@@ -35,17 +38,36 @@ class ImageClassifier(Serving):
 
         return [tf.TensorSpec((None, *self.raw_shape), tf.uint8, name=self.input_name)]
 
+    def for_data(self, record):
+        names = record.get("class_names")
+        if names is None or self.class_ids is not None:
+            return self
+        return ImageClassifier(self.height, self.width, self.channels, class_names=names)
+
     def outputs(self, model, preprocess, raw) -> dict:
         import tensorflow as tf
 
         x = preprocess(raw) if preprocess is not None else raw
         probabilities = model(x, training=False)
-        index = tf.argmax(probabilities, axis=-1)
-        if self.class_ids is not None:
-            index = tf.gather(tf.constant(self.class_ids, tf.int64), index)
-        return {"probabilities": probabilities, "classes": tf.cast(index, tf.int64)}
+        return {"probabilities": probabilities, **class_outputs(tf.argmax(probabilities, axis=-1), self.class_ids,
+                                                                self.class_names)}
 
     def describe(self) -> str:
         shape = "[N, " + ", ".join(map(str, self.raw_shape)) + "]"
-        classes = f" (class ids {', '.join(map(str, self.class_ids))})" if self.class_ids else ""
-        return f"{self.input_name}: uint8 {shape} -> probabilities [N, K] float32, classes [N] int64{classes}"
+        named = (f" ({', '.join(self.class_names)})" if self.class_names else
+                 f" (class ids {', '.join(map(str, self.class_ids))})" if self.class_ids else "")
+        return (f"{self.input_name}: uint8 {shape} -> probabilities [N, K] float32, class_ids [N] int64, "
+                f"classes [N] string{named}")
+
+
+def class_outputs(index, class_ids=None, class_names=None) -> dict:
+    """``class_ids`` (int64) and ``classes`` (their names) of the predicted output indices ``index``."""
+    import tensorflow as tf
+
+    index = tf.cast(index, tf.int64)
+    ids = tf.gather(tf.constant(class_ids, tf.int64), index) if class_ids is not None else index
+    if class_names is not None:
+        names = tf.gather(tf.constant(list(class_names)), index)
+    else:
+        names = tf.strings.as_string(ids)
+    return {"class_ids": ids, "classes": names}

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 from kerasapps.core.errors import RunError, UsageError
-from kerasapps.savedmodel.inputs import InputSpec, load_inputs
+from kerasapps.savedmodel.inputs import InputSpec, read_inputs
 
 _DTYPES = {"DT_UINT8": "uint8", "DT_INT32": "int32", "DT_INT64": "int64", "DT_FLOAT": "float32",
            "DT_DOUBLE": "float64", "DT_STRING": "string"}
@@ -33,34 +33,35 @@ def _request(url: str, body: dict | None = None, timeout: float = 60.0) -> dict:
         raise RunError(f"cannot reach {url}: {reason}") from None
 
 
-def remote_input_spec(url: str, signature: str) -> InputSpec:
-    """The single input of ``signature``, from the server's metadata."""
+def remote_input_specs(url: str, signature: str) -> dict[str, InputSpec]:
+    """The inputs of ``signature``, from the server's metadata."""
     meta = _request(url.rstrip("/") + "/metadata")
     try:
         inputs = meta["metadata"]["signature_def"]["signature_def"][signature]["inputs"]
     except KeyError:
         raise UsageError(f"{url} has no signature '{signature}'") from None
-    if len(inputs) != 1:
-        raise UsageError(f"predict handles single-input signatures; this one takes {', '.join(inputs)}")
-    name, info = next(iter(inputs.items()))
-    dims = info.get("tensor_shape", {}).get("dim", [])
-    shape = tuple(None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in dims)
-    dtype = _DTYPES.get(info.get("dtype"))
-    if dtype is None:
-        raise UsageError(f"input '{name}' has dtype {info.get('dtype')}, which predict cannot send")
-    return InputSpec(name, shape, dtype)
+    specs = {}
+    for name, info in inputs.items():
+        dims = info.get("tensor_shape", {}).get("dim", [])
+        shape = tuple(None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in dims)
+        dtype = _DTYPES.get(info.get("dtype"))
+        if dtype is None:
+            raise UsageError(f"input '{name}' has dtype {info.get('dtype')}, which predict cannot send")
+        specs[name] = InputSpec(name, shape, dtype)
+    return specs
 
 
 def predict_url(url: str, inputs: list[str], *, signature: str = "serving_default") -> list[dict]:
-    """Send input files (images, ``.npy`` arrays or text files, as the signature takes) to ``URL:predict``
-    (URL like http://HOST:PORT/v1/models/NAME); one dict per example, in the order given."""
+    """Send input files (images, ``.npy`` arrays or text files, or tables for a model of named columns, as the
+    signature takes) to ``URL:predict`` (URL like http://HOST:PORT/v1/models/NAME); one dict per example,
+    in the order given."""
     if "/v1/models/" not in url:
         raise UsageError(f"--url must look like http://HOST:PORT/v1/models/NAME; got {url}")
-    spec = remote_input_spec(url, signature)
+    specs = remote_input_specs(url, signature)
     placed = {}
-    for batch, sources, positions in load_inputs(inputs, spec):
-        reply = _request(url.rstrip("/") + ":predict",
-                         {"signature_name": signature, "inputs": {spec.name: batch.tolist()}})
+    for batch, sources, positions in read_inputs(inputs, specs):
+        columns = {name: value.tolist() for name, value in batch.items()}
+        reply = _request(url.rstrip("/") + ":predict", {"signature_name": signature, "inputs": columns})
         outputs = reply.get("outputs")
         if not isinstance(outputs, dict):
             outputs = {"output": outputs}

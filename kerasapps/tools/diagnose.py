@@ -27,7 +27,8 @@ from kerasapps.core.errors import UsageError
 from kerasapps.core.recipe import DataContext
 from kerasapps.core.schema import LR_RANGE, OVERFIT_EXAMPLES, OVERFIT_MAX_EPOCHS
 from kerasapps.data.pipelines import steps_for
-from kerasapps.data.splits import length, load_splits
+from kerasapps.data.sources import load_splits
+from kerasapps.data.splits import length
 from kerasapps.training.curves import pyplot, save_figure
 from kerasapps.training.stage import StagePlan, run_stage, seed_everything
 from kerasapps.training.train import as_recipe
@@ -35,8 +36,8 @@ from kerasapps.training.train import as_recipe
 log = logging.getLogger("kerasapps")
 
 
-def first_stage_plan(recipe, overrides, data_dir, *, examples: int | None = None, batch_size: int | None = None,
-                     **fields) -> StagePlan:
+def first_stage_plan(recipe, overrides, data_dir, *, data=None, examples: int | None = None,
+                     batch_size: int | None = None, **fields) -> StagePlan:
     """The recipe's first stage on (the first ``examples`` of) its training split, seeded, ready to run:
     no validation or test split, no augmentation, no practice callbacks."""
     recipe = as_recipe(recipe)
@@ -44,7 +45,7 @@ def first_stage_plan(recipe, overrides, data_dir, *, examples: int | None = None
     if examples is not None and examples < 1:
         raise UsageError(f"--examples must be a positive integer; got {examples}")
     seed_everything(recipe.stages[0].hparams(hp))
-    splits = load_splits(recipe, hp, DataContext.from_option(data_dir), test=False)
+    splits = load_splits(recipe, hp, DataContext.from_option(data_dir, source=data), test=False)
     splits.pop("validation", None)
     plan = StagePlan.for_stage(recipe, 0, hp, splits, examples=examples, augment=False, practice=False, **fields)
     n = length(plan.data["train"])
@@ -55,7 +56,8 @@ def first_stage_plan(recipe, overrides, data_dir, *, examples: int | None = None
 # ----------------------------------------------------------------------------- overfit check
 
 def overfit_check(recipe, *, examples: int = OVERFIT_EXAMPLES, max_epochs: int = OVERFIT_MAX_EPOCHS, overrides=(),
-                  data_dir=None, batch_size: int | None = None, loss_target: float = 0.01) -> dict[str, Any]:
+                  data_dir=None, data=None, batch_size: int | None = None,
+                  loss_target: float = 0.01) -> dict[str, Any]:
     """Train on the first ``examples`` training examples until accuracy 1.0 (or loss < ``loss_target``).
 
     Returns ``passed``, ``epochs`` (to reach it, or run), ``seconds``, the first and final loss and
@@ -63,7 +65,8 @@ def overfit_check(recipe, *, examples: int = OVERFIT_EXAMPLES, max_epochs: int =
     """
     if max_epochs < 1:
         raise UsageError(f"--max-epochs must be a positive integer; got {max_epochs}")
-    plan = first_stage_plan(recipe, overrides, data_dir, examples=examples, batch_size=batch_size, epochs=max_epochs)
+    plan = first_stage_plan(recipe, overrides, data_dir, data=data, examples=examples, batch_size=batch_size,
+                            epochs=max_epochs)
     history: list[dict] = []
 
     class _StopWhenFit(keras.callbacks.Callback):
@@ -110,8 +113,8 @@ def _overfit_cause(result: dict, hp) -> str:
 # ----------------------------------------------------------------------------- learning-rate range test
 
 def lr_range_test(recipe, *, min_lr: float = LR_RANGE["min_lr"], max_lr: float = LR_RANGE["max_lr"],
-                  steps: int = LR_RANGE["steps"], overrides=(), data_dir=None, batch_size: int | None = None,
-                  smoothing: float = 0.9, diverge_factor: float = 4.0) -> dict[str, Any]:
+                  steps: int = LR_RANGE["steps"], overrides=(), data_dir=None, data=None,
+                  batch_size: int | None = None, smoothing: float = 0.9, diverge_factor: float = 4.0) -> dict[str, Any]:
     """Train with the lr growing from ``min_lr`` to ``max_lr`` exponentially over ``steps`` batches.
 
     Records the loss of each batch, an exponential moving average of it (``smoothing``) and stops
@@ -123,7 +126,7 @@ def lr_range_test(recipe, *, min_lr: float = LR_RANGE["min_lr"], max_lr: float =
         raise UsageError(f"need 0 < --min-lr < --max-lr; got {min_lr:g} and {max_lr:g}")
     if steps < 10:
         raise UsageError(f"--steps must be at least 10; got {steps}")
-    plan = first_stage_plan(recipe, overrides, data_dir, batch_size=batch_size, expect_divergence=True)
+    plan = first_stage_plan(recipe, overrides, data_dir, data=data, batch_size=batch_size, expect_divergence=True)
     hp = plan.hp.replace(learning_rate=min_lr, lr_schedule="constant", warmup_epochs=0.0)
     plan = dataclasses.replace(plan, hp=hp, epochs=math.ceil(steps / plan.steps_per_epoch))
     lrs = min_lr * (max_lr / min_lr) ** (np.arange(steps) / (steps - 1))

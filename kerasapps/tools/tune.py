@@ -35,7 +35,7 @@ from kerasapps.core.errors import ConfigError, UsageError
 from kerasapps.core.hparams import dump_config, parse_assignments, unknown_key_error
 from kerasapps.core.recipe import DataContext
 from kerasapps.core.schema import FULL_BATCH, MINI_BATCH, TUNE_VALIDATION_SPLIT
-from kerasapps.data.splits import load_splits
+from kerasapps.data.sources import load_splits
 from kerasapps.training.optimizers import check_mini_batch, check_schedule
 from kerasapps.training.stage import StagePlan, run_stage, seed_everything
 from kerasapps.training.train import as_recipe
@@ -131,8 +131,8 @@ def _hyperparameters(space: dict[str, dict]):
     return hps
 
 
-def objective_of(recipe) -> tuple[str, str]:
-    return ("val_accuracy", "max") if "accuracy" in recipe.metrics else ("val_loss", "min")
+def objective_of(recipe, hp) -> tuple[str, str]:
+    return ("val_accuracy", "max") if "accuracy" in recipe.metrics_for(hp) else ("val_loss", "min")
 
 
 def run_trial(recipe, hp, splits, objective: tuple[str, str]) -> dict[str, float]:
@@ -160,7 +160,7 @@ def run_trial(recipe, hp, splits, objective: tuple[str, str]) -> dict[str, float
 
 
 def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, space_file=None,
-         validation_split: float = TUNE_VALIDATION_SPLIT, out=None, overrides=(), data_dir=None,
+         validation_split: float = TUNE_VALIDATION_SPLIT, out=None, overrides=(), data_dir=None, data=None,
          verbose: int = 0) -> dict[str, Any]:
     """Random search (keras-tuner) on a validation split; writes OUT/best_config.yaml and OUT/results.json.
 
@@ -197,12 +197,12 @@ def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, spac
             changed = [k for k in meta if saved.get(k) != json.loads(json.dumps(meta[k]))]
             raise UsageError(f"{out} holds a search with a different {', '.join(changed)}; resume it with the "
                              "same options, or choose another --out")
-    splits = load_splits(recipe, hp0, DataContext.from_option(data_dir), test=False)  # bad data fails before writing
+    splits = load_splits(recipe, hp0, DataContext.from_option(data_dir, source=data), test=False)  # bad data fails before writing
     if splits.get("validation") is None:
         raise UsageError(f"validation_split {hp0.validation_split} leaves no validation examples; raise it")
     out.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta, indent=2))
-    objective = objective_of(recipe)
+    objective = objective_of(recipe, hp0)
 
     def trial_hparams(values):
         hp = recipe.resolve(overrides={**base, **values})

@@ -8,25 +8,30 @@ from kerasapps.core.errors import UsageError
 from kerasapps.core.recipe import DataContext
 from kerasapps.core.schema import SPLITS
 from kerasapps.data.pipelines import evaluation_dataset
-from kerasapps.data.splits import length, load_splits, stage_splits
+from kerasapps.data.sources import load_splits
+from kerasapps.data.splits import length, stage_splits
 from kerasapps.training import rundir
 from kerasapps.training.checkpoints import load_model, recipe_objects
 from kerasapps.training.losses import choose_loss, with_auxiliary_targets
 from kerasapps.training.regularizers import apply_weight_penalties
 
 
-def evaluate(run_dir, *, split: str = "test", data_dir=None, verbose=0) -> dict:
+def evaluate(run_dir, *, split: str = "test", data_dir=None, data: str | None = None, verbose=0) -> dict:
     """Evaluate a finished run's final model on ``split`` of its last stage; writes ``evaluation-SPLIT.json``.
 
-    Without ``data_dir`` (and ``$KERASAPPS_DATA_DIR``) the data directory the run trained on is used.
+    Without ``data_dir`` (and ``$KERASAPPS_DATA_DIR``) the data directory the run trained on is used;
+    without ``data``, the ``--data`` source it trained on (its class names must match the run's).
     """
     recipe, hp, saved = rundir.open_run(run_dir)
     run_dir = Path(run_dir)
     if split not in SPLITS:
         raise UsageError(f"--split must be {', '.join(SPLITS[:-1])} or {SPLITS[-1]}; got {split!r}")
     model_path = rundir.final_model_path(run_dir)
-    ctx = DataContext.from_option(rundir.recorded_data_dir(run_dir, data_dir), bool(saved.get("smoke", False)))
-    splits = stage_splits(recipe.stages[-1], load_splits(recipe, hp, ctx))
+    ctx = DataContext.from_option(rundir.recorded_data_dir(run_dir, data_dir), bool(saved.get("smoke", False)),
+                                  data or saved.get("data"))
+    loaded = load_splits(recipe, hp, ctx)
+    _check_classes(run_dir, loaded.meta.get("class_names"))
+    splits = stage_splits(recipe.stages[-1], loaded)
     if split not in splits:
         raise UsageError(f"recipe {recipe.name!r} has no {split} split")
     model = load_model(model_path, custom_objects=recipe_objects(recipe))
@@ -38,3 +43,12 @@ def evaluate(run_dir, *, split: str = "test", data_dir=None, verbose=0) -> dict:
     out = {"recipe": recipe.name, "split": split, "examples": length(splits[split]), "metrics": result}
     rundir.write_json(run_dir / f"evaluation-{split}.json", out)
     return out
+
+
+def _check_classes(run_dir: Path, names) -> None:
+    """Data whose classes are not the run's would be scored against the wrong outputs: refuse it."""
+    path = run_dir / rundir.DATA
+    trained = rundir.read_json(path).get("class_names") if path.is_file() else None
+    if names is not None and trained is not None and list(names) != list(trained):
+        raise UsageError(f"the data's classes ({', '.join(names)}) are not the ones {run_dir} was trained on "
+                         f"({', '.join(trained)})")

@@ -150,7 +150,9 @@ def fit_stage(model, split, loss, *, preprocess, iterations: int, csv_path, chun
     import keras
     import tensorflow as tf
 
-    x, y = split
+    from kerasapps.data.files import materialize
+
+    x, y = materialize(split)  # files of a --data source are read here: L-BFGS holds the split in memory
     if preprocess is not None:  # once, in chunks, kept in memory as float32
         x = np.concatenate([keras.ops.convert_to_numpy(preprocess(tf.constant(x[i:i + chunk])))
                             for i in range(0, len(x), chunk)])

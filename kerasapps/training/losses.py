@@ -83,9 +83,11 @@ def with_auxiliary_targets(data: dict, outputs: int) -> dict:
     return {name: (x, (y,) * outputs) for name, (x, y) in data.items()}
 
 
-def recipe_loss(recipe):
-    """The recipe's own loss as Keras takes it: a name or loss object as declared, a config dict deserialised."""
-    return keras.losses.get(recipe.loss) if isinstance(recipe.loss, dict) else recipe.loss
+def recipe_loss(recipe, hp=None):
+    """The recipe's own loss (under ``hp``) as Keras takes it: a name or loss object as declared, a config dict
+    deserialised."""
+    own = recipe.loss_for(hp) if hp is not None else recipe.loss
+    return keras.losses.get(own) if isinstance(own, dict) else own
 
 
 def head_of(model) -> tuple[int, str]:
@@ -112,15 +114,16 @@ def one_hot(classes: int) -> Callable[[np.ndarray], np.ndarray]:
 def choose_loss(recipe, hp, model) -> LossChoice:
     """The loss for ``hp.loss`` on ``model`` (see the module docstring)."""
     name = hp.get("loss", "auto")
+    own = recipe.loss_for(hp)
     if name == "auto":
-        return LossChoice(recipe_loss(recipe), str(recipe.loss))
-    if recipe.loss in REGRESSION_LOSSES:  # a regression recipe: any regression loss compares its numbers
+        return LossChoice(recipe_loss(recipe, hp), str(own))
+    if own in REGRESSION_LOSSES:  # a regression recipe: any regression loss compares its numbers
         if name not in REGRESSION_LOSSES:
-            raise ConfigError(f"recipe {recipe.name!r} is a regression (its loss is {recipe.loss}); loss={name} "
+            raise ConfigError(f"recipe {recipe.name!r} is a regression (its loss is {own}); loss={name} "
                               f"is for classifiers: choose {', '.join(REGRESSION_LOSSES)}")
         return LossChoice(keras.losses.get(name), name)
-    if recipe.loss not in CLASS_ID_LOSSES:
-        raise ConfigError(f"recipe {recipe.name!r} trains with its own loss ({recipe.loss}); loss={name} "
+    if own not in CLASS_ID_LOSSES:
+        raise ConfigError(f"recipe {recipe.name!r} trains with its own loss ({own}); loss={name} "
                           "only applies to classifiers with class-id targets and to regressions")
     units, activation = head_of(model)
     logits = activation == "linear"

@@ -39,10 +39,11 @@ def _activation_kind(layer) -> str | None:
 
 def probe_batch(data, size: int, preprocess=None):
     """(x, y): the first ``size`` validation (else training) examples of a stage's ``data``, preprocessed."""
+    from kerasapps.data.files import materialize
     from kerasapps.data.splits import length, take
 
     split = data.get("validation") or data["train"]
-    x, y = take(split, slice(0, min(size, length(split))))
+    x, y = materialize(take(split, slice(0, min(size, length(split)))))
     return (preprocess(x) if preprocess is not None else x), y
 
 

@@ -43,6 +43,7 @@ MANIFEST = "manifest.json"
 STATE = "state.json"
 METRICS = "metrics.json"
 FINAL_MODEL = "model.keras"
+DATA = "data.json"
 
 
 LOCK = ".lock"

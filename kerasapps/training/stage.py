@@ -204,7 +204,8 @@ def _compile(model, plan: StagePlan) -> None:
     # Elsewhere build_optimizer refuses optimizer=lbfgs in one line.
     optimizer = keras.optimizers.SGD(0.0) if plan.full_batch else build_optimizer(
         plan.hp, plan.steps_per_epoch, plan.epochs)
-    loss, metrics, heads = choose_loss(plan.recipe, plan.hp, model).loss, list(plan.recipe.metrics), len(model.outputs)
+    loss, metrics = choose_loss(plan.recipe, plan.hp, model).loss, list(plan.recipe.metrics_for(plan.hp))
+    heads = len(model.outputs)
     if heads == 1:
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
         return

@@ -32,7 +32,8 @@ from kerasapps.core.recipe import DataContext, Recipe, Splits
 from kerasapps.core.registry import REGISTRY
 from kerasapps.core.schema import FULL_BATCH
 from kerasapps.data.augment import augmentation
-from kerasapps.data.splits import load_splits, stage_splits
+from kerasapps.data.sources import load_splits
+from kerasapps.data.splits import length, stage_splits
 from kerasapps.training import rundir
 from kerasapps.training.checkpoints import (
     EpochCheckpoint,
@@ -67,7 +68,7 @@ class Run:
     read_dir: Path  # the run directory itself: what a resumed run reads
     state: dict  # state.json: per-stage progress and the run's status
     splits: Splits
-    data_dir: Path | None
+    ctx: DataContext  # the data directory, --data source and smoke flag the run trains with
     smoke: bool
     resume: bool
     distribution: Distribution
@@ -91,7 +92,7 @@ class _LogLearningRate(keras.callbacks.Callback):
 
 
 def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(), flags=None,
-          data_dir=None, resume: bool = False, smoke: bool = False, verbose="auto",
+          data_dir=None, data: str | None = None, resume: bool = False, smoke: bool = False, verbose="auto",
           callbacks: Iterable = (), strategy="default", tpu: str | None = None,
           backup_steps: int | None = None) -> RunResult:
     """Train ``recipe`` into ``run_dir`` (see the module docstring); :func:`kerasapps.train` documents the options.
@@ -105,8 +106,12 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
     distribution = Distribution.start(strategy, tpu, backup_steps=backup_steps, resume=resume)
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     if resume:
-        hp, state, run_dir, smoke = _resumed(recipe, run_dir, config_file, overrides, flags)
+        hp, state, run_dir, smoke, recorded = _resumed(recipe, run_dir, config_file, overrides, flags)
         data_dir = rundir.recorded_data_dir(run_dir, data_dir)
+        if data and data != recorded:
+            raise UsageError(f"{run_dir} trains on {recorded or 'its built-in data'}; --resume continues it there "
+                             "(drop --data)")
+        data = recorded
     else:
         hp = recipe.resolve(config_file=config_file, overrides=overrides, flags=flags)
         run_dir, state = _fresh(recipe, run_dir, distribution), {"status": "running", "stages": {}}
@@ -114,7 +119,7 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
         if resume and distribution.chief:  # one writer per run directory: a second --resume is refused here
             held.enter_context(rundir.lock(run_dir))
             rundir.remove_partial_files(run_dir)
-        ctx = DataContext.from_option(data_dir, smoke)
+        ctx = DataContext.from_option(data_dir, smoke, data)
         seed_everything(hp)
         splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
         first_model = _check(recipe, hp, splits, distribution, built=not resume)
@@ -122,7 +127,7 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
             held.enter_context(rundir.lock(run_dir))
         distribution = dataclasses.replace(distribution, backup_dir=run_dir / "backup")  # multi-worker backups
         writes = run_dir if distribution.chief else Path(tempfile.mkdtemp(prefix=f"kerasapps-{recipe.name}-worker-"))
-        run = Run(recipe, hp, writes, run_dir, state, splits, ctx.data_dir, smoke, resume, distribution)
+        run = Run(recipe, hp, writes, run_dir, state, splits, ctx, smoke, resume, distribution)
         try:
             return _run_stages(run, first_model, callbacks, verbose)
         finally:
@@ -131,7 +136,7 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
 
 
 def _resumed(recipe, run_dir, config_file, overrides, flags):
-    """(hp, state, run_dir, smoke) of the run to continue."""
+    """(hp, state, run_dir, smoke, --data source) of the run to continue."""
     if run_dir is None:
         raise UsageError("--resume needs --run-dir, the run to continue")
     run_dir = rundir.require_run_dir(run_dir)
@@ -145,7 +150,7 @@ def _resumed(recipe, run_dir, config_file, overrides, flags):
     state = rundir.read_json(run_dir / rundir.STATE) if (run_dir / rundir.STATE).is_file() else {"stages": {}}
     if state.get("status") == "completed":
         raise UsageError(f"run {run_dir} has already completed; nothing to resume")
-    return hp, state, run_dir, bool(saved.get("smoke", False))
+    return hp, state, run_dir, bool(saved.get("smoke", False)), saved.get("data")
 
 
 def _fresh(recipe, run_dir, distribution) -> Path:
@@ -184,13 +189,24 @@ def _start(run: Run) -> dict:
     run.run_dir.mkdir(parents=True, exist_ok=True)
     if not run.resume:
         rundir.write_text(run.run_dir / rundir.CONFIG,
-                          dump_config(run.recipe.name, run.hp, **({"smoke": True} if run.smoke else {})))
+                          dump_config(run.recipe.name, run.hp, **({"data": run.ctx.source} if run.ctx.source else {}),
+                                      **({"smoke": True} if run.smoke else {})))
+    rundir.write_json(run.run_dir / rundir.DATA, data_record(run.ctx, run.splits))
     source = REGISTRY.source(run.recipe.name) if run.recipe.name in REGISTRY else "python"
-    manifest = rundir.manifest(run.recipe.name, source, run.hp.seed, run.data_dir, run.smoke,
+    manifest = rundir.manifest(run.recipe.name, source, run.hp.seed, run.ctx.data_dir, run.smoke,
                                strategy=run.distribution.describe())
     rundir.write_json(run.run_dir / rundir.MANIFEST, manifest)
     run.save_state("running")
     return manifest
+
+
+def data_record(ctx: DataContext, splits: Splits) -> dict:
+    """``RUN_DIR/data.json``: where the data came from, how many examples each split has, the class names
+    (the labels the model's outputs stand for; the export returns them) and a table's columns."""
+    return {"source": ctx.source or "built-in", "data_dir": str(ctx.data_dir) if ctx.data_dir else None,
+            "examples": {name: length(split) for name, split in splits.items() if split is not None},
+            "class_names": splits.meta.get("class_names"),
+            **({"columns": splits.meta["columns"]} if "columns" in splits.meta else {})}
 
 
 def _verbose(verbose) -> int:

@@ -3,8 +3,8 @@ import pytest
 
 from kerasapps.core.errors import DataError
 from kerasapps.core.recipe import DATA_DIR_ENV, DataContext
+from kerasapps.data.builtin import load_npz
 from kerasapps.data.pipelines import training_dataset
-from kerasapps.data.sources import load_npz
 from kerasapps.data.splits import carve_validation
 
 

@@ -76,9 +76,10 @@ def test_savedmodel_serves_raw_uint8_and_returns_digits_5_to_9(tiny_run, tmp_pat
     images, digits = data["x_test"][keep], data["y_test"][keep]
     outputs = serve(images=tf.constant(images))
     assert outputs["probabilities"].shape == (len(images), 5)
-    classes = outputs["classes"].numpy()
+    classes = outputs["class_ids"].numpy()
     assert set(classes) <= {5, 6, 7, 8, 9}
     assert (classes == digits).mean() > 0.9
+    assert [name.decode() for name in outputs["classes"].numpy()] == [str(c) for c in classes]
 
 
 @pytest.mark.realdata
@@ -95,5 +96,5 @@ def test_full_mnist_reaches_the_classic_targets(real_data_dir, tmp_path):
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     data = np.load(real_data_dir / "mnist" / "mnist.npz")
     keep = data["y_test"] >= 5
-    classes = serve(images=tf.constant(data["x_test"][keep]))["classes"].numpy()
+    classes = serve(images=tf.constant(data["x_test"][keep]))["class_ids"].numpy()
     assert (classes == data["y_test"][keep]).mean() >= 0.990

@@ -27,7 +27,8 @@ def real_raw_inputs(recipe, hp, data_dir, spec, count=4):
     import tensorflow as tf
 
     from kerasapps.core.recipe import DataContext
-    from kerasapps.data.splits import load_splits, take
+    from kerasapps.data.sources import load_splits
+    from kerasapps.data.splits import take
 
     x, _ = take(load_splits(recipe, hp, DataContext(data_dir, smoke=True))["test"], slice(0, count))
     if isinstance(x, (tuple, list)):  # (images, captions in): the export takes the images
@@ -44,7 +45,7 @@ def test_train_evaluate_export_reload_and_serve(name, recipe_data_dir, tmp_path)
     serving_default on real raw inputs, checked for shape and sanity and against the in-memory serving."""
     import tensorflow as tf
 
-    from kerasapps.savedmodel.export import serving_function
+    from kerasapps.savedmodel.export import run_serving, serving_function
     from kerasapps.training import checkpoints
 
     run = kerasapps.train(name, run_dir=tmp_path / "run", data_dir=recipe_data_dir, smoke=True, verbose=0)
@@ -66,7 +67,7 @@ def test_train_evaluate_export_reload_and_serve(name, recipe_data_dir, tmp_path)
         elif key == "probability":
             assert ((value.numpy() >= 0) & (value.numpy() <= 1)).all()
     model = checkpoints.load_model(run.run_dir / "model.keras", compile=False)
-    in_memory = serving_function(recipe, model)(inputs)
+    in_memory = serving_function(recipe, model, run_serving(recipe, run.run_dir))(inputs)
     assert set(exported) == set(in_memory)
     for key in exported:
         if exported[key].dtype == tf.string:

@@ -112,7 +112,8 @@ def test_mnist_rows_learns_and_exports_an_image_classifier(seq_data_dir, tmp_pat
     data = np.load(seq_data_dir / "mnist" / "mnist.npz")
     out = serve(images=tf.constant(data["x_test"][:50]))
     assert out["probabilities"].shape == (50, 10)
-    assert set(out["classes"].numpy()) <= set(range(10))
+    assert set(out["class_ids"].numpy()) <= set(range(10))
+    assert set(out["classes"].numpy()) <= {str(i).encode() for i in range(10)}
 
 
 # ----------------------------------------------------------------------------- imdb_sentiment
@@ -142,7 +143,8 @@ def test_imdb_learns_from_raw_text_and_exports_strings(seq_data_dir, tmp_path):
     p = out["probability"].numpy()
     assert p.shape == (4,) and np.all((p >= 0) & (p <= 1))
     assert p[0] > 0.5 > p[1]
-    assert list(out["label"].numpy()[:2]) == [1, 0]
+    assert list(out["class_ids"].numpy()[:2]) == [1, 0]
+    assert out["classes"].numpy()[:2].tolist() == [b"positive", b"negative"]
 
 
 # ----------------------------------------------------------------------------- char_lm

@@ -36,7 +36,8 @@ def test_imdb_export_reads_one_review_per_text_file(tiny_data_dir, tmp_path):
                                 "caf\u00e9 \u2014 na\u00efve, \u2028 a separator inside"])
     rows = kerasapps.predict(export, files)
     assert [row["input"] for row in rows] == files
-    assert all(0.0 <= row["probability"] <= 1.0 and row["label"] in (0, 1) for row in rows)
+    assert all(0.0 <= row["probability"] <= 1.0 and row["class_ids"] in (0, 1) for row in rows)
+    assert all(row["classes"] == ("positive" if row["class_ids"] else "negative") for row in rows)
     printed = CliRunner().invoke(cli, ["predict", str(export.parent), *files])
     assert printed.exit_code == 0, printed.stderr
     lines = printed.stdout.strip().splitlines()

@@ -89,7 +89,7 @@ def test_train_with_lbfgs_beats_as_many_full_batch_adam_steps_and_exports(tmp_pa
     target = kerasapps.export(run, out=tmp_path / "exports")
     data = np.load(tiny_data_dir / "mnist" / "mnist.npz")
     np.save(tmp_path / "test.npy", data["x_test"][:50])
-    predicted = [row["classes"] for row in kerasapps.predict(target, [str(tmp_path / "test.npy")])]
+    predicted = [row["class_ids"] for row in kerasapps.predict(target, [str(tmp_path / "test.npy")])]
     assert np.mean(np.array(predicted) == data["y_test"][:50]) > 0.9  # the export serves the L-BFGS weights
 
 
