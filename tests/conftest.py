@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -110,6 +111,25 @@ def make_tiny_flickr8k(folder: Path, n: int = 20, seed: int = 0) -> Path:
     return folder
 
 
+def write_table(path: Path, columns: list[str], rows) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return path
+
+
+def sklearn_tables(folder: Path) -> tuple[Path, Path]:
+    """scikit-learn's wine (178 wines, 3 cultivars) and diabetes (442 patients) tables, as CSV."""
+    from sklearn.datasets import load_diabetes, load_wine
+
+    wine, diabetes = load_wine(), load_diabetes()
+    wine_rows = [[*x, wine.target_names[y]] for x, y in zip(wine.data, wine.target)]
+    diabetes_rows = [[*x, y] for x, y in zip(diabetes.data, diabetes.target)]
+    return (write_table(folder / "wine.csv", [*wine.feature_names, "label"], wine_rows),
+            write_table(folder / "diabetes.csv", [*diabetes.feature_names, "label"], diabetes_rows))
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
     """A data directory in the layout of ../shared/data, with tiny generated data sets."""
@@ -152,3 +172,10 @@ def _isolated(monkeypatch, tmp_path):
     """Each test runs in its own working directory with no data directory set."""
     monkeypatch.delenv("KERASAPPS_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def real_tables(tmp_path_factory) -> dict[str, Path]:
+    """Real tables as a user has them: scikit-learn's wine (classification) and diabetes (regression) CSVs."""
+    wine, diabetes = sklearn_tables(tmp_path_factory.mktemp("tables"))
+    return {"wine": wine, "diabetes": diabetes}

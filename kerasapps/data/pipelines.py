@@ -28,11 +28,19 @@ def epoch_order(n: int, seed: int, stage_index: int, epoch: int, limit: int) -> 
 
 def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, first_epoch: int,
                      epochs: int, steps_per_epoch: int | None,
-                     preprocess: Callable | None = None, augment: Callable | None = None):
+                     preprocess: Callable | None = None, augment: Callable | None = None,
+                     shard: tuple[int, int] | None = None, replica_batch: int | None = None):
     """Batches for epochs ``first_epoch..epochs-1``, each epoch in its own seeded order.
 
     Arrays are gathered a batch at a time; :class:`~kerasapps.data.files.Examples` are read file by file
     (in parallel, in order) as each epoch's order reaches them.
+
+    ``shard=(index, count)`` is one worker's part of a multi-worker run: of every global batch of
+    ``batch_size`` examples (in the epoch's order, as one device would see them) the worker reads only its
+    ``index``-th contiguous ``batch_size / count``, so the workers read disjoint files (or gather disjoint
+    examples) and together make the global batch; it comes batched by ``replica_batch`` (default: the whole
+    part), one batch per replica of the worker. Epochs then hold whole global batches only (the caller's
+    ``steps_per_epoch`` sees to it) and each part's augmentation key is folded with the worker's index.
     """
     import tensorflow as tf
 
@@ -40,16 +48,30 @@ def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, fir
     steps = steps_for(n, batch_size, steps_per_epoch)
     limit = min(n, steps * batch_size)
     orders = np.stack([epoch_order(n, seed, stage_index, e, limit) for e in range(first_epoch, epochs)])
+    batch = batch_size
+    if shard is not None:
+        index, count = shard
+        if batch_size % count or limit != steps * batch_size:
+            raise ValueError(f"a sharded epoch needs whole global batches divisible by {count} workers "
+                             f"({n} examples, {steps} steps of {batch_size})")
+        part = batch_size // count
+        orders = orders.reshape(len(orders), steps, batch_size)[:, :, index * part:(index + 1) * part]
+        orders = orders.reshape(len(orders), -1)
+        batch = replica_batch or part
     one, gather, reads_files = _indexers(split)
     root = tf.constant([seed, stage_index], tf.int64)
+
+    def key_of(epoch, step):
+        key = batch_key(root, epoch, step)
+        return key if shard is None else tf.random.experimental.stateless_fold_in(key, shard[0])
 
     def epoch_batches(epoch, order):
         indices = tf.data.Dataset.from_tensor_slices(order)
         if reads_files:
-            batches = indices.map(one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
-            return batches.enumerate().map(lambda step, batch: (*batch, batch_key(root, epoch, step)))
-        batches = indices.batch(batch_size).enumerate()
-        return batches.map(lambda step, index: (index, batch_key(root, epoch, step)))
+            batches = indices.map(one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch)
+            return batches.enumerate().map(lambda step, values: (*values, key_of(epoch, step)))
+        batches = indices.batch(batch).enumerate()
+        return batches.map(lambda step, index: (index, key_of(epoch, step)))
 
     ds = tf.data.Dataset.from_tensor_slices((np.arange(first_epoch, epochs, dtype=np.int64), orders))
     ds = ds.flat_map(epoch_batches)
@@ -63,6 +85,14 @@ def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, fir
     else:
         ds = ds.map(lambda bx, by, key: (bx, by))
     return ds.prefetch(tf.data.AUTOTUNE), steps
+
+
+def whole_batch_steps(n: int, batch_size: int, steps_per_epoch: int | None) -> int:
+    """Steps per epoch when every step must be a whole batch (a sharded multi-worker epoch): the remainder
+    of each epoch's order is left out (a different remainder each epoch)."""
+    if n < batch_size:
+        raise ValueError(f"{n} training examples are fewer than one global batch of {batch_size}")
+    return min(n // batch_size, steps_per_epoch) if steps_per_epoch else n // batch_size
 
 
 def _indexers(split):

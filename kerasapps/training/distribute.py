@@ -28,6 +28,14 @@ backend. :func:`fit_custom` therefore runs the model's own ``train_step`` (loss,
 scaling, metrics: exactly what ``fit`` runs) through ``strategy.run`` in a ``tf.function``, drives the
 same Keras callbacks as ``fit``, and backs its state up with ``tf.train.CheckpointManager`` so that a
 killed cluster relaunched with ``--resume`` continues from the last backup.
+
+**Input sharding.** In a multi-worker run each worker builds its own training pipeline
+(``distribute_datasets_from_function``) over its contiguous part of every global batch, in the
+epoch's seeded order: workers read disjoint files (file sources) or gather disjoint examples
+(in-memory sets), and the global batch of every step is the one a single device would train on.
+Epochs hold whole global batches (the remainder of each epoch's order is left out). Validation and
+test batches are auto-sharded by data (``AutoShardPolicy.DATA``: each worker reads the split and keeps
+its share), so every example counts once in the metrics.
 """
 
 from __future__ import annotations
@@ -337,14 +345,30 @@ def evaluate_custom(model, strategy, dataset, batches: int, functions=None) -> d
     return results_fn()
 
 
-def fit_custom(model, strategy, train_ds, *, epochs: int, initial_epoch: int, steps: int, callbacks,
-               verbose: int, backup: Backup, skip_steps: int = 0, backup_steps: int | None = None,
+def sharded(strategy, make_batches, global_batch: int, skip_steps: int = 0):
+    """The training batches of every worker: ``make_batches(shard=(worker, workers), replica_batch=...)``
+    is called on each worker for its own part of every global batch (see
+    :func:`kerasapps.data.pipelines.training_dataset`), so each reads only its files; ``skip_steps``
+    global steps are left out at the start (a resume from a mid-epoch backup)."""
+
+    def worker_batches(context):
+        replica_batch = context.get_per_replica_batch_size(global_batch)
+        per_step = global_batch // context.num_input_pipelines // replica_batch  # this worker's replicas
+        dataset = make_batches(shard=(context.input_pipeline_id, context.num_input_pipelines),
+                               replica_batch=replica_batch)
+        return dataset.skip(skip_steps * per_step) if skip_steps else dataset
+
+    return strategy.distribute_datasets_from_function(worker_batches)
+
+
+def fit_custom(model, strategy, make_batches, global_batch: int, *, epochs: int, initial_epoch: int, steps: int,
+               callbacks, verbose: int, backup: Backup, skip_steps: int = 0, backup_steps: int | None = None,
                validation=None):
     """``model.fit`` for strategies it cannot drive; ``validation`` is ``(dataset, batches)`` or None.
 
-    ``train_ds`` holds epochs ``initial_epoch..epochs-1`` with ``skip_steps`` batches of the first already
-    removed (a resume from a mid-epoch backup). Backups are written at each epoch end and, with
-    ``backup_steps``, every that many steps.
+    ``make_batches`` builds a worker's training batches for epochs ``initial_epoch..epochs-1``
+    (:func:`sharded`); ``skip_steps`` steps of the first are left out (a resume from a mid-epoch backup).
+    Backups are written at each epoch end and, with ``backup_steps``, every that many steps.
     """
     import keras
 
@@ -352,7 +376,7 @@ def fit_custom(model, strategy, train_ds, *, epochs: int, initial_epoch: int, st
                                                  model=model, verbose=verbose, epochs=epochs, steps=steps)
     train_fn, results_fn = _step_function(strategy, model.train_step), _results_function(strategy, model)
     test_fns = (_step_function(strategy, model.test_step), results_fn) if validation is not None else None
-    iterator = iter(_distribute(strategy, train_ds))
+    iterator = iter(sharded(strategy, make_batches, global_batch, skip_steps))
     model.stop_training = False
     callback_list.on_train_begin()
     logs: dict[str, Any] = {}

@@ -29,7 +29,7 @@ from kerasapps.core.hparams import HParams
 from kerasapps.core.recipe import Recipe, Split, Stage, meta_of
 from kerasapps.core.schema import FULL_BATCH
 from kerasapps.data.augment import augmentation
-from kerasapps.data.pipelines import evaluation_dataset, steps_for, training_dataset
+from kerasapps.data.pipelines import evaluation_dataset, steps_for, training_dataset, whole_batch_steps
 from kerasapps.data.splits import length, stage_splits, take
 from kerasapps.training.callbacks import EarlyStopping, MaxNorm, NaNGuard
 from kerasapps.training.checkpoints import load_model, recipe_objects
@@ -71,11 +71,14 @@ class StagePlan:
 
     @classmethod
     def for_stage(cls, recipe: Recipe, index: int, hp: HParams, splits: Mapping[str, Split], *,
-                  replicas: int = 1, smoke: bool = False, examples: int | None = None, **fields) -> "StagePlan":
+                  replicas: int = 1, smoke: bool = False, examples: int | None = None, whole_batches: bool = False,
+                  **fields) -> "StagePlan":
         """The plan for ``recipe.stages[index]`` on ``splits`` (a run's train / validation / test).
 
-        ``examples`` keeps only the first that many of the stage's training examples. ``fields``
-        set the plan's other fields (``epochs``, ``batch_size``, ``run_dir``, ...).
+        ``examples`` keeps only the first that many of the stage's training examples; ``whole_batches``
+        (multi-worker runs, whose workers read disjoint parts of each global batch) leaves each epoch's
+        last partial batch out. ``fields`` set the plan's other fields (``epochs``, ``batch_size``,
+        ``run_dir``, ...).
         """
         stage = recipe.stages[index]
         stage_hp = stage.hparams(hp)
@@ -83,8 +86,17 @@ class StagePlan:
         if examples is not None:
             data["train"] = take(data["train"], slice(0, min(examples, length(data["train"]))))
         batch = fields.pop("batch_size", None) or stage_hp.batch_size * replicas
-        steps = fields.pop("steps_per_epoch", None) or steps_for(
-            length(data["train"]), batch, SMOKE_STEPS if smoke else stage_hp.steps_per_epoch)
+        steps = fields.pop("steps_per_epoch", None)
+        if not steps:
+            count, limit = length(data["train"]), SMOKE_STEPS if smoke else stage_hp.steps_per_epoch
+            if whole_batches:
+                try:
+                    steps = whole_batch_steps(count, batch, limit)
+                except ValueError as exc:
+                    raise ConfigError(f"{stage.name!r}: {exc} ({stage_hp.batch_size} per replica x {replicas} "
+                                      "replicas); lower --batch-size") from None
+            else:
+                steps = steps_for(count, batch, limit)
         epochs = fields.pop("epochs", None) or (1 if smoke else stage_hp.epochs)
         return cls(recipe, index, stage_hp, data, meta_of(splits), batch, epochs, steps, smoke=smoke, **fields)
 
@@ -248,11 +260,13 @@ def _callbacks(plan: StagePlan, data, guard, extra, initial_epoch: int) -> tuple
 def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, verbose) -> None:
     recipe, initial_epoch = plan.recipe, result.initial_epoch
     augment = augmentation(plan.hp, recipe) if plan.augment else None
-    train_ds, _ = training_dataset(data["train"], batch_size=plan.batch_size, seed=plan.hp.seed,
-                                   stage_index=plan.index, first_epoch=initial_epoch, epochs=plan.epochs,
-                                   steps_per_epoch=plan.steps_per_epoch, preprocess=recipe.preprocess, augment=augment)
-    if skip_steps:
-        train_ds = train_ds.skip(skip_steps)
+
+    def train_batches(shard=None, replica_batch=None):
+        return training_dataset(data["train"], batch_size=plan.batch_size, seed=plan.hp.seed, stage_index=plan.index,
+                                first_epoch=initial_epoch, epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch,
+                                preprocess=recipe.preprocess, augment=augment, shard=shard,
+                                replica_batch=replica_batch)[0]
+
     val_ds = (evaluation_dataset(data["validation"], batch_size=plan.batch_size, preprocess=recipe.preprocess)
               if "validation" in data else None)
     # The guard's message reaches the user once, as StageResult.diverged (train raises it); not logged here too.
@@ -265,11 +279,11 @@ def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, ver
     started = time.perf_counter()
     if distribution.custom_loop:
         validation = (val_ds, math.ceil(length(data["validation"]) / plan.batch_size)) if val_ds else None
-        history = fit_custom(model, distribution.strategy, train_ds, epochs=plan.epochs, initial_epoch=initial_epoch,
-                             steps=plan.steps_per_epoch, callbacks=callbacks, verbose=verbose, backup=backup,
+        history = fit_custom(model, distribution.strategy, train_batches, plan.batch_size, epochs=plan.epochs,
+                             initial_epoch=initial_epoch, steps=plan.steps_per_epoch, callbacks=callbacks, verbose=verbose, backup=backup,
                              skip_steps=skip_steps, backup_steps=distribution.backup_steps, validation=validation)
     else:
-        history = model.fit(train_ds, epochs=plan.epochs, initial_epoch=initial_epoch,
+        history = model.fit(train_batches(), epochs=plan.epochs, initial_epoch=initial_epoch,
                             steps_per_epoch=plan.steps_per_epoch, shuffle=False, validation_data=val_ds,
                             callbacks=callbacks, verbose=verbose)
     result.seconds = time.perf_counter() - started

@@ -248,7 +248,7 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
         info["completed_epochs"] = checkpoint[1] if checkpoint else 0
         plan = StagePlan.for_stage(recipe, index, run.hp, run.splits, replicas=distribution.replicas,
                                    smoke=run.smoke, run_dir=run.run_dir, full_batch_ok=True,
-                                   initial_epoch=info["completed_epochs"])
+                                   initial_epoch=info["completed_epochs"], whole_batches=distribution.custom_loop)
         result = run_stage(plan, model if model is not None else previous, checkpoint=checkpoint and checkpoint[0],
                            callbacks=_loggers(run, stage.name, plan.hp, user_callbacks),
                            distribution=distribution, verbose=verbose)

@@ -18,6 +18,8 @@ import kerasapps
 from kerasapps.cli.main import cli
 from kerasapps.core.errors import DataError
 
+from conftest import sklearn_tables, write_table
+
 CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -77,25 +79,6 @@ def write_review_folder(data_dir: Path, root: Path, per_class=80) -> Path:
             (folder / f"{sum(counts.values())}.txt").write_text(row["text"], encoding="utf-8")
             counts[row["label"]] += 1
     return root
-
-
-def write_table(path: Path, columns: list[str], rows) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    return path
-
-
-def sklearn_tables(folder: Path) -> tuple[Path, Path]:
-    """scikit-learn's wine (178 wines, 3 cultivars) and diabetes (442 patients) tables, as CSV."""
-    from sklearn.datasets import load_diabetes, load_wine
-
-    wine, diabetes = load_wine(), load_diabetes()
-    wine_rows = [[*x, wine.target_names[y]] for x, y in zip(wine.data, wine.target)]
-    diabetes_rows = [[*x, y] for x, y in zip(diabetes.data, diabetes.target)]
-    return (write_table(folder / "wine.csv", [*wine.feature_names, "label"], wine_rows),
-            write_table(folder / "diabetes.csv", [*diabetes.feature_names, "label"], diabetes_rows))
 
 
 @pytest.fixture(scope="module")

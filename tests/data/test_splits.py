@@ -67,3 +67,19 @@ def test_steps_per_epoch_caps_each_epoch():
     ds, steps = training_dataset((x, x), batch_size=8, seed=1, stage_index=0, first_epoch=0, epochs=2,
                                    steps_per_epoch=3)
     assert steps == 3 and [len(b) for b in _batches(ds)] == [8] * 6
+
+
+def test_worker_shards_split_every_global_batch_and_two_replicas_split_each_shard():
+    """A multi-worker epoch: worker 0's and worker 1's parts of each step, side by side, are the batch one device
+    trains on; a worker's part comes as one batch per local replica; a partial last batch is refused."""
+    x, y = np.arange(40, dtype=np.float32).reshape(20, 2), np.arange(20)
+    common = dict(batch_size=8, seed=3, stage_index=1, first_epoch=0, epochs=2, steps_per_epoch=2)
+    whole = [b.numpy() for b, _ in training_dataset((x, y), **common)[0]]
+    parts = [[b.numpy() for b, _ in training_dataset((x, y), shard=(w, 2), **common)[0]] for w in range(2)]
+    assert len(whole) == len(parts[0]) == len(parts[1]) == 4
+    for step, batch in enumerate(whole):
+        np.testing.assert_array_equal(np.concatenate([parts[0][step], parts[1][step]]), batch)
+    replicas = [b.numpy() for b, _ in training_dataset((x, y), shard=(1, 2), replica_batch=2, **common)[0]]
+    np.testing.assert_array_equal(np.concatenate(replicas[:2]), parts[1][0])
+    with pytest.raises(ValueError, match="whole global batches"):
+        training_dataset((x, y), shard=(0, 2), **{**common, "steps_per_epoch": None})  # 20 = 2 x 8 + 4

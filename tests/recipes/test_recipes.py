@@ -22,7 +22,7 @@ def test_info_describes_every_hyper_parameter(name):
     assert info["layers"][-1]["name"] in ("predictions", "logits", "probability", "next_char")
 
 
-def real_raw_inputs(recipe, hp, data_dir, spec, count=4):
+def real_raw_inputs(recipe, hp, data_dir, specs, source=None, count=4) -> dict:
     """The first test examples of the recipe's own data, raw, as its serving signature takes them."""
     import tensorflow as tf
 
@@ -30,17 +30,20 @@ def real_raw_inputs(recipe, hp, data_dir, spec, count=4):
     from kerasapps.data.sources import load_splits
     from kerasapps.data.splits import take
 
-    x, _ = take(load_splits(recipe, hp, DataContext(data_dir, smoke=True))["test"], slice(0, count))
+    x, _ = take(load_splits(recipe, hp, DataContext(data_dir, smoke=True, source=source))["test"], slice(0, count))
+    if isinstance(x, dict):  # named columns (a table)
+        return {name: tf.constant(np.asarray(x[name]).tolist(), spec.dtype) for name, spec in specs.items()}
+    (name, spec), = specs.items()
     if isinstance(x, (tuple, list)):  # (images, captions in): the export takes the images
         x = x[0]
     x = np.asarray(x)
     if spec.dtype == tf.string and x.dtype.kind in "iu":  # character codes (char_lm): a prompt from each
         x = np.array(["".join(map(chr, row[:40])) for row in x], dtype=object)
-    return tf.constant(x.tolist() if x.dtype == object else x, spec.dtype)
+    return {name: tf.constant(x.tolist() if x.dtype == object else x, spec.dtype)}
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_train_evaluate_export_reload_and_serve(name, recipe_data_dir, tmp_path):
+def test_train_evaluate_export_reload_and_serve(name, recipe_data_dir, real_tables, tmp_path):
     """On its real data in CI: smoke training, evaluate, export, reload with tf.saved_model.load, and
     serving_default on real raw inputs, checked for shape and sanity and against the in-memory serving."""
     import tensorflow as tf
@@ -48,18 +51,20 @@ def test_train_evaluate_export_reload_and_serve(name, recipe_data_dir, tmp_path)
     from kerasapps.savedmodel.export import run_serving, serving_function
     from kerasapps.training import checkpoints
 
-    run = kerasapps.train(name, run_dir=tmp_path / "run", data_dir=recipe_data_dir, smoke=True, verbose=0)
+    recipe = kerasapps.get_recipe(name)
+    source = str(real_tables["wine"]) if recipe.task == "tabular" else None  # no built-in set: a real table
+    run = kerasapps.train(name, data=source, run_dir=tmp_path / "run", data_dir=recipe_data_dir, smoke=True,
+                          verbose=0)
     assert all(np.isfinite(v) for v in run.metrics["test"].values())
     evaluation = kerasapps.evaluate(run.run_dir, data_dir=recipe_data_dir)
     assert evaluation["metrics"] == pytest.approx(run.metrics["test"], rel=1e-5, abs=1e-6)
     path = kerasapps.export(run.run_dir, out=tmp_path / "models")
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    (input_name, spec), = serve.structured_input_signature[1].items()
-    recipe = kerasapps.get_recipe(name)
-    inputs = real_raw_inputs(recipe, recipe.resolve(), recipe_data_dir, spec)
-    exported = serve(**{input_name: inputs})
+    inputs = real_raw_inputs(recipe, recipe.resolve(), recipe_data_dir, serve.structured_input_signature[1], source)
+    exported = serve(**inputs)
+    count = next(iter(inputs.values())).shape[0]
     for key, value in exported.items():
-        assert value.shape[0] == inputs.shape[0], key
+        assert value.shape[0] == count, key
         if value.dtype == tf.string:
             assert all(text for text in value.numpy().tolist()), key
         elif key == "probabilities":
@@ -67,7 +72,9 @@ def test_train_evaluate_export_reload_and_serve(name, recipe_data_dir, tmp_path)
         elif key == "probability":
             assert ((value.numpy() >= 0) & (value.numpy() <= 1)).all()
     model = checkpoints.load_model(run.run_dir / "model.keras", compile=False)
-    in_memory = serving_function(recipe, model, run_serving(recipe, run.run_dir))(inputs)
+    signature = run_serving(recipe, run.run_dir).input_signature()[0]
+    in_memory = serving_function(recipe, model, run_serving(recipe, run.run_dir))(
+        inputs if isinstance(signature, dict) else next(iter(inputs.values())))
     assert set(exported) == set(in_memory)
     for key in exported:
         if exported[key].dtype == tf.string:

@@ -156,3 +156,84 @@ def test_two_workers_train_and_resume_after_a_worker_is_killed(tiny_data_dir, tm
     assert (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists()
     tests = {line for text in outputs.values() for line in text.splitlines() if line.startswith("test:")}
     assert len(tests) == 1, tests  # both workers report the same global test metrics
+
+
+SHARDED = textwrap.dedent("""
+    import dataclasses, json, os, sys
+    import numpy as np
+    import tensorflow as tf
+    import kerasapps
+    from kerasapps.core.recipe import Splits
+    from kerasapps.data.files import Examples, Reader
+
+    folder, run_dir, trace = sys.argv[1], sys.argv[2], sys.argv[3]
+
+    @dataclasses.dataclass(frozen=True)
+    class TracingReader(Reader):  # a user's reader: notes every file it opens in this worker's trace
+        trace: str = ""
+
+        def read(self, path):
+            def note(value):
+                with open(self.trace, "a") as handle:
+                    handle.write(value.numpy().decode() + "\\n")
+                return value
+            path = tf.py_function(note, [path], tf.string)
+            path.set_shape([])
+            return super().read(path)
+
+    def load(hp, ctx):
+        listing = json.load(open(os.path.join(folder, "files.json")))
+        paths = np.array([os.path.join(folder, name) for name, _ in listing])
+        labels = np.array([label for _, label in listing], np.int64)
+        train = Examples(paths[:-32], TracingReader("image", (28, 28), trace=trace))
+        test = Examples(paths[-32:], Reader("image", (28, 28)))  # read by every worker: not traced
+        return Splits({"train": (train, labels[:-32]), "test": (test, labels[-32:])}, meta={"num_classes": 10})
+
+    recipe = dataclasses.replace(kerasapps.get_recipe("mlp_mnist"), name="mlp_traced", load_data=load)
+    kerasapps.train(recipe, run_dir=run_dir, epochs=2, batch_size=8, seed=5, strategy="multi_worker", verbose=0,
+                    set={"units": 16, "validation_split": 0.0})
+""")
+
+
+def test_two_workers_read_disjoint_files_that_make_each_global_batch(tiny_data_dir, tmp_path):
+    """Each worker opens only its half of every global batch: the two traces are disjoint within an epoch and
+    are exactly the halves of the epoch orders a single device would read."""
+    import numpy as np
+    from PIL import Image
+
+    from kerasapps.data.pipelines import epoch_order
+
+    digits = np.load(tiny_data_dir / "mnist" / "mnist.npz")
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    listing = []
+    for i in range(32 + 100):  # 100 training files: 6 whole global batches of 16 per epoch, 4 left out
+        Image.fromarray(digits["x_train"][i]).save(folder / f"{i:03d}.png")
+        listing.append([f"{i:03d}.png", int(digits["y_train"][i])])
+    (folder / "files.json").write_text(json.dumps(listing))
+    script = tmp_path / "sharded.py"
+    script.write_text(SHARDED)
+    ports, procs = _free_ports(2), []
+    try:
+        for index in range(2):
+            config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+            procs.append(subprocess.Popen([sys.executable, str(script), str(folder), str(tmp_path / "run"),
+                                           str(tmp_path / f"trace{index}.txt")], stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True, env=_env(TF_CONFIG=json.dumps(config)),
+                                          start_new_session=True))
+        outputs = [proc.communicate(timeout=150)[0] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0], outputs
+    finally:
+        _kill(procs)
+    reads = [(tmp_path / f"trace{i}.txt").read_text().split() for i in range(2)]
+    names = [Path(path).name for path in (folder / name for name, _ in listing[:100])]
+    expected = [[], []]
+    for epoch in range(2):
+        order = epoch_order(100, 5, 0, epoch, 96).reshape(6, 16)
+        for worker in range(2):
+            expected[worker] += [names[i] for i in order[:, worker * 8:(worker + 1) * 8].reshape(-1)]
+        assert not set(expected[0][-48:]) & set(expected[1][-48:])  # disjoint within the epoch
+    assert sorted(Path(p).name for p in reads[0]) == sorted(expected[0])
+    assert sorted(Path(p).name for p in reads[1]) == sorted(expected[1])
+    rows = _csv(tmp_path / "run" / "logs" / "train.csv")
+    assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)
