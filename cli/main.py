@@ -241,10 +241,18 @@ def predict(settings, args, url, signature, as_json):
     if as_json:
         return echo_json(rows)
     for row in rows:
-        if "classes" in row and "probabilities" in row:
-            click.echo(f"{row['input']}: class {row['classes']} (p={max(row['probabilities']):.4f})")
-        else:
-            click.echo(f"{row['input']}: " + ", ".join(f"{k}={v}" for k, v in row.items() if k != "input"))
+        click.echo(f"{row['input']}: {describe_prediction(row)}")
+
+
+def describe_prediction(row: dict) -> str:
+    """One prediction for a person: ``class cat (p=0.9812)`` for a classifier (its own label names), else ``k=v, ...``."""
+    if "classes" in row and ("probabilities" in row or "probability" in row):
+        if "probabilities" in row:
+            p = max(row["probabilities"])
+        else:  # a binary head: the probability of class 1
+            p = row["probability"] if row.get("class_ids", 1) == 1 else 1.0 - row["probability"]
+        return f"class {row['classes']} (p={p:.4f})"
+    return ", ".join(f"{k}={v}" for k, v in row.items() if k != "input")
 
 
 @cli.command()

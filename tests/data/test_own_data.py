@@ -159,6 +159,12 @@ def test_imdb_on_a_text_folder_answers_neg_or_pos(sources, tmp_path):
     out = serve(text=tf.constant(["A wonderful film.", "Dull and far too long."]))
     assert set(out["classes"].numpy().tolist()) <= {b"neg", b"pos"}
     assert out["probability"].shape == (2,)
+    reviews = sorted((sources["reviews"] / "pos").glob("*.txt"))[:3]
+    printed = CliRunner().invoke(cli, ["predict", str(tmp_path / "models" / "imdb_sentiment"), *map(str, reviews)])
+    assert printed.exit_code == 0, printed.output
+    for line in printed.stdout.splitlines():  # "REVIEW.txt: class pos (p=0.5312)": the folder names come back
+        label, p = line.split(": class ")[1].split(" (p=")
+        assert label in ("neg", "pos") and 0.5 <= float(p.rstrip(")")) <= 1.0, line
 
 
 def test_mlp_tabular_classifies_wine_and_regresses_diabetes(sources, tmp_path):
