@@ -126,6 +126,34 @@ def test_lenet5_on_a_folder_with_train_and_test_folders_learns_the_digits(source
     assert evaluation["metrics"]["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
 
 
+def test_lenet5_on_a_table_of_image_paths(sources, tmp_path):
+    """A CSV of image paths (relative to the table) and labels: the digits' names come back from the export."""
+    import tensorflow as tf
+
+    rows = [[str(path.relative_to(sources["mnist"])), f"digit {path.parent.name}"]
+            for path in sorted((sources["mnist"] / "train").glob("*/*.png"))]
+    table = write_table(sources["mnist"] / "digits.csv", ["image", "label"], rows)
+    run = kerasapps.train("lenet5_mnist", data=str(table), run_dir=tmp_path / "run", verbose=0, epochs=1,
+                          batch_size=16)
+    assert json.loads((run.run_dir / "data.json").read_text())["class_names"] == [f"digit {d}" for d in range(10)]
+    serve = _serve(kerasapps.export(run.run_dir, out=tmp_path / "models"))
+    images = np.stack([np.asarray(Image.open(sources["mnist"] / r[0])) for r in rows[:3]])
+    classes = serve(images=tf.constant(images, tf.uint8))["classes"].numpy()
+    assert all(c.decode().startswith("digit ") for c in classes)
+
+
+def test_char_lm_on_a_folder_of_text_files_generates_from_its_characters(recipe_data_dir, tmp_path):
+    """A corpus of the user's own: Tiny Shakespeare cut into two files; the export's vocabulary is the corpus's."""
+    text = (recipe_data_dir / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")[:60000]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(text[:30000], encoding="utf-8")
+    (corpus / "b.txt").write_text(text[30000:], encoding="utf-8")
+    run = kerasapps.train("char_lm", data=str(corpus), run_dir=tmp_path / "run", verbose=0, smoke=True)
+    generated = kerasapps.generate(run.run_dir, "ROMEO:", length=40, seed=1)
+    assert generated.startswith("ROMEO:") and set(generated) <= set(text)
+
+
 def test_a_file_source_resumes_exactly_and_caches_give_the_same_model(sources, tmp_path):
     import keras
 
