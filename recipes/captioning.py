@@ -240,6 +240,7 @@ CAPTIONING = Recipe(
                          "step's input (Karpathy & Fei-Fei's W_ih v)", choices=INJECT),
         "dropout": HParam(0.3, float, "dropout on the image vector, decoder input and decoder output",
                           minimum=0.0, maximum=0.9),
+        "caption_column": HParam("caption", str, "--data table: the column of captions (one row per caption)"),
     },
     defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": 15,
               "batch_size": 64, "clipnorm": 5.0, "augment_flip": "horizontal"},
@@ -249,7 +250,8 @@ CAPTIONING = Recipe(
     metrics=(word_accuracy,),
     serving=CaptionGenerator(),
     augmentable=True,
-    data="flickr8k_subset (images_64.npz, captions.json: official split 753/113/125 images x 5 captions) in the "
+    task="captioned_images",
+    data="your own table of image paths and captions (--data captions.csv), or flickr8k_subset (images_64.npz, captions.json: official split 753/113/125 images x 5 captions) in the "
          "data directory, else TFDS 'coco_captions'",
     reference="Vinyals et al. 2015 (Show and Tell); Karpathy & Fei-Fei 2015; loss in nats per word",
 )

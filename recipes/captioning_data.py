@@ -6,6 +6,13 @@ with no data directory, TFDS ``coco_captions``. Captions are lower-cased, split 
 stripped of punctuation, and framed by ``<start>`` / ``<end>``. The vocabulary is built
 from the training captions only (``vocabulary=flickr8k_train`` widens it to the 6,000
 official training images' captions in ``all_8091_captions.json.gz``, never dev or test).
+
+``--data captions.csv`` (or ``.jsonl``; ``train.csv`` beside ``validation.csv`` / ``test.csv``) trains on
+the user's own captioned images: an ``image`` column of paths (relative to the table) and a ``caption``
+column (``image_column``, ``caption_column``), one row per caption, an image on as many rows as it has
+captions. Missing splits are carved by image, never by caption (``test_split``, ``validation_split``),
+so no image's captions reach two splits. The images are streamed from their files (central square,
+resized to ``image_size``), and the vocabulary comes from the training captions.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import numpy as np
 from kerasapps.core.errors import DataError, UsageError
 from kerasapps.core.recipe import DATA_DIR_ENV, Splits
 from kerasapps.data.builtin import load_npz
+from kerasapps.data.files import Examples, Reader, check_images
+from kerasapps.data.tables import column, read_table, split_files
 
 PAD, UNK, START, END = "", "[UNK]", "<start>", "<end>"
 VOCABULARIES = ("train", "flickr8k_train")
@@ -134,6 +143,11 @@ def load_captioning(hp, ctx):
                          "(the conv encoder is always trained jointly)")
     if hp.encoder_weights:
         weights_path(hp.encoder_weights)
+    if ctx.source:
+        if hp.vocabulary != "train":
+            raise UsageError(f"vocabulary={hp.vocabulary} reads Flickr8k's own captions; with --data the vocabulary "
+                             "comes from the table's training captions (vocabulary=train)")
+        return _splits(hp, read_captioned_images(hp, ctx.source), meta={"source": str(ctx.source)})
     if ctx.data_dir is not None:
         images, entries = read_subset(ctx)
     else:
@@ -144,15 +158,59 @@ def load_captioning(hp, ctx):
     if len(parts["train"][0]) == 0 or len(parts["test"][0]) == 0:
         raise DataError("the caption data has no 'train' or no 'test' images (flickr8k_split)")
     words = training_words(hp, ctx, [c for refs in parts["train"][1] for c in refs])
+    return _splits(hp, {"train": parts["train"], "validation": parts["dev"], "test": parts["test"]}, words=words)
+
+
+def _splits(hp, parts: dict, words=None, meta=None) -> Splits:
+    """One (images, caption_in) -> caption_out row per caption of each split's images."""
+    words = words or build_vocabulary([c for refs in parts["train"][1] for c in refs], hp.min_word_count,
+                                      hp.max_words)
 
     def pairs(split):
         imgs, refs = split
         counts = [len(r) for r in refs]
         caption_in, rows_out = frame([c for r in refs for c in r], hp.max_length)
-        return (np.repeat(imgs, counts, axis=0), caption_in), token_ids(rows_out, words)
+        return (imgs[np.repeat(np.arange(len(refs)), counts)], caption_in), token_ids(rows_out, words)
 
+    validation = parts.get("validation")
     return Splits(train=pairs(parts["train"]), test=pairs(parts["test"]),
-                  validation=pairs(parts["dev"]) if len(parts["dev"][0]) else None, meta={"words": words})
+                  validation=pairs(validation) if validation is not None and len(validation[1]) else None,
+                  meta={"words": words, **(meta or {})})
+
+
+def read_captioned_images(hp, source) -> dict[str, tuple[Examples, list[list[str]]]]:
+    """A table of image paths and captions -> per split (the images as files, their reference captions)."""
+    path = Path(source).expanduser()
+    if path.suffix.lower() not in (".csv", ".jsonl"):
+        raise DataError(f"the captioning recipe takes a .csv or .jsonl table of image paths and captions (columns "
+                        f"{hp.image_column!r}, {hp.caption_column!r}); --data {source} is not one")
+    reader = Reader("image", (hp.image_size, hp.image_size, 3), square=True)
+    parts = {}
+    for split, file in split_files(path).items():
+        table = read_table(file)
+        captions: dict[Path, list[str]] = {}
+        for image, caption in zip(column(table, hp.image_column, file, "image"),
+                                  column(table, hp.caption_column, file, "caption")):
+            image = Path(str(image))
+            captions.setdefault(image if image.is_absolute() else file.parent / image, []).append(str(caption))
+        missing = [str(p) for p in captions if not p.is_file()]
+        if missing:
+            raise DataError(f"--data {file}: {len(missing)} image file(s) not found: {', '.join(missing[:3])}")
+        good = check_images(list(captions), hp.bad_files)
+        parts[split] = (Examples(np.array([str(p) for p in good]), reader), [captions[p] for p in good])
+    for split, fraction, salt in (("test", hp.test_split, 104729), ("validation", hp.validation_split, 7919)):
+        if split not in parts:
+            images, refs = parts["train"]
+            order = np.random.default_rng([hp.seed, salt]).permutation(len(refs))
+            held = int(round(len(refs) * fraction))
+            if held == 0 or held == len(refs):
+                continue
+            kept, out = np.sort(order[held:]), np.sort(order[:held])
+            parts["train"], parts[split] = (images[kept], [refs[i] for i in kept]), (images[out], [refs[i] for i in out])
+    if "test" not in parts:
+        raise DataError(f"--data {source}: {len(parts['train'][1])} image(s) are too few to hold out a test split "
+                        f"(test_split {hp.test_split})")
+    return parts
 
 
 def center_square(images):

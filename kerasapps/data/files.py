@@ -38,6 +38,7 @@ class Reader:
 
     kind: str  # "image", "text" or "raw" (decoded before, cached as bytes)
     shape: tuple = ()  # image: (height, width) or (height, width, channels), as the recipe's input
+    square: bool = False  # image: its central square is cropped before the resize (no stretching)
 
     def read(self, path):
         """The raw input of the file at ``path`` (a scalar string tensor), inside ``tf.data``."""
@@ -48,6 +49,12 @@ class Reader:
             return data
         if self.kind == "raw":
             return tf.reshape(tf.io.decode_raw(data, tf.uint8), self.shape)
+        if self.square:
+            image = tf.io.decode_image(data, expand_animations=False)
+            side = tf.minimum(tf.shape(image)[0], tf.shape(image)[1])
+            image = tf.image.crop_to_bounding_box(image, (tf.shape(image)[0] - side) // 2,
+                                                  (tf.shape(image)[1] - side) // 2, side, side)
+            return conform_image(image, self.shape)
         return decode_image(data, self.shape)
 
     def describe(self) -> str:

@@ -154,6 +154,39 @@ def test_char_lm_on_a_folder_of_text_files_generates_from_its_characters(recipe_
     assert generated.startswith("ROMEO:") and set(generated) <= set(text)
 
 
+def test_captioning_on_a_table_of_captioned_images(recipe_data_dir, tmp_path):
+    """Flickr8k images as files (some not square) and a CSV of one row per caption: splits are carved by image,
+    the vocabulary is the table's, and the export captions a new image."""
+    import tensorflow as tf
+
+    from kerasapps.core.recipe import DataContext
+    from kerasapps.data.sources import load_splits
+
+    folder = recipe_data_dir / "flickr8k_subset"
+    images = np.load(folder / "images_64.npz")["images"][:40]
+    entries = json.loads((folder / "captions.json").read_text(encoding="utf-8"))["images"][:40]
+    (tmp_path / "photos").mkdir()
+    rows = []
+    for i, (image, entry) in enumerate(zip(images, entries)):
+        picture = Image.fromarray(image)
+        if i % 4 == 0:  # letterboxed: the central square is what the encoder sees
+            picture = Image.fromarray(np.pad(image, ((0, 0), (8, 8), (0, 0))))
+        picture.save(tmp_path / "photos" / f"{i}.jpg", quality=95)
+        rows += [[f"photos/{i}.jpg", caption] for caption in entry["captions"]]
+    table = write_table(tmp_path / "captions.csv", ["image", "caption"], rows)
+    recipe = kerasapps.get_recipe("captioning_flickr8k")
+    splits = load_splits(recipe, recipe.resolve(), DataContext(None, source=str(table)))
+    seen = {name: set(splits[name][0][0].paths.tolist()) for name in ("train", "validation", "test")}
+    assert all(seen.values()) and not (seen["train"] & seen["test"]) and not (seen["train"] & seen["validation"])
+    assert sum(len(s) for s in seen.values()) == 40 and len(splits["train"][1]) == 5 * len(seen["train"])
+    run = kerasapps.train("captioning_flickr8k", data=str(table), run_dir=tmp_path / "run", verbose=0, epochs=1,
+                          set={"units": 32, "embedding_dim": 16, "base_filters": 8})
+    assert np.isfinite(run.metrics["test"]["loss"])
+    serve = _serve(kerasapps.export(run.run_dir, out=tmp_path / "models"))
+    captions = serve(images=tf.constant(images[:2]))["captions"].numpy()
+    assert captions.shape == (2,) and all(isinstance(c, bytes) for c in captions)
+
+
 def test_a_file_source_resumes_exactly_and_caches_give_the_same_model(sources, tmp_path):
     import keras
 
