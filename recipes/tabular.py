@@ -23,7 +23,7 @@ from kerasapps.core.errors import DataError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Serving, Splits
-from kerasapps.data.splits import split_off
+from kerasapps.data.splits import class_names, split_off
 from kerasapps.data.tables import column, input_name, read_table, split_files
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -89,19 +89,13 @@ def load_tabular(hp, ctx) -> Splits:
     files = split_files(path)
     tables = {split: read_table(file) for split, file in files.items()}
     columns = describe_columns(tables["train"], hp.label_column)
-    names = None
-    if hp.objective == "classification":
-        names = sorted({str(v) for v in column(tables["train"], hp.label_column, files["train"], "label")})
-        if len(names) < 2:
-            raise DataError(f"--data {path}: the label column {hp.label_column!r} has one value; a classifier needs "
-                            "two or more (or --set objective=regression)")
+    labels = {split: column(table, hp.label_column, files[split], "label") for split, table in tables.items()}
+    names = class_names(labels, path, f"value(s) in the label column {hp.label_column!r}",
+                        " (or --set objective=regression)") if hp.objective == "classification" else None
     splits = {}
     for split, table in tables.items():
         labels = column(table, hp.label_column, files[split], "label")
         if names is not None:
-            unseen = sorted({str(v) for v in labels} - set(names))
-            if unseen:
-                raise DataError(f"--data {files[split]}: labels training never saw: {', '.join(unseen[:5])}")
             y = np.array([names.index(str(v)) for v in labels], np.int64)
         else:
             numbers = [_number(v) for v in labels]

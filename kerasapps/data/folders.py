@@ -16,7 +16,7 @@ import numpy as np
 from kerasapps.core.errors import DataError
 from kerasapps.core.recipe import Splits
 from kerasapps.data.files import IMAGE_SUFFIXES, TEXT_SUFFIXES, Examples, Reader, check_images, check_texts, files_in
-from kerasapps.data.splits import split_off
+from kerasapps.data.splits import class_names, split_off
 
 SPLIT_FOLDERS = ("train", "validation", "test")
 
@@ -50,14 +50,7 @@ def read_folder(root: Path, reader: Reader, hp) -> Splits:
         raise DataError(f"--data {root} has {', '.join(present)}/ but no train/ folder of classes")
     scanned = {name: _scan(root / name, suffixes, check, hp.bad_files) for name in present} if present else {
         "train": _scan(root, suffixes, check, hp.bad_files)}
-    names = sorted(scanned["train"])
-    if len(names) < 2:
-        raise DataError(f"--data {root} has {len(names)} class folder(s) ({', '.join(names) or 'none'}); a classifier "
-                        "needs at least two")
-    for split, classes in scanned.items():
-        unseen = sorted(set(classes) - set(names))
-        if unseen:
-            raise DataError(f"--data {root}: the {split} split has classes training never saw: {', '.join(unseen)}")
+    names = class_names({split: list(classes) for split, classes in scanned.items()}, root, "class folder(s)")
     splits = Splits({split: _examples(classes, names, reader) for split, classes in scanned.items()},
                     meta={"class_names": names, "source": str(root)})
     if "test" not in splits:

@@ -8,7 +8,7 @@ Built-in sets load whole into memory (every one fits); a ``--data`` source keeps
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -75,3 +75,17 @@ def stage_splits(stage, splits: Mapping[str, Any]) -> dict[str, Any]:
             if length(out[name]) == 0:
                 raise DataError(f"stage '{stage.name}' selects no examples from the {name} split")
     return out
+
+
+def class_names(labels: Mapping[str, Iterable], where, counted: str, hint: str = "") -> list[str]:
+    """The sorted class names in the training labels of ``labels`` (split -> label strings); one line when they
+    are fewer than two (``counted`` says what was counted) or when another split has a class training never saw."""
+    names = sorted({str(v) for v in labels["train"]})
+    if len(names) < 2:
+        raise DataError(f"--data {where} has {len(names)} {counted} ({', '.join(names[:5]) or 'none'}); a classifier "
+                        f"needs at least two{hint}")
+    for split, values in labels.items():
+        unseen = sorted({str(v) for v in values} - set(names))
+        if unseen:
+            raise DataError(f"--data {where}: the {split} split has classes training never saw: {', '.join(unseen[:5])}")
+    return names

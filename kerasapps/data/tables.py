@@ -20,7 +20,7 @@ import numpy as np
 from kerasapps.core.errors import DataError
 from kerasapps.core.recipe import Splits
 from kerasapps.data.files import Examples, Reader, check_images
-from kerasapps.data.splits import split_off
+from kerasapps.data.splits import class_names, split_off
 
 SUFFIXES = (".csv", ".jsonl")
 
@@ -104,14 +104,7 @@ def read_labelled_table(path: Path, reader: Reader, hp) -> Splits:
     tables = {split: read_table(file) for split, file in files.items()}
     labels = {split: [str(v) for v in column(table, hp.label_column, files[split], "label")]
               for split, table in tables.items()}
-    names = sorted(set(labels["train"]))
-    if len(names) < 2:
-        raise DataError(f"--data {path}: the label column {hp.label_column!r} has {len(names)} value(s); a classifier "
-                        "needs at least two")
-    for split, values in labels.items():
-        unseen = sorted(set(values) - set(names))
-        if unseen:
-            raise DataError(f"--data {files[split]}: labels training never saw: {', '.join(unseen[:5])}")
+    names = class_names(labels, path, f"value(s) in the label column {hp.label_column!r}")
     splits = {}
     for split, table in tables.items():
         keep = np.arange(len(labels[split]))
