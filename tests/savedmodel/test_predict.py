@@ -41,7 +41,10 @@ def test_imdb_export_reads_one_review_per_text_file(tiny_data_dir, tmp_path):
     printed = CliRunner().invoke(cli, ["predict", str(export.parent), *files])
     assert printed.exit_code == 0, printed.stderr
     lines = printed.stdout.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == files and all("probability=" in line for line in lines)
+    assert [line.split(":")[0] for line in lines] == files
+    for line, row in zip(lines, rows):  # the class name, and the probability of that class
+        p = row["probability"] if row["class_ids"] else 1 - row["probability"]
+        assert line.endswith(f": class {row['classes']} (p={p:.4f})"), line
     from_run = kerasapps.predict(tmp_path / "run", files[:1])
     assert from_run[0]["probability"] == pytest.approx(rows[0]["probability"], abs=1e-6)
 
