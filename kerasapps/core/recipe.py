@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,9 @@ class Stage:
 
     ``select(split)`` filters or relabels a ``(x, y)`` split for this stage (applied to
     train, validation and test alike); ``freeze`` lists layer-name prefixes made
-    non-trainable before the stage compiles; ``overrides`` maps a common
+    non-trainable before the stage compiles (every other layer is made trainable), or is a function
+    ``freeze(hp, model)`` returning them (nested layers are matched too; a matched nested model
+    freezes whole); ``when(hp)``, if given, says whether the stage runs at all; ``overrides`` maps a common
     hyper-parameter (``learning_rate``, ``batch_size``, ``epochs``, ...) to the name of a
     recipe hyper-parameter whose value replaces it in this stage, so a fine-tuning stage
     can have its own learning rate that users set with ``--set``.
@@ -80,8 +82,19 @@ class Stage:
     name: str
     summary: str = ""
     select: Callable[[Split], Split] | None = None
-    freeze: tuple[str, ...] = ()
+    freeze: tuple[str, ...] | Callable[[Any, Any], Iterable[str]] = ()
     overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    when: Callable[[Any], bool] | None = None
+
+    def runs(self, hp) -> bool:
+        """Whether this stage trains in a run with ``hp`` (``when``; always without one)."""
+        return self.when is None or bool(self.when(hp))
+
+    def describe_freeze(self) -> list[str]:
+        """What ``info`` shows of ``freeze``: the prefixes, or the rule's first docstring line."""
+        if callable(self.freeze):
+            return [((self.freeze.__doc__ or "decided by the hyper-parameters").strip().splitlines() or [""])[0]]
+        return list(self.freeze)
 
     def hparams(self, hp):
         """``hp`` with this stage's overrides applied."""
@@ -109,6 +122,11 @@ class Serving:
     def extra_endpoints(self, model, preprocess) -> dict:
         """Further signatures besides ``serving_default``: name -> ``tf.function`` with an input signature."""
         return {}
+
+    def configure(self, hp) -> "Serving":
+        """This signature for a run's hyper-parameters (an input size or channel count they choose); the
+        export, the file readers and ``info`` call it. A signature they do not change returns itself."""
+        return self
 
     def for_data(self, record: Mapping[str, Any]) -> "Serving":
         """This signature for the data a run trained on (its ``data.json``: ``class_names``, a table's

@@ -34,6 +34,7 @@ SPLITS = ("train", "validation", "test")
 # What a recipe takes (Recipe.task), and so which --data SOURCE fits it
 TASKS = ("image_classification", "text_classification", "text_corpus", "tabular", "captioned_images")
 CACHES = ("none", "memory", "disk")  # where decoded files are kept between epochs
+CACHE_FEATURES = ("auto", "true", "false")  # frozen features computed once (kerasapps.training.features)
 BAD_FILES = ("error", "skip")  # what a file that does not decode does: stop the run, or be left out
 
 # `diagnose init`: the initialisation experiment's activations and weight scales
@@ -100,6 +101,9 @@ PRACTICE_HPARAMS: dict[str, HParam] = {
                       "statistics on a probe batch (RUN_DIR/monitors.json, TensorBoard)"),
     "monitor_every_steps": HParam(50, int, "monitor: optimizer steps between records", minimum=1),
     "monitor_probe_size": HParam(64, int, "monitor: validation examples in the fixed probe batch", minimum=1),
+    "cache_features": HParam("auto", str, "a stage that freezes the bottom of the model computes the frozen "
+                             "layers' outputs once per example and trains the rest on them (auto: where it can "
+                             "and they fit in 2 GiB; true: or refuse; false: never)", choices=CACHE_FEATURES),
 }
 
 DATA_HPARAMS: dict[str, HParam] = {

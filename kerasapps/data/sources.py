@@ -94,18 +94,20 @@ def read_corpus(source: str) -> str:
     return "\n".join(file.read_text(encoding="utf-8") for file in files)
 
 
-def reader_for(recipe) -> Reader:
-    """How a file becomes the raw input the recipe's export takes: an image of its size, or a text."""
+def reader_for(recipe, hp=None) -> Reader:
+    """How a file becomes the raw input the recipe's export takes: an image of its size (for an export of any
+    size, the size the run's hyper-parameters read files to), or a text."""
     if recipe.serving is None:
         raise DataError(f"recipe {recipe.name!r} declares no serving signature, so no input a file could become")
-    spec = recipe.serving.input_signature()[0]
+    serving = recipe.serving.configure(hp) if hp is not None else recipe.serving
+    spec = serving.input_signature()[0]
     if spec.dtype.name == "string":
         return Reader("text")
-    shape = tuple(spec.shape.as_list()[1:])
+    shape = tuple(getattr(serving, "read_shape", None) or spec.shape.as_list()[1:])
     if spec.dtype.name != "uint8" or len(shape) not in (2, 3) or None in shape:
         raise DataError(f"recipe {recipe.name!r} takes {spec.dtype.name} input {list(spec.shape)}, not fixed-size "
                         "images or texts a file could become")
-    return Reader("image", shape)
+    return Reader("image", shape, square=bool(getattr(serving, "square", False)))
 
 
 def describe(source: str) -> str:
@@ -126,7 +128,7 @@ def load_source(source: str, recipe, hp) -> Splits:
     """The splits of ``source`` for an image or text classifier (see the module docstring)."""
     from kerasapps.data.folders import holds, read_folder
 
-    reader = reader_for(recipe)
+    reader = reader_for(recipe, hp)
     wanted = "images" if reader.kind == "image" else "text files"
     if source.startswith("tfds:"):
         from kerasapps.data.tfds_source import read_tfds

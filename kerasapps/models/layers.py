@@ -15,7 +15,7 @@ imports it).
 import keras
 from keras import ops
 
-__all__ = ["LocalResponseNormalization", "ChannelPadding", "Maxout"]
+__all__ = ["LocalResponseNormalization", "ChannelPadding", "Maxout", "ImageStandardization", "IMAGE_STANDARDIZATIONS"]
 
 
 @keras.saving.register_keras_serializable(package="kerasapps")
@@ -144,3 +144,58 @@ class Maxout(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pieces": self.pieces}
+
+
+# keras.applications' preprocess_input modes, as (reverse channels, scale, per-channel mean, per-channel std):
+# caffe (VGG, ResNet v1): RGB -> BGR, minus the ImageNet means in 0-255; torch: [0, 1], ImageNet mean and std;
+# tf: [-1, 1]; scale: [0, 1]
+IMAGE_STANDARDIZATIONS = {
+    "caffe": (True, 1.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),
+    "torch": (False, 1.0 / 255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "tf": (False, 1.0 / 127.5, (1.0, 1.0, 1.0), (1.0, 1.0, 1.0)),
+    "scale": (False, 1.0 / 255.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
+
+
+@keras.saving.register_keras_serializable(package="kerasapps")
+class ImageStandardization(keras.layers.Layer):
+    """Pixel values 0-255 -> what a network's weights expect: ``(x[..., ::-1 if reverse] * scale - mean) / std``
+    per channel, the arithmetic of keras.applications' ``preprocess_input`` for ``caffe``, ``torch`` and ``tf``
+    (:data:`IMAGE_STANDARDIZATIONS`), or any given ``mean`` and ``std``. Inside the model, so an export
+    carries the preprocessing its weights were trained with. No weights; the same in training and inference.
+    """
+
+    def __init__(self, mean=(0.0,), std=(1.0,), scale=1.0 / 255.0, reverse_channels=False, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
+        if len(self.mean) != len(self.std) or any(v <= 0 for v in self.std):
+            raise ValueError(f"mean and std need one value per channel and std > 0; got {mean!r}, {std!r}")
+        self.scale, self.reverse_channels = float(scale), bool(reverse_channels)
+
+    @classmethod
+    def named(cls, mode: str, channels: int = 3, **kwargs) -> "ImageStandardization":
+        """The standardisation of keras.applications' ``preprocess_input(mode=...)`` (grey images: the channel
+        means' average)."""
+        if mode not in IMAGE_STANDARDIZATIONS:
+            raise ValueError(f"mode must be one of {', '.join(IMAGE_STANDARDIZATIONS)}; got {mode!r}")
+        reverse, scale, mean, std = IMAGE_STANDARDIZATIONS[mode]
+        if channels == 1:
+            mean, std, reverse = (sum(mean) / 3,), (sum(std) / 3,), False
+        return cls(mean=mean, std=std, scale=scale, reverse_channels=reverse, **kwargs)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        if self.reverse_channels:
+            x = ops.flip(x, axis=-1)
+        mean = ops.convert_to_tensor(self.mean, self.compute_dtype)
+        std = ops.convert_to_tensor(self.std, self.compute_dtype)
+        return (x * self.scale - mean) / std
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mean": self.mean, "std": self.std, "scale": self.scale,
+                       "reverse_channels": self.reverse_channels})
+        return config

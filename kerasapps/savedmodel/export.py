@@ -31,13 +31,17 @@ def serving_model(model):
 
 
 def run_serving(recipe: Recipe, run_dir=None):
-    """The recipe's serving signature for the data the run recorded (``data.json``: its class names, columns)."""
+    """The recipe's serving signature for the run's hyper-parameters and the data it recorded (``data.json``: its
+    class names, columns); without a run, for the recipe's defaults."""
     from kerasapps.training import rundir
 
     if recipe.serving is None:
         raise UsageError(f"recipe {recipe.name!r} declares no serving signature; it cannot be exported")
-    path = Path(run_dir) / rundir.DATA if run_dir is not None else None
-    return recipe.serving.for_data(rundir.read_json(path) if path is not None and path.is_file() else {})
+    if run_dir is None:
+        return recipe.serving.configure(recipe.default_hparams())
+    path = Path(run_dir) / rundir.DATA
+    serving = recipe.serving.configure(recipe.resolve(config_file=Path(run_dir) / rundir.CONFIG))
+    return serving.for_data(rundir.read_json(path) if path.is_file() else {})
 
 
 def serving_function(recipe: Recipe, model, serving=None):

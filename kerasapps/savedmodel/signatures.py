@@ -22,11 +22,19 @@ class ImageClassifier(Serving):
 
     input_name = "images"
 
-    def __init__(self, height: int, width: int, channels: int | None = None,
-                 class_ids: Sequence[int] | None = None, class_names: Sequence[str] | None = None):
+    def __init__(self, height: int | None, width: int | None, channels: int | None = None,
+                 class_ids: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
+                 read_size: tuple[int, int] | None = None):
         self.height, self.width, self.channels = height, width, channels
         self.class_ids = tuple(class_ids) if class_ids is not None else None
         self.class_names = tuple(map(str, class_names)) if class_names is not None else None
+        self.read_size = read_size  # images of any size (height, width None): files are read at this size
+
+    @property
+    def read_shape(self) -> tuple:
+        """The shape image files are read to for training: the input's, or ``read_size`` for any-size inputs."""
+        size = (self.height, self.width) if self.height is not None else tuple(self.read_size or ())
+        return size + ((self.channels,) if self.channels else ())
 
     @property
     def raw_shape(self) -> tuple:
@@ -42,7 +50,7 @@ class ImageClassifier(Serving):
         names = record.get("class_names")
         if names is None or self.class_ids is not None:
             return self
-        return ImageClassifier(self.height, self.width, self.channels, class_names=names)
+        return ImageClassifier(self.height, self.width, self.channels, class_names=names, read_size=self.read_size)
 
     def outputs(self, model, preprocess, raw) -> dict:
         import tensorflow as tf
@@ -53,7 +61,9 @@ class ImageClassifier(Serving):
                                                                 self.class_names)}
 
     def describe(self) -> str:
-        shape = "[N, " + ", ".join(map(str, self.raw_shape)) + "]"
+        shape = "[N, " + ", ".join("any" if d is None else str(d) for d in self.raw_shape) + "]"
+        if self.height is None and self.read_size:
+            shape += f" (resized inside to {self.read_size[0]}x{self.read_size[1]})"
         named = (f" ({', '.join(self.class_names)})" if self.class_names else
                  f" (class ids {', '.join(map(str, self.class_ids))})" if self.class_ids else "")
         return (f"{self.input_name}: uint8 {shape} -> probabilities [N, K] float32, class_ids [N] int64, "

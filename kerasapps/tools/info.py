@@ -16,9 +16,9 @@ def recipe_info(name: str, *, build: bool = True) -> dict:
         "source": REGISTRY.source(name),
         "data": recipe.data,
         "reference": recipe.reference,
-        "stages": [{"name": s.name, "summary": s.summary, "frozen": list(s.freeze), "overrides": dict(s.overrides)}
+        "stages": [{"name": s.name, "summary": s.summary, "frozen": s.describe_freeze(), "overrides": dict(s.overrides)}
                    for s in recipe.stages],
-        "serving": recipe.serving.describe() if recipe.serving else None,
+        "serving": recipe.serving.configure(recipe.default_hparams()).describe() if recipe.serving else None,
         "hparams": [{"key": key, "type": spec.type_name, "default": spec.default, "help": spec.help,
                      **({"choices": list(spec.choices)} if spec.choices else {})}
                     for key, spec in schema.items()],

@@ -140,7 +140,9 @@ def run_trial(recipe, hp, splits, objective: tuple[str, str]) -> dict[str, float
     validation metrics of the last stage."""
     seed_everything(hp)
     model, history = None, {}
-    for index in range(len(recipe.stages)):
+    for index, stage in enumerate(recipe.stages):
+        if not stage.runs(hp):
+            continue
         result = run_stage(StagePlan.for_stage(recipe, index, hp, splits), model)
         model, history = result.model, result.history
         if result.diverged:

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from kerasapps.training import rundir
+from kerasapps.training.features import whole_model
 
 
 def _seed_generators(model):
@@ -84,7 +85,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             # (what stops the NaN guard) leaves the epoch's mean loss non-finite too
             return
         folder = self.run_dir / "checkpoints" / self.stage
-        save_model(self.model, folder / f"epoch-{epoch + 1:03d}.keras")
+        save_model(whole_model(self.model), folder / f"epoch-{epoch + 1:03d}.keras")  # not just a cached head
         self.state["stages"][self.stage]["completed_epochs"] = epoch + 1
         rundir.write_json(self.run_dir / rundir.STATE, self.state)
         for old in sorted(folder.glob("epoch-*.keras"))[:-self.keep]:

@@ -31,11 +31,12 @@ def evaluate(run_dir, *, split: str = "test", data_dir=None, data: str | None = 
                                   data or saved.get("data"))
     loaded = load_splits(recipe, hp, ctx)
     _check_classes(run_dir, loaded.meta.get("class_names"))
-    splits = stage_splits(recipe.stages[-1], loaded)
+    last = [stage for stage in recipe.stages if stage.runs(hp)][-1]  # the stage the final model finished
+    splits = stage_splits(last, loaded)
     if split not in splits:
         raise UsageError(f"recipe {recipe.name!r} has no {split} split")
     model = load_model(model_path, custom_objects=recipe_objects(recipe))
-    stage_hp = recipe.stages[-1].hparams(hp)
+    stage_hp = last.hparams(hp)
     apply_weight_penalties(model, stage_hp)  # not saved with the model: the loss counts them, as in training
     splits = with_auxiliary_targets(choose_loss(recipe, stage_hp, model).apply(splits), len(model.outputs))
     ds = evaluation_dataset(splits[split], batch_size=hp.batch_size, preprocess=recipe.preprocess, cache=False)

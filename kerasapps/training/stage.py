@@ -31,9 +31,11 @@ from kerasapps.core.schema import FULL_BATCH
 from kerasapps.data.augment import augmentation
 from kerasapps.data.pipelines import evaluation_dataset, steps_for, training_dataset, whole_batch_steps
 from kerasapps.data.splits import length, stage_splits, take
+from kerasapps.models.recompute import Recompute
 from kerasapps.training.callbacks import EarlyStopping, MaxNorm, NaNGuard
 from kerasapps.training.checkpoints import load_model, recipe_objects
 from kerasapps.training.distribute import Distribution, evaluate_custom, fit_custom
+from kerasapps.training.features import cached_features
 from kerasapps.training.losses import choose_loss, with_auxiliary_targets
 from kerasapps.training.optimizers import build_optimizer
 from kerasapps.training.regularizers import apply_weight_penalties
@@ -128,6 +130,7 @@ class StageResult:
     early_stopping: dict | None = None
     lbfgs: dict | None = None
     initial_epoch: int = 0
+    features_seconds: float | None = None  # the stage trained its head on frozen features computed once, in this time
 
 
 def seed_everything(hp: HParams) -> None:
@@ -139,18 +142,36 @@ def seed_everything(hp: HParams) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def freeze(model, prefixes: Iterable[str]) -> list[str]:
-    """Make layers whose names start with any of ``prefixes`` non-trainable; returns their names."""
+def freeze(model, prefixes: Iterable[str], *, rule: bool = False) -> list[str]:
+    """Make layers whose names start with any of ``prefixes`` non-trainable and every other layer trainable (a
+    later stage unfreezes what an earlier one froze); nested models are followed, and a matched nested model
+    freezes whole. Returns the frozen names (outermost). No prefixes: nothing changes, unless they come from
+    a ``rule`` (a stage's ``freeze(hp, model)``), which then unfreezes everything."""
     prefixes = tuple(prefixes)
-    if not prefixes:
+    if not prefixes and not rule:
         return []
-    frozen = [layer.name for layer in model.layers if layer.name.startswith(prefixes)]
-    if not frozen:
-        raise ConfigError(f"no layer of {model.name} starts with {', '.join(prefixes)}")
+    frozen: list[str] = []
+
+    def visit(layer):
+        hit = bool(prefixes) and layer.name.startswith(prefixes)
+        layer.trainable = not hit  # a nested model passes this to its layers, refined below
+        if hit:
+            frozen.append(layer.name)
+            return
+        for inner in [layer.block] if isinstance(layer, Recompute) else getattr(layer, "layers", None) or []:
+            visit(inner)
+
     for layer in model.layers:
-        if layer.name in frozen:
-            layer.trainable = False
+        visit(layer)
+    if not frozen and not rule:
+        raise ConfigError(f"no layer of {model.name} starts with {', '.join(prefixes)}")
     return frozen
+
+
+def stage_freeze(plan: "StagePlan", model) -> tuple[str, ...]:
+    """The layer-name prefixes the plan's stage freezes: ``Stage.freeze`` itself, or what it says for this model."""
+    rule = plan.stage.freeze
+    return tuple(rule(plan.hp, model)) if callable(rule) else tuple(rule)
 
 
 def check_loss(recipe: Recipe, hp: HParams, model) -> None:
@@ -182,7 +203,7 @@ def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
                 model = recipe.build(hp, plan.meta)
             elif isinstance(model, (str, Path)):
                 model = load_model(model, compile=False)
-            freeze(model, plan.stage.freeze)
+            freeze(model, stage_freeze(plan, model), rule=callable(plan.stage.freeze))
             apply_weight_penalties(model, hp)
             _compile(model, plan)
             if distribution.custom_loop:
@@ -211,11 +232,12 @@ def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
     return result
 
 
-def _compile(model, plan: StagePlan) -> None:
+def _compile(model, plan: StagePlan, optimizer=None) -> None:
     # A full-batch stage is minimised by kerasapps.training.lbfgs; the compiled SGD(0) is never stepped.
-    # Elsewhere build_optimizer refuses optimizer=lbfgs in one line.
-    optimizer = keras.optimizers.SGD(0.0) if plan.full_batch else build_optimizer(
-        plan.hp, plan.steps_per_epoch, plan.epochs)
+    # Elsewhere build_optimizer refuses optimizer=lbfgs in one line. A head on cached features shares the
+    # whole model's optimizer (``optimizer``), so the whole model's checkpoints hold its state.
+    optimizer = optimizer or (keras.optimizers.SGD(0.0) if plan.full_batch else build_optimizer(
+        plan.hp, plan.steps_per_epoch, plan.epochs))
     loss, metrics = choose_loss(plan.recipe, plan.hp, model).loss, list(plan.recipe.metrics_for(plan.hp))
     heads = len(model.outputs)
     if heads == 1:
@@ -260,14 +282,21 @@ def _callbacks(plan: StagePlan, data, guard, extra, initial_epoch: int) -> tuple
 def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, verbose) -> None:
     recipe, initial_epoch = plan.recipe, result.initial_epoch
     augment = augmentation(plan.hp, recipe) if plan.augment else None
+    preprocess, trained_model = recipe.preprocess, model
+    started = time.perf_counter()
+    cached = cached_features(plan, model, data, augment=augment is not None, custom_loop=distribution.custom_loop)
+    if cached is not None:  # the head trains on the frozen bottom's outputs, computed once
+        trained_model, data = cached
+        result.features_seconds = round(time.perf_counter() - started, 3)
+        _compile(trained_model, plan, optimizer=model.optimizer)
+        preprocess = None
 
     def train_batches(shard=None, replica_batch=None):
         return training_dataset(data["train"], batch_size=plan.batch_size, seed=plan.hp.seed, stage_index=plan.index,
                                 first_epoch=initial_epoch, epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch,
-                                preprocess=recipe.preprocess, augment=augment, shard=shard,
-                                replica_batch=replica_batch)[0]
+                                preprocess=preprocess, augment=augment, shard=shard, replica_batch=replica_batch)[0]
 
-    val_ds = (evaluation_dataset(data["validation"], batch_size=plan.batch_size, preprocess=recipe.preprocess)
+    val_ds = (evaluation_dataset(data["validation"], batch_size=plan.batch_size, preprocess=preprocess)
               if "validation" in data else None)
     # The guard's message reaches the user once, as StageResult.diverged (train raises it); not logged here too.
     guard = NaNGuard(log_level=logging.DEBUG, rate_key=plan.stage.overrides.get("learning_rate", "learning_rate"),
@@ -279,13 +308,14 @@ def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, ver
     started = time.perf_counter()
     if distribution.custom_loop:
         validation = (val_ds, math.ceil(length(data["validation"]) / plan.batch_size)) if val_ds else None
-        history = fit_custom(model, distribution.strategy, train_batches, plan.batch_size, epochs=plan.epochs,
-                             initial_epoch=initial_epoch, steps=plan.steps_per_epoch, callbacks=callbacks, verbose=verbose, backup=backup,
-                             skip_steps=skip_steps, backup_steps=distribution.backup_steps, validation=validation)
+        history = fit_custom(trained_model, distribution.strategy, train_batches, plan.batch_size,
+                             epochs=plan.epochs, initial_epoch=initial_epoch, steps=plan.steps_per_epoch,
+                             callbacks=callbacks, verbose=verbose, backup=backup, skip_steps=skip_steps,
+                             backup_steps=distribution.backup_steps, validation=validation)
     else:
-        history = model.fit(train_batches(), epochs=plan.epochs, initial_epoch=initial_epoch,
-                            steps_per_epoch=plan.steps_per_epoch, shuffle=False, validation_data=val_ds,
-                            callbacks=callbacks, verbose=verbose)
+        history = trained_model.fit(train_batches(), epochs=plan.epochs, initial_epoch=initial_epoch,
+                                    steps_per_epoch=plan.steps_per_epoch, shuffle=False, validation_data=val_ds,
+                                    callbacks=callbacks, verbose=verbose)
     result.seconds = time.perf_counter() - started
     result.history = {k: [float(v) for v in values] for k, values in history.history.items()}
     trained = ((plan.epochs - initial_epoch) * plan.steps_per_epoch - skip_steps) * plan.batch_size

@@ -44,9 +44,10 @@ from kerasapps.training.checkpoints import (
 )
 from kerasapps.training.curves import plot_curves
 from kerasapps.training.distribute import Distribution
+from kerasapps.training.features import check_cache_features
 from kerasapps.training.lbfgs import check_full_batch
 from kerasapps.training.optimizers import check_schedule, current_lr
-from kerasapps.training.stage import StagePlan, check_loss, run_stage, seed_everything
+from kerasapps.training.stage import StagePlan, check_loss, freeze, run_stage, seed_everything
 
 log = logging.getLogger("kerasapps")
 
@@ -176,11 +177,21 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
     if hp.early_stopping and hp.early_stopping_monitor.startswith("val_") and splits.get("validation") is None:
         raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
                           "validation split (validation_split is 0)")
-    if hp.loss == "auto" or not built:
+    if not built:
         return None
-    with distribution.scope():
+    with distribution.scope():  # built now so that what only building finds (weights that will not load) is
+        # refused before the run directory is written; the run then trains this very model
         model = recipe.build(recipe.stages[0].hparams(hp), splits.meta)
     check_loss(recipe, hp, model)
+    if hp.cache_features == "true":  # each stage's frozen layers, as the stage will freeze them
+        for stage in recipe.stages:
+            if stage.runs(hp):
+                stage_hp = stage.hparams(hp)
+                rule = stage.freeze
+                freeze(model, rule(stage_hp, model) if callable(rule) else rule, rule=callable(rule))
+                check_cache_features(stage_hp, stage, model, augment=augment is not None,
+                                     custom_loop=distribution.custom_loop,
+                                     full_batch=stage_hp.optimizer in FULL_BATCH)
     return model
 
 
@@ -238,6 +249,8 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
     metrics: dict[str, Any] = dict(run.state.get("metrics", {}))
     previous = None  # the last finished stage's saved model, when no model is in memory
     for index, stage in enumerate(recipe.stages):
+        if not stage.runs(run.hp):  # e.g. image_transfer's finetune with finetune_blocks=0
+            continue
         info = run.state["stages"].setdefault(stage.name, {"completed_epochs": 0, "done": False})
         stage_path = run.run_dir / "stages" / f"{stage.name}.keras"
         if info["done"]:
@@ -266,11 +279,15 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
             info["early_stopping"] = result.early_stopping
         if result.lbfgs is not None:
             info["lbfgs"] = result.lbfgs
+        if result.features_seconds is not None:
+            info["features_seconds"] = result.features_seconds
         done = info["lbfgs"]["iterations"] if "lbfgs" in info else plan.epochs  # L-BFGS: iterations, as in the CSV
         metrics[stage.name] = {"test": result.test, "epochs": done, "seconds": info.get("seconds"),
                                "samples_per_second": info.get("samples_per_second"),
                                **({"early_stopping": info["early_stopping"]} if "early_stopping" in info else {}),
-                               **({"lbfgs": info["lbfgs"]} if "lbfgs" in info else {})}
+                               **({"lbfgs": info["lbfgs"]} if "lbfgs" in info else {}),
+                               **({"features_cached_in_seconds": info["features_seconds"]}
+                                  if "features_seconds" in info else {})}
         save_model(model, stage_path)
         info["done"] = True
         run.state["metrics"] = metrics
@@ -300,9 +317,10 @@ def _finish(run: Run, model, previous, metrics: Mapping, manifest: dict) -> RunR
     save_model(model, run.run_dir / rundir.FINAL_MODEL)
     if run.distribution.custom_loop and run.distribution.chief:
         shutil.rmtree(run.run_dir / "backup", ignore_errors=True)
-    final = {"recipe": run.recipe.name, "stages": dict(metrics), "test": metrics[run.recipe.stages[-1].name]["test"]}
+    ran = [s.name for s in run.recipe.stages if s.runs(run.hp)]
+    final = {"recipe": run.recipe.name, "stages": dict(metrics), "test": metrics[ran[-1]]["test"]}
     rundir.write_json(run.run_dir / rundir.METRICS, final)
-    plot_curves(run.run_dir, [s.name for s in run.recipe.stages])
+    plot_curves(run.run_dir, ran)
     run.save_state("completed")
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     rundir.write_json(run.run_dir / rundir.MANIFEST, manifest)
