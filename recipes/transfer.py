@@ -286,7 +286,9 @@ IMAGE_TRANSFER = Recipe(
                                 "expect)", choices=PREPROCESSINGS),
         "dropout": HParam(0.2, float, "dropout before the new head", minimum=0.0, maximum=0.9),
         "finetune_blocks": HParam("2", str, "top backbone blocks trained in stage finetune (all: every block; "
-                                  "0: no finetune stage)"),
+                                  "0: no finetune stage). Blocks: a ResNet's stem and residual blocks (resnet20: "
+                                  "10, resnet50: 17), VGG's 5, GoogLeNet's stem and 9 inception modules, "
+                                  "AlexNet's and ZFNet's 5, LeNet-5's 3"),
         "finetune_learning_rate": HParam(1e-4, float, "learning rate of stage finetune (a tenth of the head's "
                                          "default)", minimum=0.0),
     },

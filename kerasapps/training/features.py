@@ -120,7 +120,7 @@ def cached_features(plan, model, data, *, augment: bool, custom_loop: bool):
     import keras
 
     mode = plan.hp.cache_features
-    if mode == "false" or (mode == "auto" and not plan.stage.freeze):
+    if mode == "false" or not plan.stage.freeze:
         return None
     check_cache_features(plan.hp, plan.stage, model, augment=plan.augment and augment, custom_loop=custom_loop,
                          full_batch=plan.full_batch)
@@ -157,7 +157,7 @@ def features_of(bottom, x, preprocess, batch_size: int) -> np.ndarray:
     from kerasapps.data.pipelines import evaluation_dataset
 
     n = length(x)
-    dataset = evaluation_dataset((x, np.zeros(n, np.int8)), batch_size=max(batch_size, 64), preprocess=preprocess,
+    dataset = evaluation_dataset((x, np.zeros(n, np.int8)), batch_size=max(batch_size, 256), preprocess=preprocess,
                                  cache=False)
     if n == 0:
         return np.zeros((0, *bottom.output.shape[1:]), np.float32)
