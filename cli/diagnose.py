@@ -8,6 +8,7 @@ from kerasapps.cli.options import (
     DATA,
     DATA_DIR,
     JSON,
+    RECIPE_NAME,
     SET,
     echo_json,
     pass_settings,
@@ -62,7 +63,7 @@ def init(activation, init, layers, units, examples, seed, png, as_json):
 
 
 @diagnose.command()
-@click.argument("name")
+@RECIPE_NAME
 @click.option("--examples", default=OVERFIT_EXAMPLES, show_default=True, type=click.IntRange(min=1),
               help="Training examples to overfit.")
 @click.option("--max-epochs", default=OVERFIT_MAX_EPOCHS, show_default=True, type=click.IntRange(min=1))
@@ -94,7 +95,7 @@ def overfit(settings, name, examples, max_epochs, batch_size, assignments, data_
 
 
 @diagnose.command()
-@click.argument("name")
+@RECIPE_NAME
 @click.option("--min-lr", default=LR_RANGE["min_lr"], show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--max-lr", default=LR_RANGE["max_lr"], show_default=True, type=click.FloatRange(min=0, min_open=True))
 @click.option("--steps", default=LR_RANGE["steps"], show_default=True, type=click.IntRange(min=10))
@@ -174,7 +175,7 @@ def features(settings, run_dir, input_path, layer, png, as_json):
 
 
 @click.command()
-@click.argument("name")
+@RECIPE_NAME
 @click.option("--trials", required=True, type=click.IntRange(min=1), help="Configurations to try (in total).")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Epochs per trial (default: the recipe's).")
 @click.option("--space", "space_file", type=click.Path(dir_okay=False),

@@ -49,3 +49,13 @@ DATA = click.option("--data", "data", metavar="SOURCE",
 SET = click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
                    help="Override a hyper-parameter (repeatable).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def complete_recipe(ctx, param, incomplete: str) -> list:
+    """Shell completion of a recipe NAME from the registry (``_KERASAPPS_COMPLETE=bash_source kerasapps``)."""
+    from kerasapps.core.registry import REGISTRY
+
+    return [click.shell_completion.CompletionItem(name) for name in REGISTRY.names() if name.startswith(incomplete)]
+
+
+RECIPE_NAME = click.argument("name", shell_complete=complete_recipe)

@@ -76,7 +76,7 @@ def train(recipe, *, epochs: int | None = None, batch_size: int | None = None, s
           run_dir: PathLike | None = None, data_dir: PathLike | None = None, data: str | None = None,
           resume: bool = False,
           smoke: bool = False, strategy="default", tpu: str | None = None, backup_steps: int | None = None,
-          callbacks: Iterable = (), verbose: int | str = "auto"):
+          callbacks: Iterable = (), verbose: int | str = "auto", overwrite: bool = False):
     """Train ``recipe`` (a name or a Recipe) into a run directory (``kerasapps train``); returns a RunResult
     (``run_dir``, ``recipe``, ``metrics``).
 
@@ -87,7 +87,8 @@ def train(recipe, *, epochs: int | None = None, batch_size: int | None = None, s
     holds the built-in data sets, without it the recipe downloads with TFDS; ``data`` is the user's own
     instead: a folder of class folders (images or text files), a ``.csv``/``.jsonl`` table or
     ``tfds:NAME[/CONFIG][:VERSION]`` (:mod:`kerasapps.data.sources`). ``resume`` continues ``run_dir``
-    from its last completed epoch; ``smoke`` trains a tiny slice for a few steps. ``strategy`` is a
+    from its last completed epoch; ``overwrite`` replaces a run directory that is not empty (a finished or
+    failed run; refused while a process trains in it), once the new run has checked its data and settings; ``smoke`` trains a tiny slice for a few steps. ``strategy`` is a
     ``tf.distribute`` strategy name (``auto``, ``default``, ``one_device``, ``mirrored``,
     ``multi_worker``, ``tpu`` with ``tpu=ADDRESS``) or a Strategy; ``backup_steps`` adds mid-epoch
     backups to multi-worker runs. ``callbacks`` are extra Keras callbacks for every stage.
@@ -97,7 +98,7 @@ def train(recipe, *, epochs: int | None = None, batch_size: int | None = None, s
     flags = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "seed": seed}
     return run(recipe, run_dir=run_dir, config_file=config, overrides=_assignments(set), flags=flags,
                data_dir=data_dir, data=data, resume=resume, smoke=smoke, verbose=verbose, callbacks=callbacks,
-               strategy=strategy, tpu=tpu, backup_steps=backup_steps)
+               strategy=strategy, tpu=tpu, backup_steps=backup_steps, overwrite=overwrite)
 
 
 def evaluate(run_dir: PathLike, *, split: str = "test", data_dir: PathLike | None = None,

@@ -11,6 +11,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Modules whose tests train whole recipes (every registered recipe end to end, transfer learning, own-data
+# sources, multi-worker runs, kill-and-resume, real-data exports): all their tests are marked slow, so
+# `pytest -m "not slow and not realdata"` is the fast subset (see the README's "Run the tests").
+SLOW_MODULES = {
+    "tests/recipes/test_recipes.py", "tests/recipes/test_transfer.py", "tests/recipes/test_auxiliary_heads.py",
+    "tests/recipes/test_captioning.py", "tests/data/test_own_data.py", "tests/training/test_distribute.py",
+    "tests/training/test_resume.py", "tests/savedmodel/test_predict.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(item.fspath).resolve().relative_to(REPO).as_posix() in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 def make_tiny_mnist(folder: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
     """A learnable MNIST stand-in: each digit lights its own 8x5 block on a noisy background."""

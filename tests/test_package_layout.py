@@ -175,3 +175,46 @@ def test_one_version_number():
     hits = [path for path in [*REPO.joinpath("kerasapps").rglob("*.py"), *REPO.joinpath("cli").rglob("*.py")]
             if f'"{__version__}"' in path.read_text()]
     assert hits == [REPO / "kerasapps" / "core" / "version.py"]
+
+
+def _requirements() -> tuple[str, set[str]]:
+    """setup.cfg's ``python_requires`` and the names of ``install_requires`` (normalised, extras dropped)."""
+    import configparser
+    import re
+
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    lines = [line.strip() for line in config["options"]["install_requires"].splitlines() if line.strip()]
+    return config["options"]["python_requires"], {re.split(r"[\[<>=!;~ ]", line)[0].lower().replace("_", "-")
+                                                  for line in lines}
+
+
+def test_every_imported_package_is_declared_and_python_requires_holds_for_them():
+    """What the package imports (top-level names outside the standard library) is in ``install_requires``, and
+    ``python_requires`` asks for no older Python than the declared packages need (keras 3.15: 3.11)."""
+    import importlib.metadata
+    import sys
+
+    from packaging.specifiers import SpecifierSet
+
+    python_requires, declared = _requirements()
+    distributions = importlib.metadata.packages_distributions()
+    missing = set()
+    for path in _modules().values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "kerasapps":
+                    continue
+                owners = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                if not owners & declared:
+                    missing.add(f"{top} ({', '.join(sorted(owners))}) in {path.relative_to(REPO)}")
+    assert not missing, sorted(missing)
+    ours = SpecifierSet(python_requires)
+    oldest = min(v for v in ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13") if v in ours)
+    for name in sorted(declared):
+        needs = importlib.metadata.metadata(name).get("Requires-Python")
+        if needs:
+            assert oldest in SpecifierSet(needs), f"{name} needs Python {needs}; python_requires is {python_requires}"

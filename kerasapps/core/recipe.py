@@ -70,7 +70,7 @@ class Stage:
     """One training stage.
 
     ``select(split)`` filters or relabels a ``(x, y)`` split for this stage (applied to
-    train, validation and test alike); ``freeze`` lists layer-name prefixes made
+    train, validation and test alike; ``trains_on`` says what that leaves, for the log); ``freeze`` lists layer-name prefixes made
     non-trainable before the stage compiles (every other layer is made trainable), or is a function
     ``freeze(hp, model)`` returning them (nested layers are matched too; a matched nested model
     freezes whole); ``when(hp)``, if given, says whether the stage runs at all; ``overrides`` maps a common
@@ -82,6 +82,7 @@ class Stage:
     name: str
     summary: str = ""
     select: Callable[[Split], Split] | None = None
+    trains_on: str = ""  # what the stage trains on, in a few words (``digits 0-4``): the log names the stage by it
     freeze: tuple[str, ...] | Callable[[Any, Any], Iterable[str]] = ()
     overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
     when: Callable[[Any], bool] | None = None
@@ -108,10 +109,12 @@ class Serving:
     maps them to named outputs inside the export, ``extra_endpoints`` adds signatures beside
     ``serving_default`` and ``describe()`` is the line ``kerasapps info`` shows. What ``kerasapps
     predict`` reads from files follows from the signature's input (images and ``.npy`` arrays for
-    numbers, one text file per example for strings), so it also works against a server.
+    numbers, one text file per example for strings), so it also works against a server. ``knows`` names
+    the classes a classifier knows where they are fewer than its inputs can show (``predict`` says so).
     """
 
     input_name = "inputs"
+    knows: str | None = None  # the classes a model knows, where they are not all its inputs can show: "the digits 5-9"
 
     def input_signature(self) -> list:
         raise NotImplementedError

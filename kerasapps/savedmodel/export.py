@@ -119,7 +119,7 @@ def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool 
     try:
         archive.write_out(str(tmp), verbose=False)
         info = {"recipe": recipe.name, "version": version, "run_dir": str(Path(run_dir).resolve()),
-                "signature": serving.describe()}
+                "signature": serving.describe(), **({"knows": serving.knows} if serving.knows else {})}
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         if target.exists():  # --force: swap, never leaving the version missing or half-written

@@ -4,6 +4,7 @@ same serving functions the export would hold)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import UsageError
-from kerasapps.savedmodel.export import is_export, run_serving, serving_function, serving_model, versions
+from kerasapps.savedmodel.export import EXPORT_INFO, is_export, run_serving, serving_function, serving_model, versions
 from kerasapps.savedmodel.inputs import InputSpec, read_inputs
 
 
@@ -31,6 +32,19 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
     if path.is_dir() and not is_export(path) and versions(path):
         path = path / str(versions(path)[-1])
     return path
+
+
+def known_classes(model: str | os.PathLike) -> str | None:
+    """What a classifier export or run directory knows where it is less than its inputs can show
+    (``the digits 5-9``, :attr:`Serving.knows`), or None."""
+    path = resolve_model_path(model)
+    if is_export(path):
+        info = path / EXPORT_INFO
+        return json.loads(info.read_text()).get("knows") if info.is_file() else None
+    from kerasapps.training import rundir
+
+    recipe, _, _ = rundir.open_run(path)
+    return run_serving(recipe, path).knows
 
 
 def load_signature(model: str | os.PathLike, signature: str = "serving_default") -> Signature:

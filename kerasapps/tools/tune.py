@@ -213,8 +213,11 @@ def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, spac
     class _RecipeTuner(kt.RandomSearch):
         def run_trial(self, trial, *args, **kwargs):
             values = dict(trial.hyperparameters.values)
-            log.info("trial %s: %s", trial.trial_id, ", ".join(f"{k}={v:.4g}" if isinstance(v, float)
-                                                                else f"{k}={v}" for k, v in values.items()))
+            done = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
+            best = [t for t in self.oracle.get_best_trials(1) if t.score is not None]
+            so_far = f" (best so far: {objective[0]} {best[0].score:.4f})" if best else ""
+            log.info("trial %d of %d: %s%s", done + 1, trials, ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()), so_far)
             return run_trial(recipe, trial_hparams(values), splits, objective)
 
     resuming = (out / "search" / "oracle.json").is_file()

@@ -126,6 +126,26 @@ def lock(run_dir: Path):
         handle.close()
 
 
+def check_replaceable(run_dir: Path) -> None:
+    """Refuse, in one line, to replace ``run_dir`` unless it is a kerasapps run directory (``--overwrite``
+    never removes a folder of something else)."""
+    if not run_dir.is_dir() or not any((run_dir / name).exists() for name in (CONFIG, STATE, MANIFEST)):
+        raise UsageError(f"{run_dir} is not a kerasapps run directory (no {CONFIG} or {STATE}); --overwrite "
+                         "replaces run directories only: choose another --run-dir")
+
+
+def remove_run(run_dir: Path) -> None:
+    """Remove the run directory ``run_dir`` (``--overwrite``): refused while a process trains in it; moved aside
+    in one rename first, so ``run_dir`` never holds half of the old run."""
+    import shutil
+
+    check_replaceable(run_dir)
+    aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
+    with lock(run_dir):
+        os.replace(run_dir, aside)
+    shutil.rmtree(aside)
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

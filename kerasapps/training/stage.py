@@ -113,8 +113,9 @@ class StagePlan:
 
     @property
     def title(self) -> str:
-        """``stage 1/2 'pretrain'``: how the log names this stage."""
-        return f"stage {self.index + 1}/{len(self.recipe.stages)} '{self.stage.name}'"
+        """``stage 1/2 'pretrain' (digits 0-4)``: how the log names this stage."""
+        on = f" ({self.stage.trains_on})" if self.stage.trains_on else ""
+        return f"stage {self.index + 1}/{len(self.recipe.stages)} '{self.stage.name}'{on}"
 
 
 @dataclasses.dataclass

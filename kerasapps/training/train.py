@@ -85,17 +85,21 @@ def as_recipe(recipe: Recipe | str) -> Recipe:
 
 
 class _LogLearningRate(keras.callbacks.Callback):
-    """Put the learning rate in effect at the end of each epoch into the logs as ``lr`` (CSV, TensorBoard)."""
+    """Put the learning rate at the start of each epoch into the logs as ``lr`` (progress bar, CSV, TensorBoard):
+    the rate the epoch trained at, not where a decaying schedule ends (zero, for cosine, after the last step)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rate = current_lr(self.model.optimizer)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and "lr" not in logs:
-            logs["lr"] = current_lr(self.model.optimizer)
+            logs["lr"] = self.rate
 
 
 def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(), flags=None,
           data_dir=None, data: str | None = None, resume: bool = False, smoke: bool = False, verbose="auto",
           callbacks: Iterable = (), strategy="default", tpu: str | None = None,
-          backup_steps: int | None = None) -> RunResult:
+          backup_steps: int | None = None, overwrite: bool = False) -> RunResult:
     """Train ``recipe`` into ``run_dir`` (see the module docstring); :func:`kerasapps.train` documents the options.
 
     ``overrides`` are ``key=value`` strings or a mapping, ``flags`` the ``--epochs``-style values that
@@ -106,6 +110,8 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
     # first: collective ops (multi_worker) must be configured before TensorFlow initialises its devices
     distribution = Distribution.start(strategy, tpu, backup_steps=backup_steps, resume=resume)
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    if resume and overwrite:
+        raise UsageError("--resume continues a run and --overwrite replaces it: pass one of them")
     if resume:
         hp, state, run_dir, smoke, recorded = _resumed(recipe, run_dir, config_file, overrides, flags)
         data_dir = rundir.recorded_data_dir(run_dir, data_dir)
@@ -115,7 +121,7 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
         data = recorded
     else:
         hp = recipe.resolve(config_file=config_file, overrides=overrides, flags=flags)
-        run_dir, state = _fresh(recipe, run_dir, distribution), {"status": "running", "stages": {}}
+        run_dir, state = _fresh(recipe, run_dir, distribution, overwrite), {"status": "running", "stages": {}}
     with contextlib.ExitStack() as held:
         if resume and distribution.chief:  # one writer per run directory: a second --resume is refused here
             held.enter_context(rundir.lock(run_dir))
@@ -125,6 +131,8 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
         splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
         first_model = _check(recipe, hp, splits, distribution, built=not resume)
         if not resume and distribution.chief:
+            if overwrite:  # only now, when the new run is known to start: the old one is never lost for nothing
+                rundir.remove_run(run_dir)
             held.enter_context(rundir.lock(run_dir))
         distribution = dataclasses.replace(distribution, backup_dir=run_dir / "backup")  # multi-worker backups
         writes = run_dir if distribution.chief else Path(tempfile.mkdtemp(prefix=f"kerasapps-{recipe.name}-worker-"))
@@ -150,17 +158,20 @@ def _resumed(recipe, run_dir, config_file, overrides, flags):
     hp = recipe.resolve(config_file=run_dir / rundir.CONFIG)
     state = rundir.read_json(run_dir / rundir.STATE) if (run_dir / rundir.STATE).is_file() else {"stages": {}}
     if state.get("status") == "completed":
-        raise UsageError(f"run {run_dir} has already completed; nothing to resume")
+        raise UsageError(f"run {run_dir} has already completed; nothing to resume (start anew with --overwrite, "
+                         "which replaces it, or another --run-dir)")
     return hp, state, run_dir, bool(saved.get("smoke", False)), saved.get("data")
 
 
-def _fresh(recipe, run_dir, distribution) -> Path:
+def _fresh(recipe, run_dir, distribution, overwrite: bool = False) -> Path:
     if distribution.custom_loop and run_dir is None:
         raise UsageError("--strategy multi_worker needs --run-dir, a directory every worker can reach")
     run_dir = Path(run_dir) if run_dir else rundir.default_run_dir(recipe.name)
     if distribution.chief and run_dir.exists() and any(run_dir.iterdir()):
-        raise UsageError(f"run directory {run_dir} is not empty; pass --resume to continue it, "
-                         "or choose another --run-dir")
+        if not overwrite:
+            raise UsageError(f"run directory {run_dir} is not empty; pass --resume to continue it, --overwrite "
+                             "to replace it, or choose another --run-dir")
+        rundir.check_replaceable(run_dir)
     return run_dir
 
 
@@ -183,15 +194,18 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
         # refused before the run directory is written; the run then trains this very model
         model = recipe.build(recipe.stages[0].hparams(hp), splits.meta)
     check_loss(recipe, hp, model)
-    if hp.cache_features == "true":  # each stage's frozen layers, as the stage will freeze them
+    if hp.cache_features == "true":  # each stage's frozen layers, as the stage will freeze them; then as built
+        built_as = [(layer, layer.trainable) for layer in model._flatten_layers()]
         for stage in recipe.stages:
-            if stage.runs(hp):
+            if stage.runs(hp) and stage.freeze:  # a stage that freezes nothing has nothing to cache
                 stage_hp = stage.hparams(hp)
                 rule = stage.freeze
                 freeze(model, rule(stage_hp, model) if callable(rule) else rule, rule=callable(rule))
                 check_cache_features(stage_hp, stage, model, augment=augment is not None,
                                      custom_loop=distribution.custom_loop,
                                      full_batch=stage_hp.optimizer in FULL_BATCH)
+        for layer, trainable in built_as:
+            layer.trainable = trainable
     return model
 
 

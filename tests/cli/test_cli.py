@@ -138,6 +138,11 @@ def test_run_directory_contents(smoke_run):
                  "checkpoints/pretrain/epoch-001.keras", "stages/pretrain.keras"):
         assert (smoke_run / name).is_file(), name
     assert list((smoke_run / "tensorboard" / "pretrain").rglob("events.out.tfevents.*"))
+    import csv
+
+    for stage, peak in (("pretrain", 2e-3), ("finetune", 2e-3)):  # the rate each epoch trained at, not the
+        rates = [float(row["lr"]) for row in csv.DictReader(open(smoke_run / "logs" / f"{stage}.csv"))]
+        assert rates[0] == pytest.approx(peak) and all(rate > 0 for rate in rates)  # cosine's final zero
 
 
 def test_evaluate_export_predict(smoke_run, tmp_path, tiny_data_dir):
@@ -159,10 +164,13 @@ def test_evaluate_export_predict(smoke_run, tmp_path, tiny_data_dir):
     Image.fromarray(digits[0]).save(tmp_path / "digit.png")
     predicted = invoke("predict", out / "mnist_transfer", tmp_path / "digit.png", tmp_path / "batch.npy")
     assert predicted.exit_code == 0, predicted.stderr
-    lines = predicted.stdout.strip().splitlines()
+    knows, *lines = predicted.stdout.strip().splitlines()
+    assert knows == "this model knows the digits 5-9 only"  # a digit 0-4 still gets one of 5-9
     assert len(lines) == 4 and all("class" in line for line in lines)
+    assert {line.split("class ")[1].split()[0] for line in lines} <= {"5", "6", "7", "8", "9"}
     from_run = invoke("predict", smoke_run, tmp_path / "digit.png")
-    assert from_run.exit_code == 0 and from_run.stdout.strip().split(":")[1] == lines[0].split(":")[1]
+    assert from_run.exit_code == 0
+    assert from_run.stdout.strip().splitlines() == [knows, lines[0]]
 
     np.save(tmp_path / "wrong.npy", np.zeros((2, 32, 32), np.uint8))
     assert_one_line_error(invoke("predict", out / "mnist_transfer", tmp_path / "wrong.npy"), 2,
@@ -176,8 +184,32 @@ def test_run_dir_in_use_and_resume_errors(smoke_run, tiny_data_dir):
     assert_one_line_error(invoke("train", "mnist_transfer", "--smoke", "--data-dir", tiny_data_dir,
                                  "--run-dir", smoke_run), 2, "is not empty", "--resume")
     assert_one_line_error(invoke("train", "mnist_transfer", "--resume", "--run-dir", smoke_run), 2,
-                          "already completed")
+                          "already completed", "--overwrite")
     assert_one_line_error(invoke("export", smoke_run.parent / "nothing"), 2, "not a kerasapps run directory")
+
+
+def test_overwrite_replaces_a_finished_run_and_nothing_else(smoke_run, tiny_data_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    (run / "left-from-the-old-run.txt").write_text("old")
+    train = ("train", "mnist_transfer", "--smoke", "--data-dir", tiny_data_dir, "--run-dir", run)
+    assert_one_line_error(invoke(*train, "--overwrite", "--set", "learning_rate=-1"), 2, "learning_rate")
+    assert (run / "left-from-the-old-run.txt").is_file()  # a new run refused before it starts leaves the old one
+    again = invoke(*train, "--overwrite")
+    assert again.exit_code == 0, again.stderr
+    assert not (run / "left-from-the-old-run.txt").exists() and (run / "model.keras").is_file()
+    assert json.loads((run / "state.json").read_text())["status"] == "completed"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing moved aside is left behind
+
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    assert_one_line_error(invoke("train", "mnist_transfer", "--smoke", "--data-dir", tiny_data_dir,
+                                 "--run-dir", other, "--overwrite"), 2, "not a kerasapps run directory")
+    assert (other / "keep.txt").read_text() == "mine"
+    assert_one_line_error(invoke(*train, "--overwrite", "--resume"), 2, "--resume", "--overwrite")
 
 
 @pytest.mark.slow
@@ -189,3 +221,11 @@ def test_console_script_keeps_stderr_clean(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "Traceback" not in result.stderr and "cuda" not in result.stderr.lower()
+
+
+def test_shell_completion_completes_recipe_names():
+    script = str(Path(sys.executable).parent / "kerasapps")
+    env = {**__import__("os").environ, "_KERASAPPS_COMPLETE": "bash_complete", "COMP_WORDS": "kerasapps train mnist_t",
+           "COMP_CWORD": "2"}
+    done = subprocess.run([script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.split() == ["plain,mnist_transfer"]

@@ -30,7 +30,7 @@ def _layer_weights(path, prefix):
 def tiny_run(tmp_path_factory, tiny_data_dir):
     run_dir = tmp_path_factory.mktemp("transfer") / "run"
     kerasapps.train("mnist_transfer", run_dir=run_dir, data_dir=tiny_data_dir, epochs=2, batch_size=32,
-                    verbose=0)
+                    set={"finetune_epochs": 2, "finetune_batch_size": 32}, verbose=0)
     return run_dir
 
 
@@ -50,12 +50,14 @@ def test_finetune_stage_trains_at_its_own_learning_rate(tmp_path, tiny_data_dir)
 
     run_dir = tmp_path / "run"
     kerasapps.train("mnist_transfer", run_dir=run_dir, data_dir=tiny_data_dir, verbose=0, epochs=1,
-                    set=["lr_schedule=constant", "learning_rate=0.0007", "finetune_learning_rate=0.0003"])
+                    set=["lr_schedule=constant", "learning_rate=0.0007", "finetune_learning_rate=0.0003",
+                         "finetune_epochs=1"])
     lrs = {stage: [float(row["lr"]) for row in csv.DictReader(open(run_dir / "logs" / f"{stage}.csv"))]
            for stage in ("pretrain", "finetune")}
     assert lrs == {"pretrain": [pytest.approx(7e-4)], "finetune": [pytest.approx(3e-4)]}
     info = kerasapps.info("mnist_transfer")
-    assert info["stages"][1]["overrides"] == {"learning_rate": "finetune_learning_rate"}
+    assert info["stages"][1]["overrides"] == {"learning_rate": "finetune_learning_rate", "epochs": "finetune_epochs",
+                                              "batch_size": "finetune_batch_size"}
 
 
 def test_stages_learn_on_tiny_data(tiny_run):

@@ -60,7 +60,9 @@ class _Tripwire:
         raise AssertionError("tune read the test split (getitem)")
 
 
-def test_tune_never_reads_the_test_split_and_resumes(tmp_path, tiny_data_dir):
+def test_tune_never_reads_the_test_split_and_resumes(tmp_path, tiny_data_dir, caplog):
+    import logging
+
     from kerasapps.recipes.mlp import MLP_MNIST
 
     reads = []
@@ -77,7 +79,17 @@ def test_tune_never_reads_the_test_split_and_resumes(tmp_path, tiny_data_dir):
     assert [row["trial"] for row in first["trials"]] == ["0"]
     trial0 = (tmp_path / "s" / "search" / "trial_0" / "trial.json").read_text()
 
-    resumed = tune(guarded, trials=2, **options)  # same directory: keeps trial 0, runs only trial 1
+    logger = logging.getLogger("kerasapps")  # the CLI's tests may have stopped it propagating to caplog's root
+    logger.addHandler(caplog.handler)
+    caplog.clear()
+    try:
+        with caplog.at_level(logging.INFO, logger="kerasapps"):
+            resumed = tune(guarded, trials=2, **options)  # same directory: keeps trial 0, runs only trial 1
+    finally:
+        logger.removeHandler(caplog.handler)
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial ")]
+    assert len(progress) == 1 and progress[0].startswith("trial 2 of 2: ")  # the one trial left to run
+    assert f"(best so far: val_accuracy {first['best']['score']:.4f})" in progress[0]
     assert sorted(row["trial"] for row in resumed["trials"]) == ["0", "1"]
     assert (tmp_path / "s" / "search" / "trial_0" / "trial.json").read_text() == trial0
     assert reads == []

@@ -25,11 +25,15 @@ def _weights(path):
     return [w.numpy() for w in keras.saving.load_model(path, compile=False).weights]
 
 
+# both stages 2 epochs at batch 32 (mnist_transfer's finetune has its own epochs and batch size)
+TWO_BY_TWO = {"finetune_epochs": 2, "finetune_batch_size": 32}
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, tiny_data_dir):
     run_dir = tmp_path_factory.mktemp("resume") / "full"
     kerasapps.train("mnist_transfer", run_dir=run_dir, data_dir=tiny_data_dir,
-                    epochs=2, batch_size=32, verbose=0)
+                    epochs=2, batch_size=32, set=TWO_BY_TWO, verbose=0)
     return _weights(run_dir / "model.keras")
 
 
@@ -46,7 +50,7 @@ def test_resumed_run_ends_with_identical_weights(uninterrupted, tmp_path, tiny_d
                     super().on_epoch_begin(epoch, logs)
         crash = CrashInFinetune(1)
     with pytest.raises(KeyboardInterrupt):
-        kerasapps.train("mnist_transfer", run_dir=run_dir, epochs=2, batch_size=32,
+        kerasapps.train("mnist_transfer", run_dir=run_dir, epochs=2, batch_size=32, set=TWO_BY_TWO,
                         callbacks=[crash], **options)
     assert not (run_dir / "model.keras").exists()
     result = kerasapps.train("mnist_transfer", run_dir=run_dir, resume=True, **options)
@@ -73,7 +77,7 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data_
         assert all(np.isfinite(w.numpy()).all() for w in model.weights)
 
 
-AUGMENTED = {"augment_shift": 0.1, "augment_rotation": 10.0, "augment_flip": "horizontal"}
+AUGMENTED = {"augment_shift": 0.1, "augment_rotation": 10.0, "augment_flip": "horizontal", **TWO_BY_TWO}
 
 
 def test_augmented_runs_repeat_with_one_seed_and_resume_exactly(tmp_path, tiny_data_dir):
@@ -103,8 +107,8 @@ def test_a_missing_checkpoint_resumes_from_the_newest_present(uninterrupted, tmp
                 super().on_epoch_begin(epoch, logs)
 
     with pytest.raises(KeyboardInterrupt):
-        kerasapps.train("mnist_transfer", run_dir=run_dir, epochs=2, batch_size=32, callbacks=[CrashAtFinetune(0)],
-                        **options)
+        kerasapps.train("mnist_transfer", run_dir=run_dir, epochs=2, batch_size=32, set=TWO_BY_TWO,
+                        callbacks=[CrashAtFinetune(0)], **options)
     # pretrain finished (its stage model is saved): make it look as if the kill came before that, after epoch 2
     state = (run_dir / "state.json").read_text().replace('"done": true', '"done": false', 1)
     (run_dir / "state.json").write_text(state)
