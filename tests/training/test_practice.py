@@ -13,8 +13,9 @@ TINY = {"epochs": 3, "batch_size": 32, "steps_per_epoch": 4}
 
 
 def _train(tmp_path, data_dir, *overrides, flags=TINY):
+    both_stages = [f"finetune_epochs={flags['epochs']}", f"finetune_batch_size={flags['batch_size']}"]
     return kerasapps.train("mnist_transfer", run_dir=tmp_path / "run", data_dir=data_dir, verbose=0,
-                           set=list(overrides), **flags)
+                           set=[*both_stages, *overrides], **flags)
 
 
 def _column(path, key):
@@ -37,18 +38,18 @@ def test_exponential_decay_from_config(tmp_path, tiny_data_dir):
     np.testing.assert_allclose(lrs, [0.01 * 0.5 ** (e / 2) for e in range(3)], rtol=1e-6)
 
 
-@pytest.mark.parametrize("schedule, expected", [("cosine", [0.0055, 0.01, 0.0]), ("constant", [0.0055, 0.01, 0.01])])
+@pytest.mark.parametrize("schedule, expected", [("cosine", [0.001, 0.0055, 0.01]), ("constant", [0.001, 0.0055, 0.01])])
 def test_warmup_rises_linearly_then_follows_the_schedule(tmp_path, tiny_data_dir, schedule, expected):
-    # 4 steps per epoch, warm-up over 2 epochs from 0.001: 0.0055 after epoch 1, the full rate after epoch 2,
-    # then the cosine reaches 0 at the last step, or the constant rate stays
+    # 4 steps per epoch, warm-up over 2 epochs from 0.001; each epoch logs the rate it starts at: 0.001, 0.0055
+    # after epoch 1, the full rate after epoch 2, where the cosine (or the constant rate) starts
     run = _train(tmp_path, tiny_data_dir, f"lr_schedule={schedule}", "learning_rate=0.01", "warmup_epochs=2")
     np.testing.assert_allclose(_column(run.run_dir / "logs" / "pretrain.csv", "lr"), expected, atol=1e-7)
 
 
 def test_warmup_longer_than_the_stage_is_cut_to_it(tmp_path, tiny_data_dir, caplog):
-    # 12 steps, a 20-step warm-up: the rate rises linearly over all 12 and ends at learning_rate
+    # 12 steps, a 20-step warm-up: the rate rises linearly over all 12 (epochs start at steps 0, 4 and 8)
     run = _train(tmp_path, tiny_data_dir, "learning_rate=0.01", "warmup_epochs=5")
-    np.testing.assert_allclose(_column(run.run_dir / "logs" / "pretrain.csv", "lr"), [0.004, 0.007, 0.01],
+    np.testing.assert_allclose(_column(run.run_dir / "logs" / "pretrain.csv", "lr"), [0.001, 0.004, 0.007],
                                atol=1e-7)
     assert "covers the whole 12-step stage" in caplog.text
 
