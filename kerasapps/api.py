@@ -88,7 +88,8 @@ def train(recipe, *, epochs: int | None = None, batch_size: int | None = None, s
     instead: a folder of class folders (images or text files), a ``.csv``/``.jsonl`` table or
     ``tfds:NAME[/CONFIG][:VERSION]`` (:mod:`kerasapps.data.sources`). ``resume`` continues ``run_dir``
     from its last completed epoch; ``overwrite`` replaces a run directory that is not empty (a finished or
-    failed run; refused while a process trains in it), once the new run has checked its data and settings; ``smoke`` trains a tiny slice for a few steps. ``strategy`` is a
+    failed run; refused while a process trains in it), once the new run has checked its data and settings;
+    ``smoke`` trains a tiny slice for a few steps. ``strategy`` is a
     ``tf.distribute`` strategy name (``auto``, ``default``, ``one_device``, ``mirrored``,
     ``multi_worker``, ``tpu`` with ``tpu=ADDRESS``) or a Strategy; ``backup_steps`` adds mid-epoch
     backups to multi-worker runs. ``callbacks`` are extra Keras callbacks for every stage.

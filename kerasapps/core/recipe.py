@@ -70,7 +70,8 @@ class Stage:
     """One training stage.
 
     ``select(split)`` filters or relabels a ``(x, y)`` split for this stage (applied to
-    train, validation and test alike; ``trains_on`` says what that leaves, for the log); ``freeze`` lists layer-name prefixes made
+    train, validation and test alike; ``trains_on`` says what that leaves, for the log); ``freeze`` lists
+    layer-name prefixes made
     non-trainable before the stage compiles (every other layer is made trainable), or is a function
     ``freeze(hp, model)`` returning them (nested layers are matched too; a matched nested model
     freezes whole); ``when(hp)``, if given, says whether the stage runs at all; ``overrides`` maps a common

@@ -103,7 +103,8 @@ PRACTICE_HPARAMS: dict[str, HParam] = {
     "monitor_probe_size": HParam(64, int, "monitor: validation examples in the fixed probe batch", minimum=1),
     "cache_features": HParam("auto", str, "a stage that freezes the bottom of the model computes the frozen "
                              "layers' outputs once per example and trains the rest on them (auto: where it can "
-                             "and they fit in 2 GiB; true: in every stage that freezes, or refuse; false: never)", choices=CACHE_FEATURES),
+                             "and they fit in 2 GiB; true: in every stage that freezes, or refuse; false: never)",
+                             choices=CACHE_FEATURES),
 }
 
 DATA_HPARAMS: dict[str, HParam] = {
