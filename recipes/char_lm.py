@@ -30,7 +30,11 @@ temperature and seed give the same text. Rules:
   so it acts as an unknown character); generation never emits the OOV id;
 - a prompt that is not valid UTF-8 is refused with an InvalidArgument error naming it
   (the Python helper raises UsageError before running the model);
-- ``length`` is in characters, exactly, and must be >= 0; ``temperature`` 0 is greedy.
+- ``length`` is in characters, exactly, and must be >= 0; ``temperature`` 0 is greedy;
+- the export's ``generate`` signature takes ``length`` up to ``MAX_GENERATE_LENGTH`` (10,000) and at most
+  ``MAX_GENERATED_CHARACTERS`` (1,000,000) characters over all prompts of one call; a larger request is
+  refused with an InvalidArgument error (a server's 400) before any step runs, so no request can keep a
+  server busy for long.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ log = logging.getLogger("kerasapps")
 DEFAULT_VOCABULARY = sorted({ord(c) for c in string.printable if c not in "\t\r\x0b\x0c"})
 NEWLINE = ord("\n")
 _INVALID = 0xD800  # a surrogate: never decoded from valid UTF-8, so it marks invalid bytes
+MAX_GENERATE_LENGTH = 10_000  # characters per prompt in one call of the export's 'generate' signature
+MAX_GENERATED_CHARACTERS = 1_000_000  # characters over all prompts of one call
 
 
 # ----------------------------------------------------------------------------- data
@@ -264,6 +270,14 @@ class TextGenerator(Serving):
         fn = generation_function(model)
 
         def generate(prompt, length, temperature, seed):
+            total = tf.cast(tf.size(prompt), tf.int64) * tf.cast(length, tf.int64)
+            most = tf.constant(MAX_GENERATED_CHARACTERS, tf.int64)
+            checks = [tf.debugging.assert_less_equal(length, MAX_GENERATE_LENGTH,
+                                                     message=f"length must be <= {MAX_GENERATE_LENGTH} characters"),
+                      tf.debugging.assert_less_equal(total, most, message=(
+                          f"prompts x length must be <= {MAX_GENERATED_CHARACTERS} characters"))]
+            with tf.control_dependencies(checks):
+                length = tf.identity(length)
             return fn(prompt, length, temperature, seed)
 
         signature = [tf.TensorSpec((None,), tf.string, name="prompt"), tf.TensorSpec((), tf.int32, name="length"),
@@ -272,8 +286,8 @@ class TextGenerator(Serving):
 
     def describe(self) -> str:
         return (f"prompt: string [N] -> text, generated: string [N] ({self.length} characters, temperature "
-                f"{self.temperature}, seed {self.seed}); signature 'generate' adds length int32, temperature "
-                "float32, seed int64")
+                f"{self.temperature}, seed {self.seed}); signature 'generate' adds length int32 "
+                f"(at most {MAX_GENERATE_LENGTH}), temperature float32, seed int64")
 
 
 def generate(model_or_run_dir, prompt: str | bytes | Sequence[str | bytes] = "", length: int = GENERATION["length"],

@@ -1,53 +1,250 @@
 """JSON <-> numpy for TF Serving's REST predict API (row ``instances`` and columnar ``inputs``).
 
-Mirrors ``tensorflow_serving/util/json_tensor.cc``: a single named input may be given
-without its name; ``{"b64": ...}`` decodes to bytes for DT_STRING inputs; outputs whose
-name ends in ``_bytes`` are written back as ``{"b64": ...}``; NaN/Infinity are accepted
-and written as those tokens; floats are written in their shortest round-tripping form
-for their own precision (0.2 as ``0.2``, not ``0.20000000298023224``). Stricter than TF
-Serving in one place: integer values that do not fit the input dtype (300 for DT_UINT8)
-are rejected rather than wrapped. Non-UTF-8 bytes in a string output not named
-``*_bytes`` are written as ``{"b64": ...}`` instead of producing invalid JSON.
+Mirrors ``tensorflow_serving/util/json_tensor.cc``: a single named input may be given without its
+name; ``{"b64": ...}`` decodes to bytes for DT_STRING inputs; outputs whose name ends in ``_bytes`` are
+written back as ``{"b64": ...}``; NaN/Infinity are accepted and written as those tokens; floats are
+written in their shortest round-tripping form for their own precision (0.2 as ``0.2``, not
+``0.20000000298023224``). Values are typed as TF Serving types them: any JSON number fits a float
+input, converted through double as TF Serving does (``1435774380`` into DT_FLOAT is 1435774336.0, as
+``1435774380.0`` is; 1e39 is inf); only integers fit integer inputs; only ``true``/``false`` fit
+DT_BOOL, and they fit nothing else (not even ``[1, true]`` into an int input); only strings and
+``{"b64": ...}`` fit DT_STRING. Where this module differs from TF Serving:
+
+* integers out of an integer input's range are refused (400), where TF Serving wraps those of
+  DT_INT8/DT_INT16/DT_UINT8 that fit an int32 (300 for DT_UINT8 becomes 44) and refuses the rest;
+* DT_HALF, DT_BFLOAT16 and complex inputs are accepted like DT_FLOAT (TF Serving: Unimplemented);
+* a number beyond the double range (``1e400``, a 400-digit integer) is +/-inf for a float input, where
+  TF Serving's parser refuses the document ("Number too big to be stored in double");
+* a lone surrogate escape (``"\\udc80"``) passes the parser (TF Serving's refuses it) but is a 400 in a
+  DT_STRING value; text after the document is a 400, where TF Serving's parser ignores it;
+* non-UTF-8 bytes in a string output not named ``*_bytes`` are written as ``{"b64": ...}`` instead of
+  producing invalid JSON;
+* messages quoting a client's values are cut at 120 characters (TF Serving: 256 bytes), and
+  :func:`error_body` cuts a whole message at 2,000.
+
+For the server, :func:`decode_body` undoes ``Content-Encoding`` within a size limit (TF Serving
+inflates gzip only, up to 100 MB), :func:`count_upper_bound` bounds a body's values before it is parsed,
+and ``decode_inputs(..., max_elements=)`` refuses a request's tensors before they are allocated.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+import math
+import re
+import zlib
+from itertools import chain, islice
 
 import numpy as np
 
 from kerasapps.serving.repository import ServingError
 
 _MAX_SHOWN = 120  # characters of a client's value echoed in an error message
-
-
-def _show(value) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
+_MAX_RANK = 64  # dimensions a numpy array can have
+_SCAN_CAP = 64  # 't'/'f' bytes a body's scan looks at before it gives up (see _scan)
 
 
 def _bad(message: str) -> ServingError:
     return ServingError(400, message)
 
 
+# -- short, safe renderings of client values ------------------------------------------
+
+def _pieces(value, room: list):
+    """JSON text of ``value`` piece by piece, stopping once ``room[0]`` characters are out."""
+    if type(value) is list or type(value) is dict:
+        is_list = type(value) is list
+        yield "[" if is_list else "{"
+        room[0] -= 1
+        for index, item in enumerate(value if is_list else value.items()):
+            if room[0] <= 0:
+                return
+            if index:
+                yield ","
+            if is_list:
+                yield from _pieces(item, room)
+            else:
+                yield from _pieces(item[0], room)
+                yield ":"
+                yield from _pieces(item[1], room)
+        yield "]" if is_list else "}"
+    else:
+        if isinstance(value, str) and len(value) > _MAX_SHOWN:
+            value = value[:_MAX_SHOWN + 1]
+        text = json.dumps(value, default=str)
+        room[0] -= len(text)
+        yield text
+
+
+def _show(value) -> str:
+    """``value`` as JSON (ASCII) for an error message, cut at ``_MAX_SHOWN`` characters.
+
+    Only the part shown is ever serialized: megabytes of client input cost nothing here.
+    """
+    room = [_MAX_SHOWN + 1]
+    text = "".join(_pieces(value, room))
+    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
+
+
+def _json_type(value) -> str:
+    """The JSON type's name as TF Serving's messages give it."""
+    if value is True or value is False:
+        return str(value)
+    return {type(None): "Null", dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def error_body(message: str, limit: int = 2000) -> bytes:
+    """The JSON error body ``{"error": message}``, valid UTF-8 whatever ``message`` holds.
+
+    Lone surrogates (a request's ``signature_name`` may hold ``"\\udc80"``) become U+FFFD, and a
+    message longer than ``limit`` characters is cut there and ends in ``...``, so a client's
+    megabytes are never echoed back.
+    """
+    if len(message) > limit:
+        message = message[:limit] + "..."
+    text = json.dumps({"error": message}, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", text).encode("utf-8")
+
+
+# -- request bodies ---------------------------------------------------------------------
+
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_CODINGS = ("gzip", "x-gzip", "deflate")
+
+
+def decode_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """``body`` with its ``Content-Encoding`` undone, at most ``limit`` bytes once decoded.
+
+    ``gzip`` (``x-gzip``), ``deflate`` (zlib or raw) and ``identity`` are understood, also listed
+    together as in ``gzip, identity`` (undone last first). Decompression is incremental: it stops
+    with a 413 as soon as the output passes ``limit``, so a zip bomb is never expanded in full. An
+    unknown coding is a 415 (nothing is decoded), a corrupt or truncated stream a 400.
+    """
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    for coding in codings:
+        if coding not in _CODINGS:
+            raise ServingError(415, f"Unsupported Content-Encoding: {coding[:100]} "
+                                    "(supported: gzip, deflate, identity)")
+    for coding in reversed(codings):
+        body = _inflate(body, coding, limit)
+    if len(body) > limit:
+        raise ServingError(413, f"Request body of {len(body)} bytes exceeds the limit of {limit} bytes")
+    return body
+
+
+def _is_zlib_stream(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and (data[0] << 8 | data[1]) % 31 == 0
+
+
+def _inflate(data: bytes, coding: str, limit: int) -> bytes:
+    if coding == "deflate":  # RFC 9110 says zlib; some clients send raw deflate
+        wbits = zlib.MAX_WBITS if _is_zlib_stream(data) else -zlib.MAX_WBITS
+    else:
+        wbits = _GZIP_WBITS
+    chunks, size = [], 0
+    decoder = zlib.decompressobj(wbits)
+    try:
+        while True:
+            # Never more than one byte past the limit: the 413 comes before anything larger is made.
+            chunk = decoder.decompress(data, limit - size + 1)
+            size += len(chunk)
+            if size > limit:
+                raise ServingError(413, f"Request body exceeds the limit of {limit} bytes once "
+                                        f"decompressed ({coding})")
+            chunks.append(chunk)
+            data = decoder.unconsumed_tail
+            if decoder.eof:
+                data = decoder.unused_data
+                if not data.strip(b"\0"):
+                    break
+                if wbits != _GZIP_WBITS:
+                    raise _bad(f"Unable to decompress the request body ({coding}): data after its end")
+                decoder = zlib.decompressobj(wbits)  # a gzip body may hold several members
+            elif not data:  # a chunk under the limit used all input: the stream was cut short
+                raise _bad(f"Unable to decompress the request body ({coding}): it is truncated")
+    except zlib.error as exc:
+        raise _bad(f"Unable to decompress the request body ({coding}): {exc}") from None
+    return b"".join(chunks)
+
+
+def count_upper_bound(body: bytes) -> int:
+    """An upper bound of the values in any JSON document ``body`` can hold, found without parsing.
+
+    Values are the leaves: numbers, strings, ``true``/``false``/``null`` and empty arrays or
+    objects (object keys are not values). Every value but the first of its array or object is
+    preceded by a comma of its own, so a document of N values holds at least N - 1 commas; commas in
+    strings (or bytes 0x2C inside UTF-16/32 code units) only raise the bound. So ``body.count(b",") + 1``
+    bounds the tensor values :func:`decode_inputs` will count, and a server can refuse a body over its
+    element limit before ``json.loads`` allocates a Python object per value.
+    """
+    return body.count(b",") + 1
+
+
+class _Request(dict):
+    """A parsed request (a plain dict to its users) with what a scan of its bytes proved.
+
+    ``quotes`` is the number of ``"`` in a UTF-8 body holding no backslash and no ``true``/``false``
+    token, else -1 (see :func:`_scan`).
+    """
+
+    __slots__ = ("quotes",)
+
+
+def _scan(body: bytes) -> int:
+    """The number of ``"`` in ``body`` if it is UTF-8 with no backslash and no true/false token, else -1.
+
+    Without backslashes, every ``"`` opens or closes a string, so when the count equals twice the
+    keys and string values a request is known to hold, its tensors hold no string, and without the
+    tokens no boolean: ``np.array`` of such a value cannot mix types or make a huge ``<U`` array.
+    The looks are memchr-fast; a body with many ``t``/``f`` bytes (strings, Infinity) gets -1.
+    """
+    if json.detect_encoding(body) not in ("utf-8", "utf-8-sig") or b"\\" in body:
+        return -1
+    for letter, word in ((b"t", b"true"), (b"f", b"false")):
+        at = body.find(letter)
+        for _ in range(_SCAN_CAP):
+            if at < 0:
+                break
+            if body.startswith(word, at):
+                return -1
+            at = body.find(letter, at + 1)
+        else:
+            return -1
+    return body.count(b'"')
+
+
 def parse_request(body: bytes) -> dict:
     """Parse a request body that must be a JSON object (NaN/Infinity allowed)."""
     if not body:
         raise _bad("JSON Parse error: The document is empty")
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogatepass")
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise _bad(f"JSON Parse error: {exc}") from None
+        raise _bad(f"JSON Parse error: {str(exc)[:200]}") from None
     if not isinstance(doc, dict):
         raise _bad(f"JSON Value: {_show(doc)} Is not object")
     signature_name = doc.get("signature_name", "")
     if not isinstance(signature_name, str):
         raise _bad(f"JSON Value: {_show(signature_name)} not formatted correctly. "
                    "'signature_name' key must be a string value.")
-    return doc
+    request = _Request(doc)
+    request.quotes = _scan(body)
+    return request
 
+
+# -- JSON values -> arrays --------------------------------------------------------------
 
 def _is_b64(value) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
@@ -57,97 +254,194 @@ def _is_named_object(value) -> bool:
     return isinstance(value, dict) and not _is_b64(value)
 
 
-def _dtype_label(spec) -> str:
-    from tensorflow.core.framework import types_pb2
+class _Target:
+    """What a signature input's dtype accepts: ``kind`` is string, bool, int, float or "" (none)."""
 
-    return types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
+    __slots__ = ("kind", "dtype", "label", "low", "high")
+
+    def __init__(self, tf_dtype):
+        from tensorflow.core.framework import types_pb2
+
+        self.label = types_pb2.DataType.Name(tf_dtype.as_datatype_enum)
+        self.dtype = self.low = self.high = None
+        if tf_dtype.is_bool:
+            self.kind = "bool"
+        elif tf_dtype.name == "string":
+            self.kind = "string"
+        elif tf_dtype.is_quantized or not tf_dtype.is_numpy_compatible:
+            self.kind = ""
+        elif tf_dtype.is_integer:
+            self.kind = "int"
+            self.low, self.high = tf_dtype.min, tf_dtype.max
+        elif tf_dtype.is_floating or tf_dtype.is_complex:
+            self.kind = "float"
+        else:
+            self.kind = ""
+        if self.kind:
+            self.dtype = np.dtype(tf_dtype.as_numpy_dtype)
 
 
-def _to_bytes(value, spec) -> bytes:
+@functools.lru_cache(maxsize=None)
+def _target(tf_dtype) -> _Target:
+    return _Target(tf_dtype)
+
+
+def _dense_shape(value) -> list[int]:
+    """The shape a tensor of ``value`` has, read off its first elements as TF Serving does."""
+    shape = []
+    while type(value) is list:
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def _leaves(value, shape: list[int], name: str) -> list:
+    """The leaves of ``value`` in row-major order, once it is checked to be a dense ``shape``."""
+    rank = len(shape)
+    if rank > _MAX_RANK:
+        raise _bad(f"Input '{name}': JSON lists nested {rank} deep, more than the {_MAX_RANK} "
+                   "dimensions a tensor can have here")
+    level = [value]
+    for depth, size in enumerate(shape):
+        if set(map(type, level)) != {list}:
+            bad = next(item for item in level if type(item) is not list)
+            raise _bad(f"Input '{name}': JSON Value: {_show(bad)} found at incorrect level: {depth + 1} "
+                       f"in the JSON DOM. Expected at level: {rank}")
+        if set(map(len, level)) != {size}:
+            bad = next(item for item in level if len(item) != size)
+            raise _bad(f"Input '{name}': Encountered list at unexpected size: {len(bad)} at level: "
+                       f"{depth} expected size: {size} (every list at a level must have the same length)")
+        level = level[0] if len(level) == 1 else list(chain.from_iterable(level))
+    return level
+
+
+_ACCEPTED = {"bool": {bool}, "int": {int}, "float": {int, float}}
+
+
+def _type_error(leaves: list, accepted: set, target: _Target, name: str, rank: int) -> ServingError:
+    bad = next(item for item in leaves if type(item) not in accepted)
+    if type(bad) is list:
+        return _bad(f"Input '{name}': Encountered list at unexpected level: {rank} expected < {rank} "
+                    "(every list at a level must have the same nesting)")
+    return _bad(f"Input '{name}': JSON Value: {_show(bad)} Type: {_json_type(bad)} is not of "
+                f"expected type: {target.label}")
+
+
+def _range_error(bad, target: _Target, name: str) -> ServingError:
+    return _bad(f"Input '{name}': value {bad} is out of range for {target.label} "
+                f"[{target.low}, {target.high}]")
+
+
+def _double(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer past the double range, as 1e400 is
+        return math.inf if value > 0 else -math.inf
+
+
+def _narrow(doubles: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float64 -> ``dtype``; values past its range become +/-inf, as a C++ cast makes them."""
+    if doubles.dtype == dtype:
+        return doubles
+    with np.errstate(over="ignore"):
+        return doubles.astype(dtype)
+
+
+def _exact_array(value, target: _Target, name: str) -> np.ndarray:
+    """The array of ``value``, checking the JSON type of every leaf (any value, any size)."""
+    shape = _dense_shape(value)
+    leaves = _leaves(value, shape, name)
+    kind, types = target.kind, set(map(type, leaves))
+    if kind == "string":
+        if list in types:
+            raise _type_error(leaves, {str, dict}, target, name, len(shape))
+        if types <= {str}:
+            try:
+                data = [text.encode("utf-8") for text in leaves]
+            except UnicodeEncodeError:
+                bad = next(text for text in leaves if _SURROGATES.search(text))
+                raise _bad(f"Input '{name}': JSON Value: {_show(bad)} holds a lone surrogate, "
+                           "which is not valid Unicode") from None
+        else:
+            data = [_to_bytes(item, target, name) for item in leaves]
+        array = np.empty(len(data), dtype=object)
+        array[:] = data
+        return array.reshape(shape)
+    accepted = _ACCEPTED[kind]
+    if not types <= accepted:
+        raise _type_error(leaves, accepted, target, name, len(shape))
+    if kind == "bool":
+        return np.array(leaves, dtype=bool).reshape(shape)
+    if kind == "int":
+        if leaves:
+            low, high = min(leaves), max(leaves)
+            if low < target.low or high > target.high:
+                raise _range_error(low if low < target.low else high, target, name)
+        return np.array(leaves, dtype=target.dtype).reshape(shape)
+    try:
+        doubles = np.array(leaves, dtype=np.float64)
+    except OverflowError:
+        doubles = np.array([_double(item) for item in leaves], dtype=np.float64)
+    return _narrow(doubles, target.dtype).reshape(shape)
+
+
+def _plain_array(value, target: _Target) -> np.ndarray | None:
+    """``value``'s array by ``np.array`` alone, for a value known to hold no string or boolean.
+
+    None when the value needs :func:`_exact_array` (ragged, too big integers, a wrong type, ...).
+    """
+    try:
+        raw = np.array(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    kind = raw.dtype.kind
+    if target.kind == "float":
+        if kind in "iu":
+            return _narrow(raw.astype(np.float64), target.dtype)  # through double, as TF Serving does
+        return _narrow(raw, target.dtype) if kind == "f" else None
+    if target.kind == "int":
+        if not raw.size:
+            return raw.astype(target.dtype)
+        if kind not in "iu" or raw.min() < target.low or raw.max() > target.high:
+            return None
+        return raw.astype(target.dtype)
+    return None
+
+
+def _to_bytes(value, target: _Target, name: str) -> bytes:
     if isinstance(value, str):
-        return value.encode("utf-8")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _bad(f"Input '{name}': JSON Value: {_show(value)} holds a lone surrogate, "
+                       "which is not valid Unicode") from None
     if _is_b64(value):
         text = value["b64"]
         try:
             return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         except (binascii.Error, ValueError):
-            raise _bad(f"Unable to base64 decode: {_show(value)}") from None
+            raise _bad(f"Input '{name}': Unable to base64 decode: {_show(value)}") from None
     if isinstance(value, dict):
-        raise _bad(f"JSON Value: {_show(value)} not formatted correctly for base64 data")
-    raise _bad(f"JSON Value: {_show(value)} is not of expected type: {_dtype_label(spec)}")
-
-
-def _string_array(value, spec, name: str) -> np.ndarray:
-    shape = []
-    probe = value
-    while isinstance(probe, list):
-        shape.append(len(probe))
-        if not probe:
-            break
-        probe = probe[0]
-    flat: list[bytes] = []
-
-    def walk(item, level):
-        if isinstance(item, list):
-            if level >= len(shape) or len(item) != shape[level]:
-                raise _bad(f"Input '{name}': ragged nested lists at level {level} "
-                           f"(every list at a level must have the same length)")
-            for element in item:
-                walk(element, level + 1)
-        elif level != len(shape):
-            raise _bad(f"Input '{name}': JSON Value: {_show(item)} found at incorrect "
-                       f"level: {level + 1} in the JSON DOM. Expected at level: {len(shape)}")
-        else:
-            flat.append(_to_bytes(item, spec))
-
-    walk(value, 0)
-    array = np.empty(len(flat), dtype=object)
-    array[:] = flat
-    return array.reshape(shape)
-
-
-_FLOAT32_EXACT_INT = 2**24
+        raise _bad(f"Input '{name}': JSON Value: {_show(value)} not formatted correctly for base64 data")
+    raise _bad(f"Input '{name}': JSON Value: {_show(value)} Type: {_json_type(value)} is not of "
+               f"expected type: {target.label}")
 
 
 def to_array(value, spec, name: str) -> np.ndarray:
-    """Convert one JSON value to a numpy array of ``spec``'s dtype and check its shape."""
-    import tensorflow as tf
+    """Convert one JSON value (as ``json.loads`` made it) to a numpy array of ``spec``'s dtype; check its shape."""
+    return _array(value, spec, name, plain=False)
 
-    dtype = spec.dtype
-    if dtype == tf.string:
-        array = _string_array(value, spec, name)
-    else:
-        np_dtype = np.dtype(dtype.as_numpy_dtype)
-        try:
-            raw = np.array(value)
-        except ValueError:
-            raise _bad(f"Input '{name}': ragged nested lists (every list at a level "
-                       "must have the same length)") from None
-        kind = raw.dtype.kind
-        allowed = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "c": "iuf"}.get(np_dtype.kind)
-        if allowed is None:
-            raise ServingError(400, f"Input '{name}': conversion of JSON to type "
-                               f"{_dtype_label(spec)} is not supported")
-        if raw.size and kind not in allowed:
-            raise _bad(f"Input '{name}': JSON Value: {_show(value)} is not of expected "
-                       f"type: {_dtype_label(spec)}")
-        if raw.size and np_dtype.kind in "iu":
-            info = np.iinfo(np_dtype)
-            low, high = raw.min(), raw.max()
-            if low < info.min or high > info.max:
-                bad = low if low < info.min else high
-                raise _bad(f"Input '{name}': value {bad} is out of range for "
-                           f"{_dtype_label(spec)} [{info.min}, {info.max}]")
-        if raw.size and np_dtype.kind == "f":
-            finfo = np.finfo(np_dtype)
-            if kind in "iu" and np.abs(raw).max() > min(2 ** finfo.nmant * 2, 2**53):
-                raise _bad(f"Input '{name}': cannot convert JSON value to "
-                           f"{_dtype_label(spec)} without loss of precision.")
-            finite = raw[np.isfinite(raw)] if kind == "f" else raw
-            if finite.size and np.abs(finite).max() > finfo.max:
-                raise _bad(f"Input '{name}': cannot convert JSON value to "
-                           f"{_dtype_label(spec)} without loss of precision.")
-        array = raw.astype(np_dtype)
+
+def _array(value, spec, name: str, plain: bool) -> np.ndarray:
+    """:func:`to_array`; ``plain``: ``value`` is known to hold no string and no boolean (see _scan)."""
+    target = _target(spec.dtype)
+    if not target.kind:
+        raise _bad(f"Input '{name}': conversion of JSON to type {target.label} is not supported")
+    array = _plain_array(value, target) if plain and target.kind != "string" else None
+    if array is None:
+        array = _exact_array(value, target, name)
     if not spec.shape.is_compatible_with(array.shape):
         expected = "?" if spec.shape.rank is None else [
             -1 if d is None else d for d in spec.shape.as_list()]
@@ -156,8 +450,12 @@ def to_array(value, spec, name: str) -> np.ndarray:
     return array
 
 
-def decode_inputs(doc: dict, specs: dict) -> tuple[dict, bool]:
-    """Tensors for a predict request: ({input name: array}, row_format)."""
+def decode_inputs(doc: dict, specs: dict, max_elements: int | None = None) -> tuple[dict, bool]:
+    """Tensors for a predict request: ({input name: array}, row_format).
+
+    ``max_elements``: the most values the request's tensors may hold together, counted from each
+    input's shape (as its first elements give it) before any array is made; past it, a 400.
+    """
     if not specs:
         raise _bad("Failed to get input map for signature")
     has_instances, has_inputs = "instances" in doc, "inputs" in doc
@@ -165,13 +463,25 @@ def decode_inputs(doc: dict, specs: dict) -> tuple[dict, bool]:
         raise _bad("Not formatted correctly expecting only one of 'inputs' or "
                    "'instances' keys to exist")
     if has_instances:
-        return _decode_instances(doc["instances"], specs), True
-    if has_inputs:
-        return _decode_columns(doc["inputs"], specs), False
-    raise _bad("Missing 'inputs' or 'instances' key")
+        values, keys = _instance_values(doc["instances"], specs)
+    elif has_inputs:
+        values, keys = _column_values(doc["inputs"], specs)
+    else:
+        raise _bad("Missing 'inputs' or 'instances' key")
+    if max_elements is not None:
+        total = sum(math.prod(_dense_shape(value)) for value in values.values())
+        if total > max_elements:
+            raise _bad(f"Request holds {total} values, more than the limit of {max_elements} "
+                       "(--max-request-elements); send fewer instances per request")
+    plain = False
+    if isinstance(doc, _Request) and doc.quotes >= 0:
+        strings = len(doc) + keys + (type(doc.get("signature_name")) is str)
+        plain = doc.quotes == 2 * strings
+    return {name: _array(values[name], spec, name, plain) for name, spec in specs.items()}, has_instances
 
 
-def _decode_instances(instances, specs: dict) -> dict:
+def _instance_values(instances, specs: dict) -> tuple[dict, int]:
+    """({input name: JSON value}, number of object keys) of an ``instances`` list."""
     if not isinstance(instances, list):
         raise _bad("Expecting 'instances' to be an list/array")
     if not instances:
@@ -183,32 +493,31 @@ def _decode_instances(instances, specs: dict) -> dict:
         for index, item in enumerate(instances):
             if _is_named_object(item):
                 raise _bad(f"Expecting value/list but got object at item {index} of input list")
-        (name, spec), = specs.items()
-        return {name: to_array(instances, spec, name)}
+        (name, _), = specs.items()
+        return {name: instances}, 0
     names = set(specs)
-    columns: dict[str, list] = {name: [] for name in specs}
     for index, item in enumerate(instances):
         if not _is_named_object(item):
             raise _bad(f"Expecting object but got list at item {index} of input list")
-        if set(item) != names:
-            raise _bad(f"Failed to process element: {index} of 'instances' list. JSON "
-                       f"object: keys {sorted(item)} must be equal to: {','.join(sorted(names))}")
-        for name in specs:
-            columns[name].append(item[name])
-    return {name: to_array(columns[name], specs[name], name) for name in specs}
+        if item.keys() != names:
+            keys = sorted(item) if len(item) <= 64 else list(islice(item, 64))
+            raise _bad(f"Failed to process element: {index} of 'instances' list. JSON object: "
+                       f"keys {_show(keys)} must be equal to: {','.join(sorted(names))}")
+    return {name: [item[name] for item in instances] for name in specs}, len(names) * len(instances)
 
 
-def _decode_columns(inputs, specs: dict) -> dict:
+def _column_values(inputs, specs: dict) -> tuple[dict, int]:
+    """({input name: JSON value}, number of object keys) of an ``inputs`` value."""
     if not _is_named_object(inputs):
         if len(specs) > 1:
             raise _bad("inputs is a plain value/list, but expecting an object as multiple "
                        f"input tensors required: {', '.join(sorted(specs))}")
-        (name, spec), = specs.items()
-        return {name: to_array(inputs, spec, name)}
+        (name, _), = specs.items()
+        return {name: inputs}, 0
     for name in specs:
         if name not in inputs:
             raise _bad(f"Missing named input: {name} in 'inputs' object.")
-    return {name: to_array(inputs[name], spec, name) for name, spec in specs.items()}
+    return {name: inputs[name] for name in specs}, len(inputs)
 
 
 # -- responses ------------------------------------------------------------------------

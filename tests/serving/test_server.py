@@ -101,6 +101,17 @@ def client(model_base):
         yield c
 
 
+@pytest.fixture(scope="module")
+def all_versions(model_base, tmp_path_factory):
+    """The same models through a TF Serving model config whose policy serves every version of mnist."""
+    config = tmp_path_factory.mktemp("config") / "models.config"
+    config.write_text(f"""model_config_list {{
+        config {{ name: "mnist" base_path: "{model_base / 'mnist'}" model_version_policy {{ all {{}} }} }}
+        config {{ name: "text" base_path: "{model_base / 'text'}" }} }}""")
+    with TestClient(server.create_app(None, model_config_file=str(config), poll_interval_s=0)) as c:
+        yield c
+
+
 def reference(model_base, name, version, inputs, signature="serving_default"):
     loaded = tf.saved_model.load(str(model_base / name / str(version)))
     tensors = {k: tf.constant(v) for k, v in inputs.items()}
@@ -113,21 +124,23 @@ def images(n, seed=0):
 
 # -- status and metadata ------------------------------------------------------------
 
-def test_status_serves_latest_complete_version(client):
+def test_status_serves_latest_complete_version(client, all_versions):
     r = client.get("/v1/models/mnist")
     assert r.status_code == 200
     ok = {"error_code": "OK", "error_message": ""}
     assert r.json() == {"model_version_status": [
         {"version": "2", "state": "AVAILABLE", "status": ok}]}
-    r = client.get("/v1/models/mnist/versions/1")
+    assert client.get("/v1/models/mnist/versions/1").status_code == 404  # TF Serving's default: newest only
+    r = all_versions.get("/v1/models/mnist/versions/1")
     assert r.json()["model_version_status"][0]["version"] == "1"
     assert r.json()["model_version_status"][0]["state"] == "AVAILABLE"
-    for version in (7, 9, 99):  # no saved_model.pb / symlink out of the base / temp folder
-        r = client.get(f"/v1/models/mnist/versions/{version}")
-        assert r.status_code == 404 and "error" in r.json()
+    for c in (client, all_versions):
+        for version in (7, 9, 99):  # no saved_model.pb / symlink out of the base / temp folder
+            r = c.get(f"/v1/models/mnist/versions/{version}")
+            assert r.status_code == 404 and "error" in r.json()
 
 
-def test_metadata_matches_tf_serving_shape(client):
+def test_metadata_matches_tf_serving_shape(client, all_versions):
     r = client.get("/v1/models/mnist/metadata")
     assert r.status_code == 200
     meta = r.json()
@@ -143,7 +156,7 @@ def test_metadata_matches_tf_serving_shape(client):
     assert default["outputs"]["probabilities"]["dtype"] == "DT_FLOAT"
     assert default["outputs"]["classes"]["dtype"] == "DT_INT64"
     assert set(sigs) >= {"serving_default", "classes_only"}
-    r = client.get("/v1/models/mnist/versions/1/metadata")
+    r = all_versions.get("/v1/models/mnist/versions/1/metadata")
     assert r.json()["model_spec"]["version"] == "1"
 
 
@@ -165,9 +178,9 @@ def test_predict_row_format_matches_in_process_call(client, model_base):
     assert r.json()["predictions"] == predictions
 
 
-def test_predict_columnar_versions_and_signatures(client, model_base):
+def test_predict_columnar_versions_and_signatures(client, all_versions, model_base):
     x = images(2, seed=1)
-    r = client.post("/v1/models/mnist/versions/1:predict", json={"inputs": {"images": x.tolist()}})
+    r = all_versions.post("/v1/models/mnist/versions/1:predict", json={"inputs": {"images": x.tolist()}})
     outputs = r.json()["outputs"]
     expected = reference(model_base, "mnist", 1, {"images": x})
     np.testing.assert_array_equal(np.array(outputs["probabilities"], np.float32),
@@ -221,12 +234,13 @@ ERROR_CASES = [
     ("post", "/v1/models/nosuch:predict", GOOD, 404),
     ("post", "/v1/models/mnist/versions/5:predict", GOOD, 404),
     ("post", "/v1/models/mnist/versions/x1:predict", GOOD, 400),
-    ("post", "/v1/models/mnist:classify", {"examples": [{}]}, 501),
-    ("post", "/v1/models/mnist:regress", {"examples": [{}]}, 501),
+    ("post", "/v1/models/mnist:classify", {"examples": [{}]}, 400),  # a predict signature: the wrong kind
+    ("post", "/v1/models/mnist:regress", {"examples": [{}]}, 400),
+    ("post", "/v1/models/mnist/versions/1:predict", GOOD, 404),  # older versions are not served by default
     ("get", "/v1/models/nosuch", None, 404),
     ("get", "/v1/models/nosuch/metadata", None, 404),
     ("get", "/v1/models/mnist/versions/3", None, 404),
-    ("get", "/v1/models/mnist/labels/stable", None, 404),
+    ("get", "/v1/models/mnist/labels/stable", None, 400),  # TF Serving: an unknown label is a bad request
     ("get", "/v1/models", None, 400),
     ("get", "/v1/bogus", None, 400),
     ("put", "/v1/models/mnist", None, 400),
@@ -285,8 +299,8 @@ def test_new_version_without_restart_and_unload(model_base, tmp_path):
         os.rename(base / "m" / ".tmp-abc", base / "m" / "3")  # atomic publish
         assert c.get("/v1/models/m/metadata").json()["model_spec"]["version"] == "3"
         status = c.get("/v1/models/m").json()["model_version_status"]
-        assert [s["version"] for s in status] == ["3", "1"]
-        assert app.state.repository.loaded_versions() == {"m": [1, 3]}
+        assert [s["version"] for s in status] == ["3"]  # TF Serving's default policy: the newest only
+        assert app.state.repository.loaded_versions() == {"m": [3]}  # 1 unloaded once 3 was available
         shutil.rmtree(base / "m" / "3")
         assert c.get("/v1/models/m/metadata").json()["model_spec"]["version"] == "1"
         assert app.state.repository.loaded_versions() == {"m": [1]}
@@ -316,9 +330,8 @@ def test_background_poll_preloads_and_unloads(model_base, tmp_path):
         assert c.get("/v1/models/m").status_code == 200
         shutil.copytree(model_base / "mnist" / "2", base / "m" / ".tmp-x")
         os.rename(base / "m" / ".tmp-x", base / "m" / "2")
-        eventually(lambda: repository.loaded_versions() == {"m": [1, 2]})  # no request needed
+        eventually(lambda: repository.loaded_versions() == {"m": [2]})  # no request needed; 1 unloaded after
         shutil.rmtree(base / "m" / "1")
-        eventually(lambda: repository.loaded_versions() == {"m": [2]})
         assert c.get("/v1/models/m/metadata").json()["model_spec"]["version"] == "2"
 
 
@@ -388,9 +401,9 @@ def test_path_traversal_never_leaves_the_base(model_base, monkeypatch):
 def test_concurrent_calls_overlap_and_time_out(model_base, monkeypatch):
     real_run = Servable.run
 
-    def slow_run(self, signature_name, inputs):
+    def slow_run(self, signature_name, inputs, cancellation=None):
         time.sleep(0.4)
-        return real_run(self, signature_name, inputs)
+        return real_run(self, signature_name, inputs, cancellation)
 
     monkeypatch.setattr(Servable, "run", slow_run)
     app = server.create_app(str(model_base), request_timeout_s=1.5, poll_interval_s=0)
