@@ -26,6 +26,9 @@ def served_export(tmp_path_factory, tiny_data_dir):
     text = kerasapps.train("imdb_sentiment", run_dir=root / "text", data_dir=tiny_data_dir, smoke=True, verbose=0,
                            set={"units": 8, "embedding_dim": 8, "max_tokens": 100})
     kerasapps.export(text.run_dir, out=root / "models")
+    lm = kerasapps.train("char_lm", run_dir=root / "lm", data_dir=tiny_data_dir, smoke=True, verbose=0,
+                         set={"units": 16, "layers": 1, "seq_len": 16})
+    kerasapps.export(lm.run_dir, out=root / "models")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -94,3 +97,35 @@ def test_predict_url_sends_images_and_text_files_without_tensorflow(served_expor
     assert text[end:].strip() == "False False"  # neither TensorFlow nor Keras was imported
     assert [row["input"] for row in images] == [f"{root / 'two.npy'}[0]", f"{root / 'two.npy'}[1]"]
     assert review[0]["input"] == str(root / "review.txt") and 0 <= review[0]["probability"] <= 1
+
+
+def test_generation_past_its_documented_maximum_is_a_quick_400(served_export):
+    """Ten million characters would keep a worker busy for hours: the signature refuses before any step."""
+    import time
+    import urllib.error
+
+    from kerasapps.recipes.char_lm import MAX_GENERATE_LENGTH
+
+    root, url = served_export
+    lm = url.replace("mnist_transfer", "char_lm") + ":predict"
+
+    def generate(length, prompts=("a",)):
+        body = {"signature_name": "generate",
+                "inputs": {"prompt": list(prompts), "length": length, "temperature": 0.0, "seed": 1}}
+        request = urllib.request.Request(lm, data=json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    started = time.monotonic()
+    status, body = generate(10_000_000)
+    assert status == 400 and f"length must be <= {MAX_GENERATE_LENGTH}" in body["error"], body
+    status, body = generate(MAX_GENERATE_LENGTH, prompts=["a"] * 101)  # each within, all together past
+    assert status == 400 and "prompts x length" in body["error"], body
+    assert time.monotonic() - started < 2.0
+    started = time.monotonic()
+    status, body = generate(5)
+    assert status == 200 and len(body["outputs"]["generated"][0]) == 5
+    assert time.monotonic() - started < 1.0

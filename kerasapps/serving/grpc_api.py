@@ -1,0 +1,607 @@
+"""TensorFlow Serving's gRPC API over the REST server's model store.
+
+Serves ``tensorflow.serving.PredictionService`` (Predict, GetModelMetadata, Classify, Regress) and
+``tensorflow.serving.ModelService`` (GetModelStatus) with TF Serving's messages, so a client written for
+TF Serving's gRPC port (``prediction_service_pb2_grpc.PredictionServiceStub``, ``model_service_pb2_grpc``)
+works unchanged. Requests go through the same ``_Server`` as the REST API: the same loaded versions,
+in-flight bound, deadlines and batching.
+
+Behaviour, as TF Serving's servicers (``prediction_service_impl.cc``, ``predict_util.cc``,
+``get_model_metadata_impl.cc``, ``get_model_status_impl.cc``, ``classifier.cc``, ``regressor.cc``):
+
+- A request without ``model_spec`` is INVALID_ARGUMENT "Missing ModelSpec". ``model_spec.version``
+  pins a version, ``version_label`` names one, neither serves the latest; ``signature_name`` defaults
+  to ``serving_default``. Responses carry ``model_spec`` with the name, the version served and (Predict,
+  Classify, Regress) the signature name.
+- Predict: an unknown signature is FAILED_PRECONDITION; inputs are checked before anything is
+  allocated: the number of inputs, their names, each tensor's element count from its ``tensor_shape``
+  (all inputs together at most ``max_request_elements``; a short string list, whose last value fills
+  the shape, at most ``max_request_bytes`` once filled), its dtype and shape against the signature,
+  then it is converted. ``output_filter`` selects outputs (an unknown or repeated name is
+  INVALID_ARGUMENT). Outputs are written in the typed value fields (``float_val``, ``int64_val``,
+  ``string_val``, ...), as TF Serving writes them, so clients reading those fields work.
+- GetModelMetadata: ``metadata_field`` must name ``signature_def`` only; ``metadata["signature_def"]``
+  is an ``Any`` holding a ``SignatureDefMap`` with every SignatureDef of the version.
+- Classify / Regress take ``input`` (``example_list`` or ``example_list_with_context``, whose context
+  is merged into each example as TF Serving does: its serialized bytes are prepended, so an example's
+  own feature wins over the context's); the signature must be a classify / regress one.
+- GetModelStatus lists the model's versions with their state and status.
+- MultiInference and HandleReloadConfigRequest are UNIMPLEMENTED.
+
+Errors: a ``ServingError`` maps to gRPC's code as TF Serving's statuses do (400 and 415 INVALID_ARGUMENT,
+404 NOT_FOUND, 408 and 504 DEADLINE_EXCEEDED, 413 and 431 RESOURCE_EXHAUSTED, 500 INTERNAL,
+501 UNIMPLEMENTED, 503 UNAVAILABLE); details are the message on one line, cut at 1024 characters as TF
+Serving cuts them. Anything unexpected is logged and answered INTERNAL; one request never stops the
+server. A request is answered within ``request_timeout_s`` or the client's deadline, whichever comes
+first. Messages over ``max_request_bytes`` (after decompression) are refused by gRPC itself with
+RESOURCE_EXHAUSTED; metadata (headers) over ``max_header_bytes`` likewise, and so are calls past
+``max_connections`` RPCs in progress at once (the REST server's bound on open connections).
+
+Example::
+
+    grpc_server, port = await start_grpc_server(app.state.server, "127.0.0.1", 8500)
+    ...
+    await grpc_server.stop(grace=5)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+import numpy as np
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from kerasapps.serving.repository import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, ServingError
+
+logger = logging.getLogger("kerasapps.serving")
+
+__all__ = ["start_grpc_server", "PredictionServicer", "ModelServicer", "grpc_code", "serialized_examples"]
+
+SIGNATURE_DEF_FIELD = "signature_def"
+MAX_DETAILS = 1024  # TF Serving's ToGRPCStatus cuts error messages here
+MAX_SEND_BYTES = 2**31 - 1  # responses: as large as gRPC allows
+_DT_STRING = 7
+_OFF_LOOP_ELEMENTS = 1 << 16  # tensors larger than this are converted in a worker thread
+
+_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    431: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    500: grpc.StatusCode.INTERNAL,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+def grpc_code(status: int) -> grpc.StatusCode:
+    """The gRPC code TF Serving answers for what its REST API answers with HTTP ``status``."""
+    code = _CODES.get(status)
+    if code is None:
+        code = grpc.StatusCode.INVALID_ARGUMENT if 400 <= status < 500 else grpc.StatusCode.INTERNAL
+    return code
+
+
+class RpcError(Exception):
+    """An error answered with a gRPC code of its own (one no HTTP status names, e.g. FAILED_PRECONDITION)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _details(message: str) -> str:
+    """One line of valid UTF-8, at most MAX_DETAILS characters (then "...TRUNCATED", as TF Serving)."""
+    text = " ".join(str(message).split())
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text if len(text) <= MAX_DETAILS else text[:MAX_DETAILS] + "...TRUNCATED"
+
+
+def _bad(message: str) -> ServingError:
+    return ServingError(400, message)
+
+
+# -- tensors ---------------------------------------------------------------------------------------------
+
+def _dtype_name(enum: int) -> str:
+    from tensorflow.core.framework import types_pb2
+
+    try:
+        return types_pb2.DataType.Name(enum)
+    except ValueError:
+        return f"DT_{enum}"
+
+
+def _dims(proto, alias: str) -> list[int]:
+    """The shape a TensorProto declares, refused (INVALID_ARGUMENT) when it declares none that is valid."""
+    shape = proto.tensor_shape
+    dims = [d.size for d in shape.dim]
+    if shape.unknown_rank or any(d < 0 for d in dims):
+        raise _bad(f"tensor parsing error: {alias}")
+    return dims
+
+
+def _count(dims: list[int]) -> int:
+    count = 1
+    for d in dims:
+        count *= d
+    return count
+
+
+def _shape_text(spec) -> str:
+    if spec.shape.rank is None:
+        return "?"
+    return str([-1 if d is None else d for d in spec.shape.as_list()])
+
+
+def check_tensor(alias: str, proto, spec) -> None:
+    """Refuse (400) a request tensor whose dtype or declared shape does not fit the signature's ``spec``."""
+    expected = spec.dtype.as_datatype_enum
+    if proto.dtype != expected:
+        import tensorflow as tf
+
+        try:
+            got = tf.dtypes.as_dtype(proto.dtype).name
+        except TypeError:
+            got = _dtype_name(proto.dtype)
+        raise _bad(f"Expects arg '{alias}' to be {spec.dtype.name} but {got} is provided")
+    dims = _dims(proto, alias)
+    if not spec.shape.is_compatible_with(dims):
+        raise _bad(f"Input '{alias}' has shape {dims}, but the signature expects {_shape_text(spec)} "
+                   "(-1: any size)")
+
+
+def _check_string_expansion(alias: str, proto, count: int, limit: int) -> None:
+    """Refuse (400) a string tensor whose last value, repeated to fill its shape (TensorProto's rule for short
+    value lists), would make more than ``limit`` bytes."""
+    values = proto.string_val
+    if proto.dtype != _DT_STRING or not values or count <= len(values):
+        return
+    total = sum(len(v) for v in values) + (count - len(values)) * len(values[-1])
+    if total > limit:
+        raise _bad(f"Input '{alias}': {len(values)} strings repeated to fill {count} values would make {total} "
+                   f"bytes, more than the server's max_request_bytes ({limit})")
+
+
+def to_array(alias: str, proto) -> np.ndarray:
+    """A request TensorProto as a numpy array; a proto whose values do not fit its shape is refused (400)."""
+    import tensorflow as tf
+
+    try:
+        return tf.make_ndarray(proto)
+    except (ValueError, TypeError, IndexError):
+        raise _bad(f"tensor parsing error: {alias}") from None
+
+
+# TensorProto's typed value field for each DataType, as Tensor::AsProtoField writes them.
+_VALUE_FIELDS = {
+    1: "float_val",  # DT_FLOAT
+    2: "double_val",  # DT_DOUBLE
+    3: "int_val",  # DT_INT32
+    4: "int_val",  # DT_UINT8
+    5: "int_val",  # DT_INT16
+    6: "int_val",  # DT_INT8
+    7: "string_val",  # DT_STRING
+    8: "scomplex_val",  # DT_COMPLEX64
+    9: "int64_val",  # DT_INT64
+    10: "bool_val",  # DT_BOOL
+    14: "half_val",  # DT_BFLOAT16
+    17: "int_val",  # DT_UINT16
+    18: "dcomplex_val",  # DT_COMPLEX128
+    19: "half_val",  # DT_HALF
+    22: "uint32_val",  # DT_UINT32
+    23: "uint64_val",  # DT_UINT64
+}
+
+
+_FIXED_WIDTH = {"float_val": "<f4", "double_val": "<f8", "scomplex_val": "<f4", "dcomplex_val": "<f8"}
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def to_tensor_proto(value) -> object:
+    """A numpy output as a TensorProto with its values in the typed field TF Serving fills."""
+    import tensorflow as tf
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
+
+    array = np.asarray(value)
+    if array.dtype.kind in "OSU":
+        dtype = tf.string
+    else:
+        try:
+            dtype = tf.dtypes.as_dtype(array.dtype)
+        except TypeError:
+            return tf.make_tensor_proto(array)
+    field = _VALUE_FIELDS.get(dtype.as_datatype_enum)
+    if field is None:
+        return tf.make_tensor_proto(array)
+    proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum, tensor_shape=tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]))
+    flat = array.reshape(-1)
+    packed = _FIXED_WIDTH.get(field)
+    if packed is not None:  # fixed-width values: one packed field, written without a Python loop
+        payload = np.ascontiguousarray(flat.view(flat.real.dtype) if flat.dtype.kind == "c" else flat)
+        payload = payload.astype(packed, copy=False).tobytes()
+        number = tensor_pb2.TensorProto.DESCRIPTOR.fields_by_name[field].number
+        proto.MergeFromString(_varint((number << 3) | 2) + _varint(len(payload)) + payload)
+        return proto
+    if field == "string_val":
+        values = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in flat.tolist()]
+    elif field == "half_val":
+        values = flat.view(np.uint16).tolist()
+    else:
+        values = flat.tolist()
+    getattr(proto, field).extend(values)
+    return proto
+
+
+# -- requests --------------------------------------------------------------------------------------------
+
+def _model_spec(request):
+    if not request.HasField("model_spec"):
+        raise _bad("Missing ModelSpec")
+    return request.model_spec
+
+
+def _version_choice(spec) -> tuple[int | None, str | None]:
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version":
+        return spec.version.value, None
+    if choice == "version_label":
+        return None, spec.version_label
+    return None, None
+
+
+def _keys(mapping) -> str:
+    return ",".join(sorted(mapping))
+
+
+def serialized_examples(input_proto) -> list[bytes]:
+    """Serialized ``tf.train.Example`` s of an ``Input``, each with the list's context merged in.
+
+    As TF Serving's ``InputToSerializedExampleTensor``: the context's serialized bytes are prepended to
+    each example's, so parsing merges them and an example's own feature replaces the context's. An
+    ``Input`` with no example is refused (400 "Input is empty.").
+    """
+    kind = input_proto.WhichOneof("kind")
+    if kind == "example_list":
+        examples = [e.SerializeToString() for e in input_proto.example_list.examples]
+    elif kind == "example_list_with_context":
+        with_context = input_proto.example_list_with_context
+        context = with_context.context.SerializeToString()
+        examples = [context + e.SerializeToString() for e in with_context.examples]
+    else:
+        examples = []
+    if not examples:
+        raise _bad("Input is empty.")
+    return examples
+
+
+class _Handler:
+    """What both servicers share: the REST app's ``_Server``, deadlines and the error mapping."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def deadline_s(self, context) -> float:
+        """Seconds this request may take: ``request_timeout_s``, capped by the client's own deadline."""
+        budget = float(self.server.options.request_timeout_s)
+        remaining = context.time_remaining()
+        if remaining is not None:
+            budget = min(budget, remaining)
+        if budget <= 0:
+            raise ServingError(504, "Deadline exceeded before the request was handled")
+        return budget
+
+    async def answer(self, context, method: str, handle, request):
+        """Run ``handle(request, deadline_s)``, answering errors with TF Serving's gRPC statuses."""
+        try:
+            deadline_s = self.deadline_s(context)
+            try:
+                async with asyncio.timeout(deadline_s):
+                    return await handle(request, deadline_s)
+            except TimeoutError:
+                raise ServingError(504, f"Deadline exceeded: the request did not finish within {deadline_s:g} s") \
+                    from None
+        except grpc.aio.AbortError:
+            raise
+        except RpcError as exc:
+            await context.abort(exc.code, _details(exc.message))
+        except ServingError as exc:
+            await context.abort(grpc_code(exc.status), _details(exc.message))
+        except Exception as exc:  # noqa: BLE001 - one request must not take the server down
+            logger.exception("Unhandled error serving gRPC %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, _details(f"Internal: {type(exc).__name__}: {exc}"))
+
+    async def resolve(self, spec):
+        version, label = _version_choice(spec)
+        return await self.server.resolve(spec.name, version, label)
+
+
+def _signature_def_map(servable) -> dict:
+    mapping = getattr(servable, "signature_def_map", None)
+    if mapping is None:
+        from kerasapps.serving.repository import read_signature_def_protos
+
+        mapping = read_signature_def_protos(servable.path)
+    return mapping
+
+
+def _response_spec(target, name: str, version: int, signature_name: str | None) -> None:
+    target.name = name
+    target.version.value = int(version)
+    if signature_name is not None:
+        target.signature_name = signature_name
+
+
+async def _maybe_off_loop(server, elements: int, fn):
+    """Run ``fn()`` in the server's worker threads (not model threads) when it handles many values, else inline."""
+    if elements > _OFF_LOOP_ELEMENTS:
+        return await server.in_pool(fn)
+    return fn()
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer, _Handler):
+    """``tensorflow.serving.PredictionService`` on a ``_Server``."""
+
+    async def Predict(self, request, context):  # noqa: N802 - gRPC's method names
+        return await self.answer(context, "Predict", self._predict, request)
+
+    async def GetModelMetadata(self, request, context):  # noqa: N802
+        return await self.answer(context, "GetModelMetadata", self._metadata, request)
+
+    async def Classify(self, request, context):  # noqa: N802
+        return await self.answer(context, "Classify", self._classify, request)
+
+    async def Regress(self, request, context):  # noqa: N802
+        return await self.answer(context, "Regress", self._regress, request)
+
+    async def MultiInference(self, request, context):  # noqa: N802
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "MultiInference is not supported by kerasapps.serving; use Classify or Regress")
+
+    # -- Predict -----------------------------------------------------------------------------------------
+    def _inputs(self, request, signature, signature_def) -> tuple[dict, int]:
+        """The checked request protos (alias -> TensorProto) and their element count; nothing converted."""
+        specs = signature.inputs
+        given, defaults = request.inputs, signature_def.defaults if signature_def is not None else {}
+        if len(given) > len(specs) or (len(given) < len(specs) and not defaults):
+            extra = sorted(set(given) - set(specs))
+            missing = sorted(set(specs) - set(given))
+            raise _bad(f"input size does not match signature: {len(given)}!={len(specs)} len({{{_keys(given)}}}) "
+                       f"!= len({{{_keys(specs)}}}). Sent extra: {{{','.join(extra)}}}. "
+                       f"Missing but required: {{{','.join(missing)}}}.")
+        protos = {}
+        for alias in sorted(specs):
+            if alias in given:
+                protos[alias] = given[alias]
+            elif alias in defaults:
+                protos[alias] = defaults[alias]
+            else:
+                info = signature_def.inputs.get(alias) if signature_def is not None else None
+                feed = info.name if info is not None else alias
+                raise _bad(f"Signature input alias: {alias}(feed name: {feed}) not found in request and no default "
+                           f"value provided. Inputs expected to be in the request {{{_keys(given)}}}, or default "
+                           f"input alias set: {_keys(defaults)}")
+        unknown = set(given) - set(specs)
+        if unknown:
+            raise _bad(f"Inputs contains invalid name. Used request inputs: {_keys(set(given) & set(specs))}, "
+                       f"request input: {_keys(given)}")
+        limit = self.server.options.max_request_elements
+        total = 0
+        for alias, proto in protos.items():
+            count = _count(_dims(proto, alias))
+            total += count
+            if total > limit:
+                raise _bad(f"The request's tensors hold more than {limit} values (the server's "
+                           "max_request_elements); send fewer rows per request")
+            _check_string_expansion(alias, proto, count, self.server.options.max_request_bytes)
+        for alias, proto in protos.items():
+            check_tensor(alias, proto, specs[alias])
+        return protos, total
+
+    @staticmethod
+    def _outputs(request, signature) -> list[str]:
+        names = list(signature.outputs)
+        chosen = []
+        for alias in request.output_filter:
+            if alias not in names:
+                raise _bad(f"output tensor alias not found in signature: {alias} Outputs expected to be in the "
+                           f"set {{{_keys(names)}}}.")
+            if alias in chosen:
+                raise _bad(f"duplicate output tensor alias: {alias}")
+            chosen.append(alias)
+        return chosen or names
+
+    async def _predict(self, request, deadline_s: float):
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        spec = _model_spec(request)
+        servable = await self.resolve(spec)
+        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        if signature_name not in servable.signatures:
+            raise RpcError(grpc.StatusCode.FAILED_PRECONDITION,
+                           f'Serving signature key "{signature_name}" not found.')
+        signature = servable.signature(signature_name)
+        signature_def = _signature_def_map(servable).get(signature_name)
+        protos, elements = self._inputs(request, signature, signature_def)
+        wanted = self._outputs(request, signature)
+        inputs = await _maybe_off_loop(self.server, elements, lambda: {a: to_array(a, p) for a, p in protos.items()})
+        outputs = await self.server.predict(servable, signature_name, inputs,
+                                            deadline_s=max(end - loop.time(), 0.0))
+        missing = [name for name in wanted if name not in outputs]
+        if missing:
+            raise ServingError(500, f"The signature returned no output {missing[0]!r}")
+        response = predict_pb2.PredictResponse()
+        _response_spec(response.model_spec, spec.name, servable.version, signature_name)
+        size = sum(int(np.size(outputs[name])) for name in wanted)
+
+        def encode():
+            for name in wanted:
+                response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))
+            return response
+
+        return await _maybe_off_loop(self.server, size, encode)
+
+    # -- GetModelMetadata --------------------------------------------------------------------------------
+    async def _metadata(self, request, deadline_s: float):
+        spec = _model_spec(request)
+        if not request.metadata_field:
+            raise _bad("GetModelMetadataRequest must specify at least one metadata_field")
+        for field in request.metadata_field:
+            if field != SIGNATURE_DEF_FIELD:
+                raise _bad(f"Metadata field {field} is not supported")
+        servable = await self.resolve(spec)
+        signature_defs = get_model_metadata_pb2.SignatureDefMap()
+        for key, signature_def in _signature_def_map(servable).items():
+            signature_defs.signature_def[key].CopyFrom(signature_def)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        _response_spec(response.model_spec, spec.name, servable.version, None)
+        response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_defs)
+        return response
+
+    # -- Classify and Regress ----------------------------------------------------------------------------
+    async def _examples_for(self, request, method: str, kind: str):
+        """(spec, servable, signature name, serialized examples) of a Classify or Regress request, checked."""
+        spec = _model_spec(request)
+        servable = await self.resolve(spec)
+        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        signature_def = _signature_def_map(servable).get(signature_name)
+        if signature_def is None or signature_name not in servable.signatures:
+            raise _bad(f"No signature was found with the name: {signature_name}")
+        if signature_def.method_name != method:
+            raise _bad(f"Expected {kind} signature method_name to be {method}. Was: {signature_def.method_name}")
+        examples = serialized_examples(request.input)
+        limit = self.server.options.max_request_elements
+        if len(examples) > limit:
+            raise _bad(f"The request holds {len(examples)} examples, more than {limit} (the server's "
+                       "max_request_elements); send fewer per request")
+        return spec, servable, signature_name, examples
+
+    async def _classify(self, request, deadline_s: float):
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        spec, servable, signature_name, examples = await self._examples_for(request, CLASSIFY_METHOD,
+                                                                            "classification")
+        classes, scores = await self.server.classify(servable, signature_name, examples,
+                                                     deadline_s=max(end - loop.time(), 0.0))
+        response = classification_pb2.ClassificationResponse()
+        _response_spec(response.model_spec, spec.name, servable.version, signature_name)
+        labels = None if classes is None else np.asarray(classes)
+        values = None if scores is None else np.asarray(scores, dtype=np.float32)
+        rows = labels if labels is not None else values
+        if rows is None:
+            raise ServingError(500, "The classify signature returned neither classes nor scores")
+        for i in range(rows.shape[0]):
+            row = response.result.classifications.add()
+            for c in range(rows.shape[1]):
+                item = row.classes.add()
+                if labels is not None:
+                    label = labels[i, c]
+                    item.label = label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label)
+                if values is not None:
+                    item.score = float(values[i, c])
+        return response
+
+    async def _regress(self, request, deadline_s: float):
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        spec, servable, signature_name, examples = await self._examples_for(request, REGRESS_METHOD, "regression")
+        values = await self.server.regress(servable, signature_name, examples, deadline_s=max(end - loop.time(), 0.0))
+        values = np.asarray(values, dtype=np.float32)
+        response = regression_pb2.RegressionResponse()
+        _response_spec(response.model_spec, spec.name, servable.version, signature_name)
+        for value in values.reshape(-1).tolist():
+            response.result.regressions.add().value = value
+        return response
+
+
+def _enum_value(enum_type, name: str, default: int = 0) -> int:
+    value = enum_type.values_by_name.get(name)
+    return default if value is None else value.number
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer, _Handler):
+    """``tensorflow.serving.ModelService`` on a ``_Server``: model status; config reloads are not supported."""
+
+    async def GetModelStatus(self, request, context):  # noqa: N802 - gRPC's method names
+        return await self.answer(context, "GetModelStatus", self._status, request)
+
+    async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "HandleReloadConfigRequest is not supported by kerasapps.serving; "
+                            "edit the model config file or the model base instead")
+
+    async def _status(self, request, deadline_s: float):
+        spec = _model_spec(request)
+        version, label = _version_choice(spec)
+        rows = await self.server.status(spec.name, version, label)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        states = get_model_status_pb2.ModelVersionStatus.State.DESCRIPTOR
+        codes = get_model_status_pb2.ModelVersionStatus.DESCRIPTOR.fields_by_name["status"].message_type \
+            .fields_by_name["error_code"].enum_type
+        for row in rows:
+            status = row.get("status") or {}
+            entry = response.model_version_status.add()
+            entry.version = int(row["version"])
+            entry.state = _enum_value(states, str(row.get("state", "UNKNOWN")))
+            entry.status.error_code = _enum_value(codes, str(status.get("error_code", "OK")), default=2)
+            entry.status.error_message = str(status.get("error_message", ""))
+        return response
+
+
+async def start_grpc_server(server, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+    """Start TF Serving's gRPC services for the REST app's ``server`` (``app.state.server``) on ``host:port``.
+
+    Must be awaited in the event loop that serves the app (requests share its ``_Server``). ``port`` 0
+    picks a free port. Returns ``(grpc_server, bound_port)``; stop it with ``await grpc_server.stop(grace)``.
+    Limits come from ``server.options``: ``max_request_bytes`` is the largest message received,
+    ``max_header_bytes`` the largest metadata, ``max_connections`` the most RPCs in progress at once.
+    Raises ``OSError`` when the address cannot be bound (a port in use is an error: the socket is not
+    shared with another process through SO_REUSEPORT).
+    """
+    options = server.options
+    grpc_server = grpc.aio.server(maximum_concurrent_rpcs=options.max_connections, options=[
+        ("grpc.max_receive_message_length", int(options.max_request_bytes)),
+        ("grpc.max_send_message_length", MAX_SEND_BYTES),
+        ("grpc.max_metadata_size", int(options.max_header_bytes)),
+        ("grpc.so_reuseport", 0),
+    ])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(server), grpc_server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(server), grpc_server)
+    address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    try:
+        bound = grpc_server.add_insecure_port(address)
+    except RuntimeError as exc:
+        bound, reason = 0, str(exc)
+    else:
+        reason = "in use or not available"
+    if not bound:
+        await grpc_server.stop(None)
+        raise OSError(f"Cannot serve gRPC on {address}: {reason}")
+    await grpc_server.start()
+    logger.info("Serving TF Serving's gRPC API on %s", address.rsplit(":", 1)[0] + f":{bound}")
+    return grpc_server, bound
