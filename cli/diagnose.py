@@ -147,8 +147,9 @@ def filters(settings, run_dir, layer, png, as_json):
     result = kerasapps.diagnose_filters(run_dir, layer=layer, png=png)
     if as_json:
         return echo_json(result)
+    low, high = result["value_range"]
     click.echo(f"{result['recipe']} layer {result['layer']}: {result['rows']}x{result['cols']} grid "
-               f"({result['drawn_as']}) -> {result['png']}")
+               f"({result['drawn_as']}; weights {low:.3g} to {high:.3g} on one colour scale) -> {result['png']}")
     _print_filter_statistics(result["statistics"])
 
 
@@ -176,7 +177,8 @@ def features(settings, run_dir, input_path, layer, png, as_json):
 
 @click.command()
 @RECIPE_NAME
-@click.option("--trials", required=True, type=click.IntRange(min=1), help="Configurations to try (in total).")
+@click.option("--trials", type=click.IntRange(min=1),
+              help="Configurations to try (in total); required without --smoke.")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Epochs per trial (default: the recipe's).")
 @click.option("--space", "space_file", type=click.Path(dir_okay=False),
               help="YAML search space: key: {min:, max:, log: true} or key: [choices]. Default: see README.")
@@ -184,19 +186,22 @@ def features(settings, run_dir, input_path, layer, png, as_json):
               type=click.FloatRange(0, 0.5, min_open=True),
               help="Fraction of the training data held out to score trials (the test split is never read).")
 @click.option("--out", type=click.Path(file_okay=False), help="Search directory (default tune/NAME); rerun to resume.")
+@click.option("--smoke", is_flag=True, help="A tiny search (at most 2 trials of 1 epoch x 2 steps on a small slice, "
+              "in tune/NAME-smoke): checks the space end to end in seconds.")
 @SET
 @DATA_DIR
 @DATA
 @JSON
 @pass_settings
-def tune(settings, name, trials, max_epochs, space_file, validation_split, out, assignments, data_dir, data,
+def tune(settings, name, trials, max_epochs, space_file, validation_split, out, smoke, assignments, data_dir, data,
          as_json):
     """Random search over NAME's hyper-parameters; writes OUT/best_config.yaml for `train --config`."""
     settings.start(as_json)
     import kerasapps
 
     result = kerasapps.tune(name, trials=trials, max_epochs=max_epochs, space=space_file,
-                            validation_split=validation_split, out=out, set=assignments, data_dir=data_dir, data=data)
+                            validation_split=validation_split, out=out, set=assignments, data_dir=data_dir, data=data,
+                            smoke=smoke)
     if as_json:
         return echo_json(result)
     keys = list(result["space"])
@@ -209,4 +214,8 @@ def tune(settings, name, trials, max_epochs, space_file, validation_split, out, 
                           else f"{row['hparams'].get(k)!s:>13}" for k in keys)
         click.echo(f"  {row['trial']:>5}  {row['score']:>12.4f}  {cells}" + ("  (diverged)" if row["diverged"] else ""))
     click.echo(f"best config: {result['best_config']}")
+    if result["smoke"]:
+        click.echo("smoke search passed: the space trains end to end; next: the same command with --trials N "
+                   "and without --smoke")
+        return
     click.echo(f"next: kerasapps train {result['recipe']} --config {result['best_config']}")

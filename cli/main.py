@@ -32,14 +32,15 @@ from kerasapps.serving.options import ServingOptions
 
 
 class _Handler(logging.Handler):
-    """INFO to stdout as plain lines, WARNING and above to stderr as 'warning: ...'."""
+    """INFO to stdout as plain lines, WARNING and above to stderr as 'warning: ...'. Written to the streams
+    ``sys`` holds now, so that a line logged under a progress bar is printed above it."""
 
     def emit(self, record):
         message = record.getMessage()
         if record.levelno >= logging.WARNING:
-            click.echo(f"{record.levelname.lower()}: {message}", err=True)
+            click.echo(f"{record.levelname.lower()}: {message}", file=sys.stderr)
         else:
-            click.echo(message)
+            click.echo(message, file=sys.stdout)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -209,7 +210,8 @@ def evaluate(settings, run_dir, split, data_dir, data, as_json):
     settings.start(as_json)
     import kerasapps
 
-    result = kerasapps.evaluate(run_dir, split=split, data_dir=data_dir, data=data)
+    result = kerasapps.evaluate(run_dir, split=split, data_dir=data_dir, data=data,
+                                verbose=0 if as_json else "auto")  # stdout carries only the JSON
     if as_json:
         return echo_json(result)
     click.echo(f"{result['recipe']} {split} ({result['examples']} examples): "
@@ -295,31 +297,64 @@ def generate(settings, model, prompt, length, temperature, seed):
 @cli.command()
 @click.option("--model-base", default=EXPORT_ROOT, show_default=True, type=click.Path(file_okay=False),
               help="Folder of NAME/VERSION/ SavedModels (what export writes).")
+@click.option("--model-config-file", type=click.Path(dir_okay=False),
+              help="TF Serving's model config (ModelServerConfig text protobuf): several model base paths, "
+                   "model_version_policy (latest N / all / specific), version_labels. Replaces --model-base.")
 @click.option("--host", default=ServingOptions.host, show_default=True, help="Interface to bind (loopback by default).")
-@click.option("--port", default=ServingOptions.port, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=ServingOptions.port, show_default=True, type=click.IntRange(0, 65535),
+              help="REST port.")
+@click.option("--grpc-port", default=ServingOptions.grpc_port, type=click.IntRange(0, 65535),
+              help="Also serve TF Serving's gRPC API (PredictionService, ModelService) here; TF Serving uses 8500.")
 @click.option("--batching/--no-batching", default=ServingOptions.batching, show_default=True,
               help="Group concurrent predict requests into one model call.")
 @click.option("--max-batch-size", default=ServingOptions.max_batch_size, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-timeout-ms", default=ServingOptions.batch_timeout_ms, show_default=True,
               type=click.FloatRange(min=0))
 @click.option("--max-request-bytes", default=ServingOptions.max_request_bytes, show_default=True,
-              type=click.IntRange(min=1))
+              type=click.IntRange(min=1), help="Largest body (after gzip decoding) or gRPC message.")
+@click.option("--max-request-elements", default=ServingOptions.max_request_elements, show_default=True,
+              type=click.IntRange(min=1), help="Most values in one request, counted before they are allocated.")
 @click.option("--request-timeout", "request_timeout_s", default=ServingOptions.request_timeout_s, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help="Seconds to read and answer a request.")
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds to read and answer a request; a model call past it is cancelled.")
+@click.option("--max-in-flight", default=ServingOptions.max_in_flight, type=click.IntRange(min=1),
+              help="Model calls running at once (default: min(32, cpus + 4)).")
+@click.option("--max-queued", default=ServingOptions.max_queued, show_default=True, type=click.IntRange(min=0),
+              help="Model calls waiting for a slot; past it requests get 503.")
+@click.option("--max-header-bytes", default=ServingOptions.max_header_bytes, show_default=True,
+              type=click.IntRange(min=1024), help="A request's line and headers; past it, 431.")
+@click.option("--max-headers", default=ServingOptions.max_headers, show_default=True, type=click.IntRange(min=1),
+              help="Header fields in one request; past it, 431.")
+@click.option("--header-timeout", "header_timeout_s", default=ServingOptions.header_timeout_s, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Seconds for a request's headers to arrive.")
+@click.option("--keep-alive-timeout", "keep_alive_timeout_s", default=ServingOptions.keep_alive_timeout_s,
+              show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds an idle keep-alive connection stays open.")
+@click.option("--max-connections", default=ServingOptions.max_connections, show_default=True,
+              type=click.IntRange(min=1), help="Open connections at once; past it, new ones get 503.")
+@click.option("--load-retry-interval", "load_retry_interval_s", default=ServingOptions.load_retry_interval_s,
+              show_default=True, type=click.FloatRange(min=0), help="Seconds before a failed load is retried.")
 @pass_settings
-def serve(settings, model_base, host, port, batching, max_batch_size, batch_timeout_ms, max_request_bytes,
-          request_timeout_s):
-    """Serve every export under --model-base with TensorFlow Serving's REST API."""
+def serve(settings, model_base, model_config_file, host, port, grpc_port, batching, max_batch_size, batch_timeout_ms,
+          max_request_bytes, max_request_elements, request_timeout_s, max_in_flight, max_queued, max_header_bytes,
+          max_headers, header_timeout_s, keep_alive_timeout_s, max_connections, load_retry_interval_s):
+    """Serve every export under --model-base with TensorFlow Serving's REST API (and gRPC with --grpc-port)."""
     from pathlib import Path
 
     import kerasapps
 
-    if Path(model_base).is_dir():  # a missing model base is the API's one-line error, before TensorFlow loads
+    if model_config_file or Path(model_base).is_dir():  # a missing model base is the API's one-line error
         settings.import_tensorflow()
-        click.echo(f"serving {model_base} on http://{host}:{port}/v1/models/NAME (Ctrl+C to stop)")
-    kerasapps.serve(model_base, host=host, port=port, batching=batching, max_batch_size=max_batch_size,
-                    batch_timeout_ms=batch_timeout_ms, max_request_bytes=max_request_bytes,
-                    request_timeout_s=request_timeout_s)
+        where = model_config_file or model_base
+        grpc = f" and grpc://{host}:{grpc_port}" if grpc_port is not None else ""
+        click.echo(f"serving {where} on http://{host}:{port}/v1/models/NAME{grpc} (Ctrl+C to stop)")
+    kerasapps.serve(model_base, host=host, port=port, grpc_port=grpc_port, model_config_file=model_config_file,
+                    batching=batching, max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms,
+                    max_request_bytes=max_request_bytes, max_request_elements=max_request_elements,
+                    request_timeout_s=request_timeout_s, max_in_flight=max_in_flight, max_queued=max_queued,
+                    max_header_bytes=max_header_bytes, max_headers=max_headers, header_timeout_s=header_timeout_s,
+                    keep_alive_timeout_s=keep_alive_timeout_s, max_connections=max_connections,
+                    load_retry_interval_s=load_retry_interval_s)
 
 
 cli.add_command(diagnose)

@@ -103,13 +103,14 @@ def train(recipe, *, epochs: int | None = None, batch_size: int | None = None, s
 
 
 def evaluate(run_dir: PathLike, *, split: str = "test", data_dir: PathLike | None = None,
-             data: str | None = None) -> dict:
+             data: str | None = None, verbose: int | str = "auto") -> dict:
     """Evaluate a finished run's final model on ``split`` (train, validation or test) of its last stage, on
     the data it trained on or ``data`` (a source with the same classes); writes
-    ``RUN_DIR/evaluation-SPLIT.json`` (``kerasapps evaluate``)."""
+    ``RUN_DIR/evaluation-SPLIT.json`` (``kerasapps evaluate``). ``verbose`` is ``model.evaluate``'s:
+    "auto" shows its progress bar when stdout is a terminal, and nothing otherwise."""
     from kerasapps.training.evaluate import evaluate as run
 
-    return run(run_dir, split=split, data_dir=data_dir, data=data)
+    return run(run_dir, split=split, data_dir=data_dir, data=data, verbose=verbose)
 
 
 # ----------------------------------------------------------------------------- export and serving
@@ -152,35 +153,69 @@ def generate(model: PathLike, prompt: str | Sequence[str] = "", *, length: int =
 
 
 def serve(model_base: PathLike = EXPORT_ROOT, *, host: str = ServingOptions.host, port: int = ServingOptions.port,
+          grpc_port: int | None = ServingOptions.grpc_port, model_config_file: PathLike | None = None,
           batching: bool = ServingOptions.batching, max_batch_size: int = ServingOptions.max_batch_size,
           batch_timeout_ms: float = ServingOptions.batch_timeout_ms,
           max_request_bytes: int = ServingOptions.max_request_bytes,
-          request_timeout_s: float = ServingOptions.request_timeout_s) -> None:
-    """Serve every export under ``model_base`` with TensorFlow Serving's REST API until interrupted
-    (``kerasapps serve``). ``batching`` groups concurrent predict requests into one model call."""
-    if not Path(model_base).is_dir():
+          max_request_elements: int = ServingOptions.max_request_elements,
+          request_timeout_s: float = ServingOptions.request_timeout_s,
+          max_in_flight: int | None = ServingOptions.max_in_flight, max_queued: int = ServingOptions.max_queued,
+          max_header_bytes: int = ServingOptions.max_header_bytes, max_headers: int = ServingOptions.max_headers,
+          header_timeout_s: float = ServingOptions.header_timeout_s,
+          keep_alive_timeout_s: float = ServingOptions.keep_alive_timeout_s,
+          max_connections: int = ServingOptions.max_connections,
+          load_retry_interval_s: float = ServingOptions.load_retry_interval_s,
+          poll_interval_s: float = ServingOptions.poll_interval_s) -> None:
+    """Serve every export under ``model_base`` (or the models of ``model_config_file``, TF Serving's
+    ModelServerConfig text protobuf) with TensorFlow Serving's REST API, and its gRPC API on ``grpc_port``,
+    until interrupted (``kerasapps serve``). ``batching`` groups concurrent predict requests into one model
+    call; the other options bound what one request or client may take (see ``ServingOptions``)."""
+    if model_config_file is not None:
+        from kerasapps.serving.repository import read_model_config
+
+        try:
+            read_model_config(model_config_file)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elif not Path(model_base).is_dir():
         raise UsageError(f"model base {model_base} does not exist; export a run first (kerasapps export RUN_DIR)")
     from kerasapps.serving.server import serve as run
 
-    run(model_base, host=host, port=port, batching=batching, max_batch_size=max_batch_size,
-        batch_timeout_ms=batch_timeout_ms, max_request_bytes=max_request_bytes, request_timeout_s=request_timeout_s)
+    try:
+        options = ServingOptions(
+            host=host, port=port, grpc_port=grpc_port,
+            model_config_file=None if model_config_file is None else str(model_config_file), batching=batching,
+            max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms, max_request_bytes=max_request_bytes,
+            max_request_elements=max_request_elements, request_timeout_s=request_timeout_s,
+            max_in_flight=max_in_flight, max_queued=max_queued, max_header_bytes=max_header_bytes,
+            max_headers=max_headers, header_timeout_s=header_timeout_s, keep_alive_timeout_s=keep_alive_timeout_s,
+            max_connections=max_connections, load_retry_interval_s=load_retry_interval_s,
+            poll_interval_s=poll_interval_s)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    run(model_base, host=host, port=port, options=options)
 
 
 # ----------------------------------------------------------------------------- tuning and diagnostics
 
-def tune(recipe, *, trials: int, max_epochs: int | None = None, space: Mapping | PathLike | None = None,
+def tune(recipe, *, trials: int | None = None, max_epochs: int | None = None, space: Mapping | PathLike | None = None,
          validation_split: float = TUNE_VALIDATION_SPLIT, out: PathLike | None = None, set: Assignments = (),
-         data_dir: PathLike | None = None, data: str | None = None) -> dict:
+         data_dir: PathLike | None = None, data: str | None = None, smoke: bool = False) -> dict:
     """Random search (keras-tuner) over ``recipe``'s hyper-parameters, each trial scored on a validation
     split carved from the training data (the test split is never read); writes ``OUT/best_config.yaml``
-    (default ``tune/NAME``); running it again resumes the search (``kerasapps tune``). ``space`` is a
-    mapping or a YAML file: ``key: {min:, max:, log: true}`` or ``key: [choices]``."""
+    (default ``tune/NAME``): the best trial's values and the ``set`` values for a full run under
+    ``hparams``, how the trials ran (and what capped them) under ``search``, which ``train`` does not
+    read. Running it again resumes the search (``kerasapps tune``). ``space`` is a mapping or a YAML
+    file: ``key: {min:, max:, log: true}`` or ``key: [choices]``. ``trials`` is required unless
+    ``smoke``, which runs at most 2 trials of one epoch of 2 steps on a small slice (in ``tune/NAME-smoke``)
+    to check the search end to end."""
     from kerasapps.tools.tune import tune as run
 
     mapping = space if isinstance(space, Mapping) else None
     return run(recipe, trials=trials, max_epochs=max_epochs, space=mapping,
                space_file=None if space is None or mapping is not None else space,
-               validation_split=validation_split, out=out, overrides=_assignments(set), data_dir=data_dir, data=data)
+               validation_split=validation_split, out=out, overrides=_assignments(set), data_dir=data_dir, data=data,
+               smoke=smoke)
 
 
 def diagnose_init(activation: str = INIT_EXPERIMENT["activation"], init: str = INIT_EXPERIMENT["init"], *,

@@ -191,7 +191,7 @@ def read_config_file(path: str | Path, recipe_name: str | None = None) -> dict[s
         named = data.get("recipe")
         if recipe_name and named and named != recipe_name:
             raise ConfigError(f"config file {path} is for recipe '{named}', not '{recipe_name}'")
-        extra = set(data) - {"hparams", "recipe", "kerasapps_version", "smoke", "data"}
+        extra = set(data) - {"hparams", "recipe", "kerasapps_version", "smoke", "data", "search"}  # search: tune's
         if extra:
             raise ConfigError(f"config file {path} has unknown top-level keys: {', '.join(sorted(extra))}")
         data = data["hparams"] or {}

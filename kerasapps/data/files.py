@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import DataError
+from kerasapps.core.progress import NO_PROGRESS, Progress, progress
 
 log = logging.getLogger("kerasapps")
 CACHE_DIR_ENV = "KERASAPPS_CACHE_DIR"
@@ -157,9 +158,11 @@ def _on_disk(examples: Examples) -> Examples:
         log.info("cache=disk: decoding %d files once into %s", len(examples), folder)
         dataset = tf.data.Dataset.from_tensor_slices(examples.paths).map(examples.reader.read,
                                                                          num_parallel_calls=tf.data.AUTOTUNE)
-        for target, value in zip(targets, dataset):  # written whole, then renamed: a kill leaves no half file
-            Path(f"{target}.partial").write_bytes(value.numpy().tobytes())
-            os.replace(f"{target}.partial", target)
+        with progress("cache=disk: decoding", total=len(examples)) as bar:
+            for target, value in zip(targets, dataset):  # written whole, then renamed: a kill leaves no half file
+                Path(f"{target}.partial").write_bytes(value.numpy().tobytes())
+                os.replace(f"{target}.partial", target)
+                bar.advance()
         done.write_text(f"{len(examples)}\n")
     return Examples(targets, Reader("raw", examples.reader.shape))
 
@@ -170,9 +173,9 @@ def files_in(folder: Path, suffixes: Sequence[str]) -> list[Path]:
                   and not any(part.startswith(".") for part in path.relative_to(folder).parts))
 
 
-def check_images(paths: Sequence[Path], bad_files: str) -> list[Path]:
+def check_images(paths: Sequence[Path], bad_files: str, bar: Progress = NO_PROGRESS) -> list[Path]:
     """``paths`` whose header is a decodable PNG/JPEG/BMP/GIF; the others are an error naming the first ones,
-    or (``bad_files=skip``) left out with a one-line count."""
+    or (``bad_files=skip``) left out with a one-line count. ``bar`` advances by one a file."""
     from PIL import Image, UnidentifiedImageError
 
     good, bad = [], []
@@ -184,10 +187,11 @@ def check_images(paths: Sequence[Path], bad_files: str) -> list[Path]:
             good.append(path)
         except (UnidentifiedImageError, OSError, ValueError):
             bad.append(path)
+        bar.advance()
     return _keep(good, bad, bad_files, "are not decodable PNG, JPEG, BMP or GIF images")
 
 
-def check_texts(paths: Sequence[Path], bad_files: str) -> list[Path]:
+def check_texts(paths: Sequence[Path], bad_files: str, bar: Progress = NO_PROGRESS) -> list[Path]:
     """``paths`` that hold UTF-8 text; the others as in :func:`check_images`."""
     good, bad = [], []
     for path in paths:
@@ -196,6 +200,7 @@ def check_texts(paths: Sequence[Path], bad_files: str) -> list[Path]:
             good.append(path)
         except (UnicodeDecodeError, OSError):
             bad.append(path)
+        bar.advance()
     return _keep(good, bad, bad_files, "are not UTF-8 text")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import DataError
+from kerasapps.core.progress import progress
 from kerasapps.core.recipe import Splits
 from kerasapps.data.files import IMAGE_SUFFIXES, TEXT_SUFFIXES, Examples, Reader, check_images, check_texts, files_in
 from kerasapps.data.splits import class_names, split_off
@@ -64,15 +65,19 @@ def _scan(folder: Path, suffixes, check, bad_files: str) -> dict[str, list[Path]
     classes = class_folders(folder)
     if not classes:
         raise DataError(f"--data: {folder} holds no class folders (expected {folder}/CLASS/FILE)")
-    found = {}
+    listed = {}
     for path in classes:
-        files = files_in(path, suffixes)
-        if not files:
+        listed[path] = files_in(path, suffixes)
+        if not listed[path]:
             kind = "images (.png, .jpg, .jpeg, .bmp, .gif)" if suffixes == IMAGE_SUFFIXES else "text files (.txt)"
             raise DataError(f"--data: class folder {path} holds no {kind}")
-        found[path.name] = check(files, bad_files)
-        if not found[path.name]:
-            raise DataError(f"--data: class folder {path} holds no readable files")
+    found = {}
+    total = sum(map(len, listed.values()))
+    with progress(f"checking {total} files in {folder}", total=total) as bar:  # a bar on a terminal only
+        for path, files in listed.items():
+            found[path.name] = check(files, bad_files, bar)
+            if not found[path.name]:
+                raise DataError(f"--data: class folder {path} holds no readable files")
     return found
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import DataError
+from kerasapps.core.progress import progress
 from kerasapps.core.recipe import Splits
 from kerasapps.data.files import Examples, Reader, check_images
 from kerasapps.data.splits import class_names, split_off
@@ -115,7 +116,8 @@ def read_labelled_table(path: Path, reader: Reader, hp) -> Splits:
             if missing:
                 raise DataError(f"--data {files[split]}: {len(missing)} image file(s) not found: "
                                 f"{', '.join(missing[:3])}")
-            good = set(map(str, check_images(paths, hp.bad_files)))
+            with progress(f"checking {len(paths)} images of {files[split]}", total=len(paths)) as bar:
+                good = set(map(str, check_images(paths, hp.bad_files, bar)))
             keep = np.array([i for i, p in enumerate(paths) if str(p) in good], np.int64)
             x = Examples(np.array([str(paths[i]) for i in keep]), reader)
         else:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from kerasapps.core.errors import RunError, UsageError
+from kerasapps.core.progress import progress
 from kerasapps.core.recipe import Recipe
 from kerasapps.core.schema import EXPORT_ROOT
 
@@ -106,31 +107,35 @@ def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool 
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; pass --force to replace it, or choose another --version")
 
-    model = serving_model(load_model(model_path, compile=False))
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    serving = run_serving(recipe, run_dir)
-    archive.add_endpoint("serving_default", serving_function(recipe, model, serving))
-    for name, function in serving.extra_endpoints(model, recipe.preprocess).items():
-        archive.add_endpoint(name, function)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    remove_abandoned(model_dir)
-    tmp = rundir.shareable(Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=model_dir)))
-    try:
-        archive.write_out(str(tmp), verbose=False)
-        info = {"recipe": recipe.name, "version": version, "run_dir": str(Path(run_dir).resolve()),
-                "signature": serving.describe(), **({"knows": serving.knows} if serving.knows else {})}
-        (tmp / "assets.extra").mkdir(exist_ok=True)
-        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        if target.exists():  # --force: swap, never leaving the version missing or half-written
-            old = Path(tempfile.mkdtemp(prefix=f".old-{version}-{os.getpid()}-", dir=model_dir))
-            os.replace(target, old / "v")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except OSError as exc:
-        raise RunError(f"could not write the export to {target}: {exc}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with progress(f"exporting {recipe.name}: loading the model", total=3) as bar:  # a bar on a terminal only
+        model = serving_model(load_model(model_path, compile=False))
+        bar.advance(description=f"exporting {recipe.name}: tracing the serving signatures")
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        serving = run_serving(recipe, run_dir)
+        archive.add_endpoint("serving_default", serving_function(recipe, model, serving))
+        for name, function in serving.extra_endpoints(model, recipe.preprocess).items():
+            archive.add_endpoint(name, function)
+        bar.advance(description=f"exporting {recipe.name}: writing version {version}")
+        model_dir.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(model_dir)
+        tmp = rundir.shareable(Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=model_dir)))
+        try:
+            archive.write_out(str(tmp), verbose=False)
+            bar.advance()
+            info = {"recipe": recipe.name, "version": version, "run_dir": str(Path(run_dir).resolve()),
+                    "signature": serving.describe(), **({"knows": serving.knows} if serving.knows else {})}
+            (tmp / "assets.extra").mkdir(exist_ok=True)
+            (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
+            if target.exists():  # --force: swap, never leaving the version missing or half-written
+                old = Path(tempfile.mkdtemp(prefix=f".old-{version}-{os.getpid()}-", dir=model_dir))
+                os.replace(target, old / "v")
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except OSError as exc:
+            raise RunError(f"could not write the export to {target}: {exc}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -12,8 +12,12 @@ correlation between every pair of flattened filters.
 
 Grids are written with PIL at an exact size: ``cols = ceil(sqrt(n))`` tiles across,
 ``rows = ceil(n / cols)`` down, each tile ``scale`` times the filter or map size (nearest
-neighbour), ``PAD`` pixels of background between and around tiles. Every tile is min-max
-normalised on its own, so the pictures show shape, not scale (the norms are in the statistics).
+neighbour: a 3x3 kernel is nine flat blocks, never smoothed), ``PAD`` pixels of the
+``SEPARATOR`` colour between and around tiles, and under the grid a colour scale: a bar from the
+lowest to the highest value with both written at its ends. All tiles share that one scale, so
+filters and maps compare with each other: filters on a diverging map centred on 0 (blue negative,
+white 0, red positive; 3-channel filters as colour with grey at 0), feature maps on viridis from
+their lowest to their highest activation.
 """
 
 from __future__ import annotations
@@ -27,8 +31,13 @@ import numpy as np
 from kerasapps.core.errors import ConfigError, UsageError
 from kerasapps.models.walk import iter_layers
 
-PAD = 1
-MIN_TILE = 32  # small filters (3x3, 5x5) are scaled up to at least this many pixels
+PAD = 3  # separator pixels between and around the tiles
+MIN_TILE = 48  # small filters (3x3, 5x5) are scaled up to at least this many pixels
+SEPARATOR = (64, 64, 64)  # dark grey, on neither colour map
+LEGEND_HEIGHT = 30  # the colour scale under the grid: a bar and its value labels
+LEGEND_WIDTH = 180  # narrower grids are widened to this for the labels
+TEXT = (255, 255, 255)
+WEIGHT_MAP, ACTIVATION_MAP = "RdBu_r", "viridis"
 CONV_CLASSES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose")
 
 
@@ -113,41 +122,87 @@ def grid_shape(count: int) -> tuple[int, int]:
     return max(1, math.ceil(count / cols)), cols
 
 
-def _normalise(tile: np.ndarray) -> np.ndarray:
-    low, high = float(tile.min()), float(tile.max())
+def colour_table(name: str) -> np.ndarray:
+    """The 256 RGB colours (uint8) of the matplotlib colour map ``name``, low to high."""
+    import matplotlib
+
+    return np.round(matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def colours(values: np.ndarray, value_range: tuple[float, float], cmap: str | None) -> np.ndarray:
+    """``values`` as uint8 RGB: [h, w] through the colour map ``cmap``, [h, w, 3] channel by channel (0 to 255)
+    from the low to the high end of ``value_range`` (values beyond it are clipped)."""
+    low, high = value_range
+    level = np.clip((np.asarray(values, np.float64) - low) / (high - low), 0.0, 1.0)
+    index = np.round(level * 255).astype(np.uint8)
+    if index.ndim == 3:
+        return index
+    return colour_table(cmap)[index]
+
+
+def shared_range(tiles: list[np.ndarray], *, symmetric: bool) -> tuple[float, float]:
+    """One value range for all ``tiles``: ``[-m, m]`` with m the largest magnitude (``symmetric``, weights),
+    else ``[min, max]``; never empty."""
+    low, high = min(float(t.min()) for t in tiles), max(float(t.max()) for t in tiles)
+    if symmetric:
+        low, high = -max(abs(low), abs(high)), max(abs(low), abs(high))
     if high - low <= 1e-12:
-        return np.full(tile.shape, 0.5)
-    return (tile - low) / (high - low)
+        low, high = low - 1.0, high + 1.0
+    return low, high
 
 
-def write_grid(tiles: list[np.ndarray], path, *, scale: int | None = None) -> dict:
-    """Write ``tiles`` ([h, w] or [h, w, 3] arrays, any range) as one PNG grid; returns its geometry."""
+def write_grid(tiles: list[np.ndarray], path, *, scale: int | None = None,
+               value_range: tuple[float, float] | None = None, cmap: str = WEIGHT_MAP, label: str = "value") -> dict:
+    """Write ``tiles`` ([h, w] or [h, w, 3] arrays, any range) as one PNG grid over a colour scale of
+    ``value_range`` (default: the tiles' own, symmetric about 0 for :data:`WEIGHT_MAP`) named ``label``;
+    returns its geometry."""
     from PIL import Image
 
     if not tiles:
         raise UsageError("nothing to draw: no filters or feature maps")
     h, w = tiles[0].shape[:2]
-    channels = 3 if any(t.ndim == 3 for t in tiles) else 1
+    rgb = any(t.ndim == 3 for t in tiles)
+    value_range = value_range or shared_range(tiles, symmetric=cmap == WEIGHT_MAP)
     scale = scale or max(1, math.ceil(MIN_TILE / max(h, w)))
     rows, cols = grid_shape(len(tiles))
     th, tw = h * scale, w * scale
-    height, width = rows * (th + PAD) + PAD, cols * (tw + PAD) + PAD
-    canvas = np.full((height, width, channels), 255, np.uint8)  # white background and separators
+    grid_height, grid_width = rows * (th + PAD) + PAD, cols * (tw + PAD) + PAD
+    height, width = grid_height + LEGEND_HEIGHT, max(grid_width, LEGEND_WIDTH)
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[:] = SEPARATOR
     for index, tile in enumerate(tiles):
         r, c = divmod(index, cols)
-        pixels = np.round(_normalise(tile) * 255).astype(np.uint8)
-        pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
-        if pixels.ndim == 2:
-            pixels = pixels[..., None]
-        if pixels.shape[-1] != channels:
-            pixels = np.repeat(pixels, channels, axis=-1)
+        pixels = colours(tile, value_range, None if rgb else cmap)
+        pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)  # nearest neighbour
         top, left = PAD + r * (th + PAD), PAD + c * (tw + PAD)
         canvas[top:top + th, left:left + tw] = pixels
+    image = Image.fromarray(canvas, "RGB")
+    _draw_colour_scale(image, grid_height, value_range, rgb, cmap, label)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas[..., 0] if channels == 1 else canvas, "L" if channels == 1 else "RGB").save(path)
-    return {"png": str(path), "rows": rows, "cols": cols, "tile": [th, tw], "scale": scale,
-            "width": width, "height": height}
+    image.save(path)
+    return {"png": str(path), "rows": rows, "cols": cols, "tile": [th, tw], "scale": scale, "pad": PAD,
+            "grid": [grid_width, grid_height], "width": width, "height": height,
+            "value_range": [float(v) for v in value_range], "colour_scale": "rgb channels" if rgb else cmap,
+            "separator": list(SEPARATOR)}
+
+
+def _draw_colour_scale(image, top: int, value_range: tuple[float, float], rgb: bool, cmap: str, label: str) -> None:
+    """Under the grid: a bar from the low to the high end of ``value_range`` (grey levels for RGB tiles, each
+    channel on that scale) and, under it, the two ends and ``label``."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width = image.width - 2 * PAD
+    ramp = np.linspace(*value_range, width)
+    bar = colours(np.repeat(ramp[:, None], 3, axis=1)[None], value_range, None) if rgb else \
+        colours(ramp[None], value_range, cmap)
+    image.paste(Image.fromarray(np.repeat(bar, 10, axis=0), "RGB"), (PAD, top))
+    draw, font = ImageDraw.Draw(image), ImageFont.load_default()
+    low, high = (f"{v:.3g}" for v in value_range)
+    y = top + 14
+    draw.text((PAD, y), low, fill=TEXT, font=font)
+    draw.text((image.width - PAD - draw.textlength(high, font=font), y), high, fill=TEXT, font=font)
+    draw.text(((image.width - draw.textlength(label, font=font)) / 2, y), label, fill=TEXT, font=font)
 
 
 def filter_tiles(kernel) -> tuple[list[np.ndarray], str]:
@@ -180,7 +235,7 @@ def filters_picture(run_dir, *, layer: str | None = None, png=None) -> dict:
     kernel = np.asarray(conv.kernel.numpy())
     tiles, mode = filter_tiles(kernel)
     png = png or Path(run_dir) / "diagnostics" / ("filters.png" if layer is None else f"filters-{conv.name}.png")
-    grid = write_grid(tiles, png)
+    grid = write_grid(tiles, png, cmap=WEIGHT_MAP, label="weight, per channel" if mode == "rgb" else "weight")
     return {"recipe": recipe.name, "layer": conv.name, "drawn_as": mode, **grid,
             "statistics": filter_statistics(kernel)}
 
@@ -210,7 +265,7 @@ def features_picture(run_dir, input_path: str, *, layer: str | None = None, png=
     maps = np.asarray(keras.ops.convert_to_numpy(probe(x, training=False)))[0]  # [H, W, C]
     tiles = [maps[:, :, c] for c in range(maps.shape[-1])]
     png = png or Path(run_dir) / "diagnostics" / f"features-{target.name}.png"
-    grid = write_grid(tiles, png)
+    grid = write_grid(tiles, png, cmap=ACTIVATION_MAP, label="activation")
     flat = maps.reshape(-1, maps.shape[-1])
     return {"recipe": recipe.name, "layer": target.name, "input": source, "map_shape": list(maps.shape), **grid,
             "statistics": {"maps": int(maps.shape[-1]), "mean": [round(float(v), 6) for v in flat.mean(axis=0)],

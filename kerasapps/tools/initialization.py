@@ -85,21 +85,32 @@ def init_statistics(activation: str = INIT_EXPERIMENT["activation"], init: str =
     return out
 
 
-def plot_init_histograms(stats: dict[str, Any], path) -> Path:
-    """A PNG with one activation histogram per layer (needs ``keep_activations=True``)."""
-    from kerasapps.training.curves import pyplot, save_figure
-
-    plt = pyplot()
+def init_histogram_figure(stats: dict[str, Any], plt):
+    """The figure of :func:`plot_init_histograms`: one histogram per layer on one shared value axis, each
+    axis labelled (the activation's output; the fraction of the examples x units values in each bin), under a
+    title naming the experiment."""
     acts = stats["activations"]
-    fig, axes = plt.subplots(1, len(acts), figsize=(2.4 * len(acts), 2.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(acts), figsize=(2.4 * len(acts), 2.9), squeeze=False, sharey=True,
+                             layout="constrained")
     lo = min(float(a.min()) for a in acts)
     hi = max(float(a.max()) for a in acts)
     if hi - lo < 1e-12:
         lo, hi = lo - 1.0, hi + 1.0
     for ax, act, row in zip(axes[0], acts, stats["layers"]):
-        ax.hist(act.ravel(), bins=50, range=(lo, hi), density=False, color="tab:blue")
+        values = act.ravel()
+        ax.hist(values, bins=50, range=(lo, hi), weights=np.full(values.size, 1.0 / values.size), color="tab:blue")
         ax.set_title(f"layer {row['layer']}\nmean {row['mean']:.3g} std {row['std']:.3g}", fontsize=8)
+        ax.set_xlabel(f"{stats['activation']} output", fontsize=8)
         ax.tick_params(labelsize=7)
-    fig.suptitle(f"{stats['activation']} activations, {stats['init']} init", fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, plt, path)
+    axes[0][0].set_ylabel(f"fraction of the {stats['examples']:,} x {stats['units']} values", fontsize=8)
+    fig.suptitle(f"Activations layer by layer: {stats['activation']}, {stats['init']} init, "
+                 f"input N(0, 1) [{stats['examples']:,} x {stats['units']}]", fontsize=9)
+    return fig
+
+
+def plot_init_histograms(stats: dict[str, Any], path) -> Path:
+    """A PNG with one activation histogram per layer (needs ``keep_activations=True``)."""
+    from kerasapps.training.curves import pyplot, save_figure
+
+    plt = pyplot()
+    return save_figure(init_histogram_figure(stats, plt), plt, path)

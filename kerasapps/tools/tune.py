@@ -15,8 +15,17 @@ A search space is a mapping from hyper-parameter key to one of::
 Every key must be one of the recipe's; values are checked against its types and ranges.
 Without ``--space`` the :func:`default_space` is used. The search lives in ``OUT/search``
 (keras-tuner's ``directory``/``project_name``), so running the same command again resumes it;
-``OUT/best_config.yaml`` is a config file ``kerasapps train NAME --config`` accepts and
 ``OUT/results.json`` holds every trial, best first.
+
+``OUT/best_config.yaml`` is a config file ``kerasapps train NAME --config`` accepts: its ``hparams``
+hold the best trial's values and the user's own ``--set`` values, for a full run; its ``search``
+section (which ``train`` does not read) records how the trials ran: the space, the objective and
+score, the validation split, and the caps that only made the trials cheap (``max_epochs``,
+``steps_per_epoch``, the smoke slice), so none of them caps the full run.
+
+``smoke=True`` (``--smoke``) runs a tiny search, at most :data:`SMOKE_TRIALS` trials of one epoch of
+``SMOKE_STEPS`` steps on a small slice of the data, as ``train --smoke`` trains: it checks a search space
+end to end in seconds, in ``tune/NAME-smoke`` by default, replacing the previous smoke search there.
 """
 
 from __future__ import annotations
@@ -36,8 +45,9 @@ from kerasapps.core.hparams import dump_config, parse_assignments, unknown_key_e
 from kerasapps.core.recipe import DataContext
 from kerasapps.core.schema import FULL_BATCH, MINI_BATCH, TUNE_VALIDATION_SPLIT
 from kerasapps.data.sources import load_splits
+from kerasapps.data.splits import length
 from kerasapps.training.optimizers import check_mini_batch, check_schedule
-from kerasapps.training.stage import StagePlan, run_stage, seed_everything
+from kerasapps.training.stage import SMOKE_STEPS, StagePlan, run_stage, seed_everything
 from kerasapps.training.train import as_recipe
 
 log = logging.getLogger("kerasapps")
@@ -53,6 +63,8 @@ DEFAULT_RECIPE_KEYS: dict[str, Any] = {
     "units": [64, 128, 256, 512],
 }
 META = "tune.json"
+SMOKE_TRIALS = 2  # --smoke: at most this many trials
+TRIAL_CAPS = ("steps_per_epoch",)  # --set keys that only make trials cheaper: in best_config's search section
 
 
 def default_space(recipe) -> dict[str, Any]:
@@ -135,15 +147,15 @@ def objective_of(recipe, hp) -> tuple[str, str]:
     return ("val_accuracy", "max") if "accuracy" in recipe.metrics_for(hp) else ("val_loss", "min")
 
 
-def run_trial(recipe, hp, splits, objective: tuple[str, str]) -> dict[str, float]:
+def run_trial(recipe, hp, splits, objective: tuple[str, str], smoke: bool = False) -> dict[str, float]:
     """Train every stage of ``recipe`` with ``hp`` on ``splits`` (train and validation); the best epoch's
-    validation metrics of the last stage."""
+    validation metrics of the last stage. ``smoke``: one epoch of ``SMOKE_STEPS`` steps a stage."""
     seed_everything(hp)
     model, history = None, {}
     for index, stage in enumerate(recipe.stages):
         if not stage.runs(hp):
             continue
-        result = run_stage(StagePlan.for_stage(recipe, index, hp, splits), model)
+        result = run_stage(StagePlan.for_stage(recipe, index, hp, splits, smoke=smoke), model)
         model, history = result.model, result.history
         if result.diverged:
             log.warning("trial diverged: %s", result.diverged)
@@ -161,27 +173,32 @@ def run_trial(recipe, hp, splits, objective: tuple[str, str]) -> dict[str, float
     return out
 
 
-def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, space_file=None,
+def tune(recipe, *, trials: int | None = None, max_epochs: int | None = None, space=None, space_file=None,
          validation_split: float = TUNE_VALIDATION_SPLIT, out=None, overrides=(), data_dir=None, data=None,
-         verbose: int = 0) -> dict[str, Any]:
+         smoke: bool = False, verbose: int = 0) -> dict[str, Any]:
     """Random search (keras-tuner) on a validation split; writes OUT/best_config.yaml and OUT/results.json.
 
     ``space`` (a mapping) or ``space_file`` (YAML) gives the ranges, else :func:`default_space`.
     ``max_epochs`` caps the epochs of each trial (default: the recipe's ``epochs``); the best
     configuration keeps the recipe's ``epochs``. Running again with the same ``out`` resumes the
-    search: finished trials are kept and only the missing ones run.
+    search: finished trials are kept and only the missing ones run. ``smoke`` runs a tiny search
+    (see the module docstring); ``trials`` is then optional.
     """
     import keras_tuner as kt
 
     recipe = as_recipe(recipe)
+    if trials is None and not smoke:
+        raise UsageError("give --trials N, the configurations to try (or --smoke for a quick check of the space)")
+    trials = SMOKE_TRIALS if trials is None else trials
     if trials < 1:
         raise UsageError(f"--trials must be a positive integer; got {trials}")
+    trials = min(trials, SMOKE_TRIALS) if smoke else trials
     if max_epochs is not None and max_epochs < 1:
         raise UsageError(f"--max-epochs must be a positive integer; got {max_epochs}")
     if not 0.0 < validation_split <= 0.5:
         raise UsageError(f"--validation-split must be in (0, 0.5]; got {validation_split}")
-    base = dict(overrides) if isinstance(overrides, dict) else parse_assignments(overrides)
-    base["validation_split"] = validation_split
+    user = dict(overrides) if isinstance(overrides, dict) else parse_assignments(overrides)
+    base = {**user, "validation_split": validation_split}
     hp0 = recipe.resolve(overrides=base)
     if space is None:
         space = read_space(space_file) if space_file else default_space(recipe)
@@ -189,17 +206,21 @@ def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, spac
     for stage in recipe.stages:  # what the base configuration cannot take fails before anything is written
         check_schedule(stage.hparams(hp0))
         check_mini_batch(stage.hparams(hp0))
-    out = Path(out) if out else Path("tune") / recipe.name
-    meta = {"recipe": recipe.name, "space": space, "overrides": {k: str(v) for k, v in base.items()},
-            "max_epochs": max_epochs}
+    out = Path(out) if out else Path("tune") / (f"{recipe.name}-smoke" if smoke else recipe.name)
+    meta = json.loads(json.dumps({"recipe": recipe.name, "space": space,
+                                  "overrides": {k: str(v) for k, v in base.items()}, "max_epochs": max_epochs,
+                                  **({"smoke": True} if smoke else {})}))
     meta_path = out / META
-    if meta_path.is_file():
-        saved = json.loads(meta_path.read_text())
-        if saved != json.loads(json.dumps(meta)):
-            changed = [k for k in meta if saved.get(k) != json.loads(json.dumps(meta[k]))]
-            raise UsageError(f"{out} holds a search with a different {', '.join(changed)}; resume it with the "
-                             "same options, or choose another --out")
-    splits = load_splits(recipe, hp0, DataContext.from_option(data_dir, source=data), test=False)  # bad data fails before writing
+    saved = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    if saved is not None and bool(saved.get("smoke")) != smoke:
+        raise UsageError(f"{out} holds a {'full' if smoke else '--smoke'} search; choose another --out for this "
+                         f"{'--smoke' if smoke else 'full'} one")
+    if saved is not None and saved != meta and not smoke:  # a smoke search is replaced, never resumed
+        changed = [k for k in meta if saved.get(k) != meta[k]]
+        raise UsageError(f"{out} holds a search with a different {', '.join(changed)}; resume it with the "
+                         "same options, or choose another --out")
+    ctx = DataContext.from_option(data_dir, smoke, source=data)
+    splits = load_splits(recipe, hp0, ctx, test=False)  # bad data fails before anything is written
     if splits.get("validation") is None:
         raise UsageError(f"validation_split {hp0.validation_split} leaves no validation examples; raise it")
     out.mkdir(parents=True, exist_ok=True)
@@ -218,13 +239,13 @@ def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, spac
             so_far = f" (best so far: {objective[0]} {best[0].score:.4f})" if best else ""
             log.info("trial %d of %d: %s%s", done + 1, trials, ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()), so_far)
-            return run_trial(recipe, trial_hparams(values), splits, objective)
+            return run_trial(recipe, trial_hparams(values), splits, objective, smoke=smoke)
 
-    resuming = (out / "search" / "oracle.json").is_file()
+    resuming = (out / "search" / "oracle.json").is_file() and not smoke
     with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner prints "Reloading Tuner from ..."
         tuner = _RecipeTuner(objective=kt.Objective(*objective), max_trials=trials, seed=hp0.seed,
                              hyperparameters=_hyperparameters(space), tune_new_entries=False,
-                             directory=str(out), project_name="search", overwrite=False)
+                             directory=str(out), project_name="search", overwrite=smoke)
     if resuming:
         log.info("resuming the search in %s: %d trial(s) recorded", out, len(tuner.oracle.trials))
     tuner.search(verbose=verbose)
@@ -239,10 +260,30 @@ def tune(recipe, *, trials: int, max_epochs: int | None = None, space=None, spac
     if not rows:
         raise UsageError(f"no trial of the search in {out} has finished")
     rows.sort(key=lambda r: (r["diverged"], -r["score"] if objective[1] == "max" else r["score"]))
-    best_hp = recipe.resolve(overrides={**base, **rows[0]["hparams"]})
+    search = {"trials": len(rows), "objective": objective[0], "direction": objective[1], "best_trial": rows[0]["trial"],
+              "score": rows[0]["score"], "space": space, "validation_split": validation_split,
+              **({"data": data} if data else {}), **({"max_epochs": max_epochs} if max_epochs else {}),
+              **{key: hp0[key] for key in TRIAL_CAPS if key in user},
+              **({"smoke": {"epochs": 1, "steps_per_epoch": SMOKE_STEPS, "train_examples": length(splits["train"]),
+                            "validation_examples": length(splits["validation"])}} if smoke else {})}
     config_path = out / "best_config.yaml"
-    config_path.write_text(dump_config(recipe.name, best_hp))
+    config_path.write_text(best_config(recipe, user, rows[0]["hparams"], search, config_path))
     result = {"recipe": recipe.name, "objective": objective[0], "direction": objective[1], "trials": rows,
-              "space": space, "best": rows[0], "best_config": str(config_path), "out": str(out)}
+              "space": space, "best": rows[0], "best_config": str(config_path), "out": str(out), "smoke": smoke,
+              "search": search}
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
     return result
+
+
+def best_config(recipe, user: dict[str, Any], best: dict[str, Any], search: dict[str, Any], path) -> str:
+    """The text of ``best_config.yaml``: ``hparams`` are the user's own settings (less the trial caps) and the
+    best trial's values, for a full run; ``search`` records how the trials ran, and ``train`` does not read it."""
+    own = {key: value for key, value in user.items() if key not in TRIAL_CAPS and key not in best}
+    hp = recipe.resolve(overrides={**own, **best})  # checked and coerced as train will read them
+    chosen = {key: hp[key] for key in [*best, *own]}
+    return ("# kerasapps tune: the best trial's values and your own settings, for a full run:\n"
+            f"#   kerasapps train {recipe.name} --config {path}\n"
+            + dump_config(recipe.name, chosen)
+            + "# how the trials ran (train does not read this section; max_epochs, steps_per_epoch and smoke\n"
+              "# capped the trials only)\n"
+            + yaml.safe_dump(json.loads(json.dumps({"search": search}, default=str)), sort_keys=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kerasapps.core.errors import UsageError
+from kerasapps.core.progress import keras_verbosity
 from kerasapps.core.recipe import DataContext
 from kerasapps.core.schema import SPLITS
 from kerasapps.data.pipelines import evaluation_dataset
@@ -16,11 +17,12 @@ from kerasapps.training.losses import choose_loss, with_auxiliary_targets
 from kerasapps.training.regularizers import apply_weight_penalties
 
 
-def evaluate(run_dir, *, split: str = "test", data_dir=None, data: str | None = None, verbose=0) -> dict:
+def evaluate(run_dir, *, split: str = "test", data_dir=None, data: str | None = None, verbose="auto") -> dict:
     """Evaluate a finished run's final model on ``split`` of its last stage; writes ``evaluation-SPLIT.json``.
 
     Without ``data_dir`` (and ``$KERASAPPS_DATA_DIR``) the data directory the run trained on is used;
     without ``data``, the ``--data`` source it trained on (its class names must match the run's).
+    ``verbose`` is ``model.evaluate``'s; "auto" draws its progress bar only when stdout is a terminal.
     """
     recipe, hp, saved = rundir.open_run(run_dir)
     run_dir = Path(run_dir)
@@ -40,7 +42,8 @@ def evaluate(run_dir, *, split: str = "test", data_dir=None, data: str | None = 
     apply_weight_penalties(model, stage_hp)  # not saved with the model: the loss counts them, as in training
     splits = with_auxiliary_targets(choose_loss(recipe, stage_hp, model).apply(splits), len(model.outputs))
     ds = evaluation_dataset(splits[split], batch_size=hp.batch_size, preprocess=recipe.preprocess, cache=False)
-    result = {k: float(v) for k, v in model.evaluate(ds, return_dict=True, verbose=verbose).items()}
+    scores = model.evaluate(ds, return_dict=True, verbose=keras_verbosity(verbose))  # a bar on a terminal only
+    result = {k: float(v) for k, v in scores.items()}
     out = {"recipe": recipe.name, "split": split, "examples": length(splits[split]), "metrics": result}
     rundir.write_json(run_dir / f"evaluation-{split}.json", out)
     return out

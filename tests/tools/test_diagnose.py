@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from kerasapps.cli.main import cli
-from kerasapps.tools.initialization import init_statistics
+from kerasapps.tools.initialization import init_histogram_figure, init_statistics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SMALL_MLP = ["--set", "units=64"]
@@ -46,6 +46,25 @@ def test_init_tanh_small_collapses_relu_he_keeps_its_spread(tmp_path):
     s = stds(relu)
     assert max(s) / min(s) < 3
     assert all(0.3 < row["zero_fraction"] < 0.7 for row in relu["layers"])  # half the units off, not dead
+
+
+def test_init_histograms_have_labelled_axes_and_a_title():
+    from kerasapps.training.curves import pyplot
+
+    plt = pyplot()
+    stats = init_statistics("relu", "he", layers=3, units=20, examples=500, keep_activations=True)
+    fig = init_histogram_figure(stats, plt)
+    try:
+        axes = fig.get_axes()
+        assert len(axes) == 3
+        assert all(ax.get_xlabel() == "relu output" and ax.get_title().startswith(f"layer {i}")
+                   for i, ax in enumerate(axes, 1))
+        assert axes[0].get_ylabel() == "fraction of the 500 x 20 values"
+        assert fig.get_suptitle() == "Activations layer by layer: relu, he init, input N(0, 1) [500 x 20]"
+        heights = [patch.get_height() for patch in axes[0].patches]
+        assert sum(heights) == pytest.approx(1.0)  # what the y label says: fractions of all values
+    finally:
+        plt.close(fig)
 
 
 def test_init_sigmoid_saturates_with_normal_and_bunches_with_small():

@@ -1,4 +1,5 @@
-"""`kerasapps diagnose filters|features`: PNG grids of the expected size, filter statistics, one-line errors."""
+"""`kerasapps diagnose filters|features`: PNG grids of the expected size, small kernels drawn as flat blocks with
+separators and a colour scale, filter statistics, one-line errors."""
 
 import json
 
@@ -12,7 +13,11 @@ import kerasapps
 from kerasapps.cli.main import cli
 from kerasapps.core.errors import ConfigError
 from kerasapps.tools.filter_grids import (
+    LEGEND_HEIGHT,
+    LEGEND_WIDTH,
     PAD,
+    SEPARATOR,
+    colour_table,
     filter_statistics,
     filter_tiles,
     pick_conv_layer,
@@ -33,7 +38,8 @@ def run_json(*args):
 def expected_size(count, tile_h, tile_w, scale):
     cols = int(np.ceil(np.sqrt(count)))
     rows = int(np.ceil(count / cols))
-    return cols * (tile_w * scale + PAD) + PAD, rows * (tile_h * scale + PAD) + PAD  # PIL: (width, height)
+    width, height = cols * (tile_w * scale + PAD) + PAD, rows * (tile_h * scale + PAD) + PAD
+    return max(width, LEGEND_WIDTH), height + LEGEND_HEIGHT  # PIL: (width, height), the colour scale under the grid
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +76,46 @@ def test_rgb_filters_draw_in_colour_at_the_computed_size(tmp_path):
     assert (grid["rows"], grid["cols"]) == (3, 4) and grid["scale"] * 3 >= 32
 
 
+def test_a_3x3_kernel_is_drawn_as_flat_blocks_with_separators_and_a_colour_scale(tmp_path):
+    """Nearest-neighbour blocks (no smoothing), separator-coloured gaps, one shared diverging scale with a legend."""
+    weights = np.array([[-1.0, 0.0, 1.0], [0.5, -0.5, 0.25], [0.0, 1.0, -1.0]])
+    kernel = np.stack([weights, -weights, 0.5 * weights, np.zeros((3, 3))], axis=-1)[:, :, None, :]  # [3, 3, 1, 4]
+    tiles, mode = filter_tiles(kernel)
+    grid = write_grid(tiles, tmp_path / "grey.png", label="weight")
+    scale = grid["scale"]
+    assert mode == "grey" and scale >= 16 and grid["tile"] == [3 * scale, 3 * scale]  # 3 pixels -> 48 and more
+    assert grid["value_range"] == [-1.0, 1.0]  # one scale, symmetric about 0, for every filter
+    with Image.open(tmp_path / "grey.png") as image:
+        assert image.size == expected_size(4, 3, 3, scale) == (grid["width"], grid["height"])
+        pixels = np.asarray(image.convert("RGB"))
+    table = colour_table("RdBu_r")
+    step = 3 * scale + PAD
+    for index in range(4):
+        top, left = PAD + (index // 2) * step, PAD + (index % 2) * step
+        tile = pixels[top:top + 3 * scale, left:left + 3 * scale].reshape(3, scale, 3, scale, 3)
+        assert (tile == tile[:, :1, :, :1]).all(), "each weight is one flat block"
+        level = np.round((kernel[:, :, 0, index] + 1.0) / 2.0 * 255).astype(int)
+        assert (tile[:, 0, :, 0] == table[level]).all()
+    red, blue = pixels[PAD, PAD + 2 * scale], pixels[PAD, PAD]  # weights +1 and -1 of the first filter
+    assert red[0] > red[2] + 50 and blue[2] > blue[0] + 50  # positive red, negative blue
+    assert (pixels[PAD, PAD + scale] > 240).all()  # and 0 white
+    grid_width, grid_height = grid["grid"]
+    gaps = [pixels[:grid_height, :PAD], pixels[:PAD, :grid_width], pixels[:grid_height, step:step + PAD],
+            pixels[step:step + PAD, :grid_width], pixels[:grid_height, grid_width:]]
+    assert all((gap == SEPARATOR).all() for gap in gaps)
+    legend = pixels[grid_height:]
+    bar = legend[2, PAD:grid["width"] - PAD]
+    assert (bar[0] == table[0]).all() and (bar[-1] == table[255]).all()  # the scale runs from -1 to +1
+    assert ((legend[12:] != SEPARATOR).any(axis=-1).sum()) > 50  # its labels are written under it
+
+
 def test_filters_png_and_statistics_of_a_run(lenet_run):
     run_dir, _ = lenet_run
     result = run_json("diagnose", "filters", run_dir)
     png = run_dir / "diagnostics" / "filters.png"
     assert result["png"] == str(png) and result["layer"] == "block1_conv"
     with Image.open(png) as image:  # LeNet-5's C1: six 5x5 filters -> 2 rows x 3 columns
-        assert image.size == expected_size(6, 5, 5, result["scale"]) and image.mode == "L"
+        assert image.size == expected_size(6, 5, 5, result["scale"]) and image.mode == "RGB"
     stats = result["statistics"]
     assert stats["kernel_shape"] == [5, 5, 1, 6] and len(stats["norms"]) == 6 and stats["pairs"] == 15
     assert 0 < stats["mean_abs_correlation"] <= stats["max_abs_correlation"] <= 1

@@ -34,11 +34,60 @@ def test_three_trial_search_writes_a_best_config_that_trains(tmp_path, tiny_data
     assert config["recipe"] == "mlp_mnist"
     for key, value in report["best"]["hparams"].items():
         assert config["hparams"][key] == pytest.approx(value)
+    assert set(config["hparams"]) == {*report["best"]["hparams"]}  # units=32 was searched too: the trial's value
+    assert config["search"]["steps_per_epoch"] == 3 and config["search"]["max_epochs"] == 1  # the trials' caps only
     trained = invoke("train", "mlp_mnist", "--config", out / "best_config.yaml", "--epochs", 1,
                      "--steps-per-epoch", 2, "--run-dir", tmp_path / "run", "--data-dir", tiny_data_dir)
     assert trained.exit_code == 0, trained.output
     ran = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["hparams"]
     assert ran["learning_rate"] == pytest.approx(report["best"]["hparams"]["learning_rate"])
+
+
+def test_smoke_search_checks_a_space_in_seconds_and_its_caps_stay_out_of_the_config(tmp_path, tiny_data_dir,
+                                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {min: 1.0e-3, max: 1.0e-1, log: true}\nbatch_size: [16, 32]\n")
+    args = ["tune", "mlp_mnist", "--smoke", "--trials", 5, "--space", space, "--max-epochs", 3,
+            "--data-dir", tiny_data_dir, "--set", "steps_per_epoch=3", "--set", "units=32", "--set", "dropout=0.1"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "smoke search passed" in result.stdout and "tune/mlp_mnist-smoke/best_config.yaml" in result.stdout
+    out = tmp_path / "tune" / "mlp_mnist-smoke"
+    report = json.loads((out / "results.json").read_text())
+    assert len(report["trials"]) == 2  # at most two trials, whatever --trials says
+    assert all(row["metrics"]["best_epoch"] == 1 for row in report["trials"])  # one epoch each, not --max-epochs
+
+    config = yaml.safe_load((out / "best_config.yaml").read_text())
+    best = report["best"]["hparams"]
+    assert config["hparams"] == {"learning_rate": pytest.approx(best["learning_rate"]),
+                                 "batch_size": best["batch_size"], "units": 32, "dropout": 0.1}
+    search = config["search"]
+    smoke = search["smoke"]
+    assert (smoke["epochs"], smoke["steps_per_epoch"]) == (1, 2)
+    assert 0 < smoke["train_examples"] <= 256 and 0 < smoke["validation_examples"] <= 64  # the smoke slice
+    assert (search["max_epochs"], search["steps_per_epoch"], search["validation_split"]) == (3, 3, 0.1)
+    assert search["trials"] == 2 and search["best_trial"] == report["best"]["trial"]
+
+    trained = invoke("train", "mlp_mnist", "--config", out / "best_config.yaml", "--smoke", "--run-dir",
+                     tmp_path / "run", "--data-dir", tiny_data_dir)
+    assert trained.exit_code == 0, trained.output
+    ran = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["hparams"]
+    assert ran["learning_rate"] == pytest.approx(best["learning_rate"]) and ran["units"] == 32
+    assert ran["steps_per_epoch"] is None and ran["epochs"] == 10  # the recipe's own: no search cap carried
+
+    space.write_text("learning_rate: [0.01, 0.05]\n")  # a smoke search is replaced, not resumed
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert set(yaml.safe_load((out / "best_config.yaml").read_text())["search"]["space"]) == {"learning_rate"}
+    full = invoke("tune", "mlp_mnist", "--trials", 1, "--out", out, "--data-dir", tiny_data_dir)
+    assert full.exit_code == 2 and "holds a --smoke search" in full.stderr
+
+
+def test_tune_needs_trials_unless_smoke():
+    result = invoke("tune", "mlp_mnist")
+    assert result.exit_code == 2 and "give --trials N" in result.stderr and "--smoke" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 class _Tripwire:
