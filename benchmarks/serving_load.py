@@ -1,19 +1,22 @@
-"""Load test for kerasapps.serving over loopback, against an in-process baseline.
+"""Load test for kerasapps.serving, REST and gRPC, against in-process calls of the same signature.
 
-Starts ``kerasapps.serving.serve`` in a subprocess on a free 127.0.0.1 port (once with
-dynamic batching off, once on), sends single-instance ``:predict`` requests from 1, 8
-and 32 concurrent client threads (keep-alive ``http.client`` connections, the lightest
-client the standard library has), and compares throughput and p50/p99 latency with
-calling the same SavedModel signature in this process at the same concurrency, measured
-in the same run. Counts failed requests (any non-200 or transport error) and reads the
-server's RSS from /proc before and after the load. Every level is bounded by
+Starts ``kerasapps.serving.serve`` in a subprocess on free 127.0.0.1 ports (REST and ``grpc_port``), once
+with dynamic batching off and once on, and sends one-instance predict requests from 1, 8 and 32
+concurrent client threads: REST through keep-alive ``http.client`` connections (the lightest client the
+standard library has), gRPC through TensorFlow Serving's own ``PredictionServiceStub`` (one channel per
+client). The baseline is the same SavedModel signature called in this process from the same number of
+threads, measured in the same run. Each cell is the median over ``--rounds`` rounds; the servers' answers
+are checked against the in-process answer first, failed requests (any non-200 / non-OK) are counted,
+and the server's RSS is read from /proc before and after the load. Every level is bounded by
 ``--requests`` and ``--level-seconds``; the script stops by itself.
 
     python benchmarks/serving_load.py --synthetic           # builds a tiny model
     python benchmarks/serving_load.py --model-base saved_models --model mnist_transfer
 
-Client threads and the server share this machine's cores, so on a small box the client
-takes CPU from the server: treat ratios as an upper bound of the serving overhead.
+The targets it checks (issue 19): at one client, REST p50 at most 1.5x and gRPC p50 at most 1.3x the
+in-process p50; at 32 clients with batching on, throughput at least 0.6x the in-process throughput.
+Client threads and the server share this machine's cores, so on a small box the clients take CPU from
+the server: treat the ratios as an upper bound of the serving overhead.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import time
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TARGETS = {"rest_p50": 1.5, "grpc_p50": 1.3, "batched_rps": 0.6}
 
 
 def build_synthetic(model_base: str, name: str) -> None:
@@ -98,6 +103,16 @@ def to_json_value(array: np.ndarray):
     return array.tolist()
 
 
+def same_answer(got, expected: np.ndarray) -> None:
+    """A served value against the in-process one (strings exactly, numbers to float32 round-off)."""
+    expected = np.asarray(expected)
+    if expected.dtype == object or expected.dtype.kind in "SU":
+        text = np.vectorize(lambda v: v.decode() if isinstance(v, bytes) else v, otypes=[object])
+        assert np.array_equal(text(np.asarray(got, dtype=object)), text(expected)), (got, expected)
+    else:
+        np.testing.assert_allclose(np.asarray(got, dtype=float), expected.astype(float), rtol=1e-5, atol=1e-6)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,24 +127,18 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def summarize(latencies: list[float], elapsed: float) -> dict:
-    lat = np.array(latencies) * 1000
-    return {"n": len(lat), "rps": len(lat) / elapsed if elapsed else 0.0,
-            "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
-            "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan")}
-
-
-def run_clients(concurrency: int, total: int, seconds: float, one_call) -> tuple[dict, int]:
-    """``total`` calls of ``one_call(state)`` from ``concurrency`` threads; (stats, failures)."""
+def run_clients(concurrency: int, total: int, seconds: float, make_call) -> tuple[dict, int]:
+    """``total`` calls from ``concurrency`` threads, each with its own ``make_call()`` (a connection);
+    returns ({n, rps, p50, p99}, failures)."""
     lock = threading.Lock()
-    issued = [0]
-    latencies: list[float] = []
-    failures = [0]
+    issued, failures, latencies = [0], [0], []
     stop_at = time.perf_counter() + seconds
+    ready = threading.Barrier(concurrency + 1)
 
     def worker():
-        state = {}
-        mine = []
+        call, close = make_call()
+        mine, failed = [], 0
+        ready.wait()
         while True:
             with lock:
                 if issued[0] >= total or time.perf_counter() > stop_at:
@@ -137,49 +146,72 @@ def run_clients(concurrency: int, total: int, seconds: float, one_call) -> tuple
                 issued[0] += 1
             started = time.perf_counter()
             try:
-                ok = one_call(state)
+                ok = call()
             except Exception:
                 ok = False
-                state.clear()  # reconnect next time
+                close()
+                call, close = make_call()  # reconnect
             if ok:
                 mine.append(time.perf_counter() - started)
             else:
-                with lock:
-                    failures[0] += 1
+                failed += 1
+        close()
         with lock:
             latencies.extend(mine)
-        conn = state.get("conn")
-        if conn is not None:
-            conn.close()
+            failures[0] += failed
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
     for t in threads:
         t.start()
+    ready.wait()  # connections are open: time only the calls
+    started = time.perf_counter()
     for t in threads:
         t.join()
-    return summarize(latencies, time.perf_counter() - started), failures[0]
+    elapsed = time.perf_counter() - started
+    lat = np.array(latencies) * 1000
+    stats = {"n": len(lat), "rps": len(lat) / elapsed if elapsed else 0.0,
+             "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+             "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan")}
+    return stats, failures[0]
 
 
-def http_call(port: int, path: str, body: bytes):
+def rest_client(port: int, path: str, body: bytes):
     headers = {"Content-Type": "application/json"}
 
-    def call(state):
-        conn = state.get("conn")
-        if conn is None:
-            conn = state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.request("POST", path, body=body, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        return response.status == 200
+    def make():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    return call
+        def call():
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            return response.status == 200
+
+        return call, conn.close
+
+    return make
 
 
-def start_server(model_base: str, model: str, port: int, batching: bool, args):
+def grpc_client(port: int, request):
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    def make():
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        def call():
+            return bool(stub.Predict(request, timeout=60).outputs)
+
+        return call, channel.close
+
+    return make
+
+
+def start_server(model_base: str, model: str, port: int, grpc_port: int, batching: bool, args):
     code = ("import logging; logging.basicConfig(level=logging.WARNING)\n"
             "from kerasapps.serving.server import serve\n"
-            f"serve({model_base!r}, port={port}, log_level='warning', access_log=False, "
+            f"serve({model_base!r}, port={port}, grpc_port={grpc_port}, log_level='warning', access_log=False, "
             f"batching={batching}, max_batch_size={args.max_batch_size}, "
             f"batch_timeout_ms={args.batch_timeout_ms})\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -213,6 +245,25 @@ def stop_server(proc) -> None:
             proc.wait()
 
 
+def check_answers(port: int, grpc_port: int, model: str, body: bytes, request, expected: dict) -> None:
+    """Both protocols compute what the in-process call computes, before anything is timed."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", f"/v1/models/{model}:predict", body=body, headers={"Content-Type": "application/json"})
+    answer = json.loads(conn.getresponse().read())["predictions"][0]
+    conn.close()
+    got = answer if len(expected) > 1 else {next(iter(expected)): answer}
+    for key, value in expected.items():
+        same_answer(got[key], value[0])
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+    for key, value in expected.items():
+        same_answer(tf.make_ndarray(response.outputs[key]), value)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-base", default="saved_models")
@@ -222,12 +273,14 @@ def main(argv=None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=400, help="requests per level")
     parser.add_argument("--level-seconds", type=float, default=15.0, help="time cap per level")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each cell is their median")
     parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--batch-timeout-ms", type=float, default=5.0)
+    parser.add_argument("--batch-timeout-ms", type=float, default=2.0)
     parser.add_argument("--start-timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
 
     import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
 
     tmp = None
     model_base = args.model_base
@@ -237,64 +290,82 @@ def main(argv=None) -> int:
         build_synthetic(model_base, args.model)
     version_dir = latest_version_dir(model_base, args.model)
     if version_dir is None:
-        raise SystemExit(f"No export of {args.model!r} under {model_base!r}; export one or "
-                         "pass --synthetic")
+        raise SystemExit(f"No export of {args.model!r} under {model_base!r}; export one or pass --synthetic")
 
     fn = tf.saved_model.load(version_dir).signatures["serving_default"]
     instance = sample_instance(fn.structured_input_signature[1], np.random.default_rng(0))
     body = json.dumps({"instances": [{k: to_json_value(v) for k, v in instance.items()}]}).encode()
     tensors = {k: tf.constant(v[None]) for k, v in instance.items()}
     expected = {k: v.numpy() for k, v in fn(**tensors).items()}
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = args.model
+    for key, value in instance.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value[None]))
 
-    rows = []
-    for concurrency in args.concurrency:  # in-process baseline, same calls, same threads
-        stats, failed = run_clients(concurrency, args.requests, args.level_seconds,
-                                    lambda state: fn(**tensors) is not None)
-        rows.append(("in-process", concurrency, stats, failed))
-    baseline = {c: s for _, c, s, _ in rows}
+    def in_process():
+        return (lambda: fn(**tensors) is not None), (lambda: None)
 
+    cells: dict[tuple, list] = {}  # (mode, clients) -> [(stats, failed)] over rounds
     memory = {}
     path = f"/v1/models/{args.model}:predict"
-    for batching in (False, True):
-        mode = "batching on" if batching else "batching off"
-        port = free_port()
-        proc = start_server(os.path.abspath(model_base), args.model, port, batching, args)
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-            answer = json.loads(conn.getresponse().read())["predictions"][0]
-            conn.close()
-            got = answer if len(expected) > 1 else {next(iter(expected)): answer}
-            for key, value in expected.items():  # sanity: the server computes the same
-                np.testing.assert_allclose(np.array(got[key], dtype=float),
-                                           value[0].astype(float), rtol=1e-5, atol=1e-6)
-            run_clients(4, 40, 10, http_call(port, path, body))  # warm-up
-            before = rss_mib(proc.pid)
-            for concurrency in args.concurrency:
-                stats, failed = run_clients(concurrency, args.requests, args.level_seconds,
-                                            http_call(port, path, body))
-                rows.append((mode, concurrency, stats, failed))
-            memory[mode] = (before, rss_mib(proc.pid))
-        finally:
-            stop_server(proc)
+    for round_index in range(args.rounds):
+        for concurrency in args.concurrency:  # the baseline, in each round beside the servers
+            cells.setdefault(("in-process", concurrency), []).append(
+                run_clients(concurrency, args.requests, args.level_seconds, in_process))
+        for batching in (False, True):
+            suffix = ", batching on" if batching else ""
+            port, grpc_port = free_port(), free_port()
+            proc = start_server(os.path.abspath(model_base), args.model, port, grpc_port, batching, args)
+            try:
+                check_answers(port, grpc_port, args.model, body, request, expected)
+                run_clients(4, 40, 10, rest_client(port, path, body))  # warm-up
+                run_clients(4, 40, 10, grpc_client(grpc_port, request))
+                before = rss_mib(proc.pid)
+                for concurrency in args.concurrency:
+                    for mode, make in ((f"REST{suffix}", rest_client(port, path, body)),
+                                       (f"gRPC{suffix}", grpc_client(grpc_port, request))):
+                        cells.setdefault((mode, concurrency), []).append(
+                            run_clients(concurrency, args.requests, args.level_seconds, make))
+                memory.setdefault(suffix or ", batching off", []).append((before, rss_mib(proc.pid)))
+            finally:
+                stop_server(proc)
     if tmp is not None:
         tmp.cleanup()
 
-    print(f"\nkerasapps.serving load test: model {args.model!r} ({version_dir}), one instance "
-          f"per request, {os.cpu_count()} CPUs, max_batch_size={args.max_batch_size}, "
-          f"batch_timeout_ms={args.batch_timeout_ms:g}\n")
-    print("| mode | clients | requests | failed | req/s | p50 ms | p99 ms "
-          "| req/s vs in-process | p50 vs in-process |")
+    def median(mode, concurrency, key):
+        return float(np.median([stats[key] for stats, _ in cells[(mode, concurrency)]]))
+
+    print(f"\nkerasapps.serving load test: model {args.model!r}, one instance per request, {os.cpu_count()} CPUs, "
+          f"max_batch_size={args.max_batch_size}, batch_timeout_ms={args.batch_timeout_ms:g}, "
+          f"medians of {args.rounds} rounds\n")
+    print("| mode | clients | requests | failed | req/s | p50 ms | p99 ms | req/s vs in-process | p50 vs in-process |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for mode, concurrency, stats, failed in rows:
-        base = baseline[concurrency]
-        print(f"| {mode} | {concurrency} | {stats['n']} | {failed} | {stats['rps']:.0f} "
-              f"| {stats['p50']:.2f} | {stats['p99']:.2f} | {stats['rps'] / base['rps']:.2f}x "
-              f"| {stats['p50'] / base['p50']:.1f}x |")
+    modes = ["in-process", "REST", "gRPC", "REST, batching on", "gRPC, batching on"]
+    for mode in modes:
+        for concurrency in args.concurrency:
+            rps, p50 = median(mode, concurrency, "rps"), median(mode, concurrency, "p50")
+            base_rps, base_p50 = median("in-process", concurrency, "rps"), median("in-process", concurrency, "p50")
+            n = sum(stats["n"] for stats, _ in cells[(mode, concurrency)])
+            failed = sum(f for _, f in cells[(mode, concurrency)])
+            print(f"| {mode} | {concurrency} | {n} | {failed} | {rps:.0f} | {p50:.2f} "
+                  f"| {median(mode, concurrency, 'p99'):.2f} | {rps / base_rps:.2f}x | {p50 / base_p50:.2f}x |")
     print()
-    for mode, (before, after) in memory.items():
-        print(f"- server RSS, {mode}: {before:.0f} MiB before load, {after:.0f} MiB after")
-    total_failed = sum(failed for *_, failed in rows)
+    lowest, highest = min(args.concurrency), max(args.concurrency)
+    ratios = {
+        "rest_p50": median("REST", lowest, "p50") / median("in-process", lowest, "p50"),
+        "grpc_p50": median("gRPC", lowest, "p50") / median("in-process", lowest, "p50"),
+        "batched_rps": min(median("REST, batching on", highest, "rps"),
+                           median("gRPC, batching on", highest, "rps")) / median("in-process", highest, "rps"),
+    }
+    labels = {"rest_p50": f"REST p50 at {lowest} client(s) vs in-process: at most",
+              "grpc_p50": f"gRPC p50 at {lowest} client(s) vs in-process: at most",
+              "batched_rps": f"throughput at {highest} clients, batching on (lower of REST, gRPC) vs in-process: at least"}
+    for key, ratio in ratios.items():
+        met = ratio <= TARGETS[key] if key.endswith("p50") else ratio >= TARGETS[key]
+        print(f"- {labels[key]} {TARGETS[key]}x: {ratio:.2f}x ({'met' if met else 'missed'})")
+    for mode, readings in memory.items():
+        print(f"- server RSS{mode}: " + ", ".join(f"{a:.0f} -> {b:.0f} MiB" for a, b in readings))
+    total_failed = sum(f for runs in cells.values() for _, f in runs)
     print(f"- failed requests: {total_failed}")
     return 1 if total_failed else 0
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import math
 import re
@@ -44,7 +43,7 @@ from kerasapps.serving.repository import ServingError
 
 _MAX_SHOWN = 120  # characters of a client's value echoed in an error message
 _MAX_RANK = 64  # dimensions a numpy array can have
-_SCAN_CAP = 64  # 't'/'f' bytes a body's scan looks at before it gives up (see _scan)
+_SCAN_CAP = 64  # places of one letter a body's scan looks at before it gives up (see _scan)
 
 
 def _bad(message: str) -> ServingError:
@@ -191,40 +190,62 @@ def count_upper_bound(body: bytes) -> int:
 
 
 class _Request(dict):
-    """A parsed request (a plain dict to its users) with what a scan of its bytes proved.
+    """A parsed request (a plain dict to its users) with what a scan of its bytes proved (see _scan).
 
-    ``quotes`` is the number of ``"`` in a UTF-8 body holding no backslash and no ``true``/``false``
-    token, else -1 (see :func:`_scan`).
+    The facts hold for the document as parsed (add no keys to it); a plain dict gets every value checked.
     """
 
-    __slots__ = ("quotes",)
+    quotes = -1
+    integral = False
 
 
-def _scan(body: bytes) -> int:
-    """The number of ``"`` in ``body`` if it is UTF-8 with no backslash and no true/false token, else -1.
+def _positions(body: bytes, letter: bytes) -> list[int] | None:
+    """Where ``letter`` is in ``body``; None past ``_SCAN_CAP`` places."""
+    found, at = [], body.find(letter)
+    while at >= 0:
+        if len(found) == _SCAN_CAP:
+            return None
+        found.append(at)
+        at = body.find(letter, at + 1)
+    return found
 
-    Without backslashes, every ``"`` opens or closes a string, so when the count equals twice the
-    keys and string values a request is known to hold, its tensors hold no string, and without the
-    tokens no boolean: ``np.array`` of such a value cannot mix types or make a huge ``<U`` array.
-    The looks are memchr-fast; a body with many ``t``/``f`` bytes (strings, Infinity) gets -1.
+
+def _scan(body: bytes) -> tuple[int, bool]:
+    """``(quotes, integral)``: what a few memchr-fast looks at a body prove about its values.
+
+    ``quotes`` is the number of ``"`` if ``body`` is UTF-8 with no backslash and no ``true``, ``false``
+    or ``null`` token, else -1. Without backslashes every ``"`` opens or closes a string, so when it
+    equals twice the keys and string values a request is known to hold, its tensors hold numbers
+    only: ``np.array`` of them cannot mix types (``[1, true]``), take ``null`` for NaN or make a huge
+    ``<U`` array of one long string. ``integral``: besides, no ``.``, ``N``, ``I``, ``E`` and no ``e``
+    after a digit: every number is an integer. The letters looked at (u, l, e) are rare outside
+    tokens and keys; a body with more than ``_SCAN_CAP`` of one gets the safe answer (-1, False).
     """
-    if json.detect_encoding(body) not in ("utf-8", "utf-8-sig") or b"\\" in body:
-        return -1
-    for letter, word in ((b"t", b"true"), (b"f", b"false")):
-        at = body.find(letter)
-        for _ in range(_SCAN_CAP):
-            if at < 0:
-                break
-            if body.startswith(word, at):
-                return -1
-            at = body.find(letter, at + 1)
-        else:
-            return -1
-    return body.count(b'"')
+    if b"\\" in body or json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):
+        return -1, False
+    us, ls = _positions(body, b"u"), _positions(body, b"l")  # true and null hold a u, false an l
+    if us is None or ls is None:
+        return -1, False
+    for at in us:
+        if (at >= 2 and body.startswith(b"true", at - 2)) or (at >= 1 and body.startswith(b"null", at - 1)):
+            return -1, False
+    for at in ls:
+        if at >= 2 and body.startswith(b"false", at - 2):
+            return -1, False
+    quotes = _positions(body, b'"')
+    quotes = body.count(b'"') if quotes is None else len(quotes)
+    if b"." in body or b"N" in body or b"I" in body or b"E" in body:
+        return quotes, False
+    es = _positions(body, b"e")
+    return quotes, es is not None and not any(body[at - 1:at].isdigit() for at in es)
 
 
 def parse_request(body: bytes) -> dict:
-    """Parse a request body that must be a JSON object (NaN/Infinity allowed)."""
+    """Parse a request body that must be a JSON object (NaN/Infinity allowed).
+
+    The dict returned also carries what a quick scan of ``body`` proved, which lets
+    :func:`decode_inputs` build arrays of numbers by ``np.array`` alone when it is safe.
+    """
     if not body:
         raise _bad("JSON Parse error: The document is empty")
     if isinstance(body, str):
@@ -240,7 +261,7 @@ def parse_request(body: bytes) -> dict:
         raise _bad(f"JSON Value: {_show(signature_name)} not formatted correctly. "
                    "'signature_name' key must be a string value.")
     request = _Request(doc)
-    request.quotes = _scan(body)
+    request.quotes, request.integral = _scan(body)
     return request
 
 
@@ -281,9 +302,22 @@ class _Target:
             self.dtype = np.dtype(tf_dtype.as_numpy_dtype)
 
 
-@functools.lru_cache(maxsize=None)
+_TARGETS: dict[int, _Target] = {}
+
+
 def _target(tf_dtype) -> _Target:
-    return _Target(tf_dtype)
+    enum = tf_dtype.as_datatype_enum
+    target = _TARGETS.get(enum)
+    if target is None:
+        target = _TARGETS[enum] = _Target(tf_dtype)
+    return target
+
+
+def _shape_fits(spec_shape, shape: tuple) -> bool:
+    if spec_shape.rank is None:
+        return True
+    dims = spec_shape.as_list()
+    return len(dims) == len(shape) and all(d is None or d == n for d, n in zip(dims, shape))
 
 
 def _dense_shape(value) -> list[int]:
@@ -375,11 +409,16 @@ def _exact_array(value, target: _Target, name: str) -> np.ndarray:
     if kind == "bool":
         return np.array(leaves, dtype=bool).reshape(shape)
     if kind == "int":
-        if leaves:
-            low, high = min(leaves), max(leaves)
-            if low < target.low or high > target.high:
-                raise _range_error(low if low < target.low else high, target, name)
-        return np.array(leaves, dtype=target.dtype).reshape(shape)
+        try:
+            wide = np.array(leaves, dtype=np.int64)
+        except OverflowError:  # past int64: a uint64 input's upper half, or out of any range
+            wide = None
+        low, high = (wide.min(), wide.max()) if wide is not None and wide.size else (
+            (min(leaves), max(leaves)) if leaves else (0, 0))
+        if low < target.low or high > target.high:
+            raise _range_error(low if low < target.low else high, target, name)
+        array = np.array(leaves, dtype=target.dtype) if wide is None else wide.astype(target.dtype)
+        return array.reshape(shape)
     try:
         doubles = np.array(leaves, dtype=np.float64)
     except OverflowError:
@@ -387,27 +426,25 @@ def _exact_array(value, target: _Target, name: str) -> np.ndarray:
     return _narrow(doubles, target.dtype).reshape(shape)
 
 
-def _plain_array(value, target: _Target) -> np.ndarray | None:
-    """``value``'s array by ``np.array`` alone, for a value known to hold no string or boolean.
+def _plain_array(value, target: _Target, integral: bool) -> np.ndarray | None:
+    """``value``'s array by ``np.array`` alone, for a value known to hold numbers only (see _scan).
 
-    None when the value needs :func:`_exact_array` (ragged, too big integers, a wrong type, ...).
+    ``integral``: they are all integers. None when the value needs :func:`_exact_array` (ragged,
+    out of range, a float into an integer input, ...), which then finds what is wrong.
     """
     try:
-        raw = np.array(value)
+        if target.kind == "float":  # any number, through double as TF Serving converts them
+            return _narrow(np.array(value, dtype=np.float64), target.dtype)
+        if target.kind != "int":
+            return None
+        raw = np.array(value, dtype=np.int64) if integral else np.array(value)
     except (ValueError, TypeError, OverflowError):
         return None
-    kind = raw.dtype.kind
-    if target.kind == "float":
-        if kind in "iu":
-            return _narrow(raw.astype(np.float64), target.dtype)  # through double, as TF Serving does
-        return _narrow(raw, target.dtype) if kind == "f" else None
-    if target.kind == "int":
-        if not raw.size:
-            return raw.astype(target.dtype)
-        if kind not in "iu" or raw.min() < target.low or raw.max() > target.high:
-            return None
+    if not raw.size:
         return raw.astype(target.dtype)
-    return None
+    if raw.dtype.kind not in "iu" or raw.min() < target.low or raw.max() > target.high:
+        return None
+    return raw.astype(target.dtype, copy=False)
 
 
 def _to_bytes(value, target: _Target, name: str) -> bytes:
@@ -434,15 +471,15 @@ def to_array(value, spec, name: str) -> np.ndarray:
     return _array(value, spec, name, plain=False)
 
 
-def _array(value, spec, name: str, plain: bool) -> np.ndarray:
-    """:func:`to_array`; ``plain``: ``value`` is known to hold no string and no boolean (see _scan)."""
+def _array(value, spec, name: str, plain: bool, integral: bool = False) -> np.ndarray:
+    """:func:`to_array`; ``plain``: ``value`` holds numbers only, ``integral``: integers (see _scan)."""
     target = _target(spec.dtype)
     if not target.kind:
         raise _bad(f"Input '{name}': conversion of JSON to type {target.label} is not supported")
-    array = _plain_array(value, target) if plain and target.kind != "string" else None
+    array = _plain_array(value, target, integral) if plain else None
     if array is None:
         array = _exact_array(value, target, name)
-    if not spec.shape.is_compatible_with(array.shape):
+    if not _shape_fits(spec.shape, array.shape):
         expected = "?" if spec.shape.rank is None else [
             -1 if d is None else d for d in spec.shape.as_list()]
         raise _bad(f"Input '{name}' has shape {list(array.shape)}, but the signature "
@@ -473,11 +510,12 @@ def decode_inputs(doc: dict, specs: dict, max_elements: int | None = None) -> tu
         if total > max_elements:
             raise _bad(f"Request holds {total} values, more than the limit of {max_elements} "
                        "(--max-request-elements); send fewer instances per request")
-    plain = False
+    plain = integral = False
     if isinstance(doc, _Request) and doc.quotes >= 0:
         strings = len(doc) + keys + (type(doc.get("signature_name")) is str)
-        plain = doc.quotes == 2 * strings
-    return {name: _array(values[name], spec, name, plain) for name, spec in specs.items()}, has_instances
+        plain, integral = doc.quotes == 2 * strings, doc.integral
+    arrays = {name: _array(values[name], spec, name, plain, integral) for name, spec in specs.items()}
+    return arrays, has_instances
 
 
 def _instance_values(instances, specs: dict) -> tuple[dict, int]:

@@ -118,6 +118,44 @@ class _LimitedConnection(h11.Connection):
         return event
 
 
+class _CoalescingTransport:
+    """A transport whose writes in one event-loop step go out as one ``send``.
+
+    uvicorn writes a response's status line and headers, its body and its end separately; on loopback
+    each write is a system call that also runs the receiver's TCP processing, with the GIL held (uvloop
+    writes at once). Joined, a small response costs one. Everything else is the wrapped transport's.
+    """
+
+    def __init__(self, transport, loop):
+        self._transport, self._loop = transport, loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(bytes(data))
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+
 class LimitedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a header count limit, a header timeout and a bound on open connections.
 
@@ -142,6 +180,7 @@ class LimitedH11Protocol(H11Protocol):
     # -- connection lifecycle ------------------------------------------------------
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
+        self.transport = _CoalescingTransport(transport, self.loop)
         if len(self.connections) > self.max_connections:
             self.connections.discard(self)
             self._refuse(503, f"Too many open connections (max_connections={self.max_connections}); retry later")
