@@ -312,7 +312,7 @@ def main(argv=None) -> int:
         for concurrency in args.concurrency:  # the baseline, in each round beside the servers
             cells.setdefault(("in-process", concurrency), []).append(
                 run_clients(concurrency, args.requests, args.level_seconds, in_process))
-        for batching in (False, True):
+        for batching in ((False, True) if round_index % 2 == 0 else (True, False)):  # neither always goes first
             suffix = ", batching on" if batching else ""
             port, grpc_port = free_port(), free_port()
             proc = start_server(os.path.abspath(model_base), args.model, port, grpc_port, batching, args)
@@ -359,7 +359,8 @@ def main(argv=None) -> int:
     }
     labels = {"rest_p50": f"REST p50 at {lowest} client(s) vs in-process: at most",
               "grpc_p50": f"gRPC p50 at {lowest} client(s) vs in-process: at most",
-              "batched_rps": f"throughput at {highest} clients, batching on (lower of REST, gRPC) vs in-process: at least"}
+              "batched_rps": f"throughput at {highest} clients, batching on (lower of REST, gRPC) vs in-process: "
+                             "at least"}
     for key, ratio in ratios.items():
         met = ratio <= TARGETS[key] if key.endswith("p50") else ratio >= TARGETS[key]
         print(f"- {labels[key]} {TARGETS[key]}x: {ratio:.2f}x ({'met' if met else 'missed'})")

@@ -41,3 +41,32 @@ def live_server(app, **uvicorn_options):
 def serving():
     """``with serving(app) as (base_url, server):`` — :func:`live_server` for a test."""
     return live_server
+
+
+def export_constant(path, value: float):
+    """'serving_default': x float [None] -> y = x * 0 + value: which version answered is in the answer."""
+    import keras
+    import tensorflow as tf
+
+    scale = tf.Variable(float(value))
+    archive = keras.export.ExportArchive()
+    archive.track(scale)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def serve(x):
+        return {"y": x * 0.0 + scale}
+
+    archive.add_endpoint("serving_default", serve)
+    archive.write_out(str(path), verbose=False)
+
+
+@pytest.fixture(scope="session")
+def constant_export():
+    """:func:`export_constant`, for a test to write exports that say which version answered."""
+    return export_constant
+
+
+@pytest.fixture
+def port_pair():
+    """Two free 127.0.0.1 ports (REST, gRPC)."""
+    return free_port(), free_port()

@@ -22,26 +22,12 @@ from kerasapps.serving.repository import ServingError, read_model_config  # noqa
 from kerasapps.serving.server import create_app  # noqa: E402
 
 
-def export_constant(path, value: float):
-    """'serving_default': x float [None] -> y = x * 0 + value: which version answered is in the answer."""
-    scale = tf.Variable(float(value))
-    archive = keras.export.ExportArchive()
-    archive.track(scale)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
-    def serve(x):
-        return {"y": x * 0.0 + scale}
-
-    archive.add_endpoint("serving_default", serve)
-    archive.write_out(str(path), verbose=False)
-
-
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, constant_export):
     """A pool of finished exports to copy from: value 1, 2, 3."""
     root = tmp_path_factory.mktemp("exports")
     for value in (1, 2, 3):
-        export_constant(root / str(value), value)
+        constant_export(root / str(value), value)
     return root
 
 
