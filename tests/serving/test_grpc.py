@@ -35,48 +35,16 @@ from tensorflow_serving.apis import (  # noqa: E402
 from tensorflow.core.framework import tensor_pb2  # noqa: E402
 
 from kerasapps.serving import server  # noqa: E402
+from serving_helpers import images, reference, write_image_model, write_text_model  # noqa: E402
 
-IMAGE_SPEC = tf.TensorSpec([None, 28, 28], tf.uint8, name="images")
 TIMEOUT = 60  # seconds for any one RPC (the first call of a model loads it)
 CODE = grpc.StatusCode
 
 
 # -- exports -----------------------------------------------------------------------------------------
 
-def export_image_model(path, seed):
-    """uint8 [None, 28, 28] 'images' -> {'probabilities', 'classes'}, and a 'classes_only' signature."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((28, 28), name="pixels")
-    x = keras.layers.Flatten()(inputs)
-    x = keras.layers.Dense(16, activation="relu")(x)
-    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-
-    @tf.function(input_signature=[IMAGE_SPEC])
-    def serve(images):
-        probabilities = model(tf.cast(images, tf.float32) / 255.0)
-        return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=-1)}
-
-    @tf.function(input_signature=[IMAGE_SPEC])
-    def classes_only(images):
-        return {"classes": tf.argmax(model(tf.cast(images, tf.float32) / 255.0), axis=-1)}
-
-    archive.add_endpoint("serving_default", serve)
-    archive.add_endpoint("classes_only", classes_only)
-    archive.write_out(str(path), verbose=False)
-
-
-def export_text_model(path):
-    """DT_STRING [None] 'text' -> {'length' int32, 'upper_bytes' string}."""
-    archive = keras.export.ExportArchive()
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve(text):
-        return {"length": tf.strings.length(text), "upper_bytes": tf.strings.upper(text)}
-
-    archive.add_endpoint("serving_default", serve)
-    archive.write_out(str(path), verbose=False)
+export_image_model = write_image_model
+export_text_model = write_text_model
 
 
 def export_spin_model(path):
@@ -169,17 +137,6 @@ def grpc_server(model_base, **options):
 def stubs(model_base):
     with grpc_server(model_base) as s:
         yield s
-
-
-def reference(model_base, name, version, inputs, signature="serving_default"):
-    """The SavedModel's own answer, called in process."""
-    loaded = tf.saved_model.load(str(model_base / name / str(version)))
-    tensors = {k: tf.constant(v) for k, v in inputs.items()}
-    return {k: v.numpy() for k, v in loaded.signatures[signature](**tensors).items()}
-
-
-def images(n, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8)
 
 
 def predict_request(name="mnist", inputs=None, *, version=None, label=None, signature=None, output_filter=()):

@@ -11,7 +11,6 @@ import contextlib
 import json
 import select
 import socket
-import threading
 import time
 
 import pytest
@@ -22,6 +21,7 @@ uvicorn = pytest.importorskip("uvicorn")
 from kerasapps.serving.http_limits import LINGER_S, uvicorn_config_kwargs  # noqa: E402
 from kerasapps.serving.options import ServingOptions  # noqa: E402
 from kerasapps.serving.server import create_app  # noqa: E402
+from serving_helpers import live_server  # noqa: E402
 
 GOOD = b"GET /v1/models/x HTTP/1.1\r\nHost: localhost\r\n\r\n"
 MAX_RSS_GROWTH = 50 * 2**20
@@ -39,22 +39,8 @@ def rss_bytes() -> int:
 def running(tmp_path, **limits):
     """A uvicorn in a thread serving an empty model base with ``limits``, set up as ``serve`` does; yields its port."""
     app = create_app(str(tmp_path), poll_interval_s=0, **limits)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="error", **uvicorn_config_kwargs(app.state.server.options))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with live_server(app, **uvicorn_config_kwargs(app.state.server.options)) as (url, _):
+        yield int(url.rsplit(":", 1)[1])
 
 
 def connect(port: int, timeout: float = 5.0) -> socket.socket:

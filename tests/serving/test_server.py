@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,54 +26,19 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from kerasapps.serving import server  # noqa: E402
 from kerasapps.serving.repository import Servable  # noqa: E402
+from serving_helpers import (  # noqa: E402
+    images, live_server, reference, write_atomically, write_image_model, write_text_model)
 
-IMAGE_SPEC = tf.TensorSpec([None, 28, 28], tf.uint8, name="images")
 
 
 # -- exports, written the way our exporter writes them: temp folder, then rename ------
 
-def _write_atomically(archive, model_dir, version):
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = os.path.join(model_dir, f".tmp-{version}")
-    archive.write_out(tmp, verbose=False)
-    os.rename(tmp, os.path.join(model_dir, str(version)))
-
-
 def export_image_model(model_dir, version, seed):
-    """uint8 [None, 28, 28] 'images' -> {'probabilities', 'classes'}; preprocessing inside."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((28, 28), name="pixels")
-    x = keras.layers.Flatten(name="flatten")(inputs)
-    x = keras.layers.Dense(16, activation="relu", name="hidden")(x)
-    outputs = keras.layers.Dense(10, activation="softmax", name="predictions")(x)
-    model = keras.Model(inputs, outputs, name="tiny_mnist")
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-
-    @tf.function(input_signature=[IMAGE_SPEC])
-    def serve(images):
-        probabilities = model(tf.cast(images, tf.float32) / 255.0)
-        return {"probabilities": probabilities, "classes": tf.argmax(probabilities, axis=-1)}
-
-    @tf.function(input_signature=[IMAGE_SPEC])
-    def classes_only(images):
-        return {"classes": tf.argmax(model(tf.cast(images, tf.float32) / 255.0), axis=-1)}
-
-    archive.add_endpoint("serving_default", serve)
-    archive.add_endpoint("classes_only", classes_only)
-    _write_atomically(archive, model_dir, version)
+    write_atomically(write_image_model, model_dir, version, seed)
 
 
 def export_text_model(model_dir, version):
-    """DT_STRING [None] 'text' -> {'length', 'upper_bytes'} (a *_bytes output: b64 back)."""
-    archive = keras.export.ExportArchive()
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve(text):
-        return {"length": tf.strings.length(text), "upper_bytes": tf.strings.upper(text)}
-
-    archive.add_endpoint("serving_default", serve)
-    _write_atomically(archive, model_dir, version)
+    write_atomically(write_text_model, model_dir, version)
 
 
 @pytest.fixture(scope="module")
@@ -110,16 +74,6 @@ def all_versions(model_base, tmp_path_factory):
         config {{ name: "text" base_path: "{model_base / 'text'}" }} }}""")
     with TestClient(server.create_app(None, model_config_file=str(config), poll_interval_s=0)) as c:
         yield c
-
-
-def reference(model_base, name, version, inputs, signature="serving_default"):
-    loaded = tf.saved_model.load(str(model_base / name / str(version)))
-    tensors = {k: tf.constant(v) for k, v in inputs.items()}
-    return {k: v.numpy() for k, v in loaded.signatures[signature](**tensors).items()}
-
-
-def images(n, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8)
 
 
 # -- status and metadata ------------------------------------------------------------
@@ -339,21 +293,8 @@ def test_background_poll_preloads_and_unloads(model_base, tmp_path):
 
 @contextlib.contextmanager
 def running(app):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with live_server(app) as (url, _):
+        yield int(url.rsplit(":", 1)[1])
 
 
 def raw_request(port, method, path, body=b""):
