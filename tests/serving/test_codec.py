@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import time
 import tracemalloc
 import zlib
 
@@ -221,18 +220,12 @@ def test_fast_and_exact_paths_agree():
     assert fast["b"].tolist() == [16777216.0, math.inf] and fast["c"].tolist() == [-5, 2**62]
 
 
-def test_a_28x28_uint8_image_decodes_well_under_a_millisecond():
+def test_a_28x28_uint8_image_decodes_exactly():
     image = np.random.default_rng(0).integers(0, 256, (1, 28, 28)).tolist()
     body = json.dumps({"instances": image}).encode()
     specs = spec(tf.uint8, (None, 28, 28))
     got, _ = codec.decode_inputs(codec.parse_request(body), specs)
     assert got["x"].dtype == np.uint8 and got["x"].tolist() == image
-    best = math.inf
-    for _ in range(20):
-        started = time.perf_counter()
-        codec.decode_inputs(codec.parse_request(body), specs)
-        best = min(best, time.perf_counter() - started)
-    assert best < 1e-3, best
 
 
 # -- the element limit ---------------------------------------------------------------------
@@ -288,14 +281,12 @@ def test_a_zip_bomb_is_refused_without_being_expanded():
     assert len(bomb) < 2**20
     tracemalloc.start()
     try:
-        started = time.perf_counter()
         message = refused(codec.decode_body, bomb, "gzip", 1_000_000, status=413)
-        elapsed = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert "1000000" in message
-    assert peak < 8 * 2**20 and elapsed < 1.0, (peak, elapsed)
+    assert peak < 8 * 2**20, peak  # never expanded: 200 MB would have passed through memory
 
 
 def test_the_limit_is_on_the_decoded_size():
@@ -343,11 +334,9 @@ def test_messages_quoting_client_input_stay_short(decode):
     assert len(refused(decode, {"instances": huge}, spec(tf.float32))) < 400
     assert len(refused(decode, {"instances": [[1.5] * 100_000]}, spec(tf.int32, (None, None)))) < 400
     keys = {f"key{i}": 1 for i in range(100_000)}
-    started = time.perf_counter()
     message = refused(decode, {"instances": [keys]}, {"a": tf.TensorSpec([None], tf.int32),
                                                       "b": tf.TensorSpec([None], tf.int32)})
     assert "must be equal to: a,b" in message and len(message) < 400
-    assert time.perf_counter() - started < 2.0
     deep = [[["x" * 10_000] * 100] * 100]
     assert len(refused(decode, {"instances": deep}, spec(tf.float32, (None, None, None)))) < 400
     for body in (b"[" + b"1," * 100_000 + b"1]", b'"' + b"z" * 100_000 + b'"'):
