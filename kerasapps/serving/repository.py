@@ -465,11 +465,6 @@ class ModelRepository:
                 return None
             return state
 
-    @staticmethod
-    def _served(name: str, state: _ModelState) -> list[int]:
-        """The versions the model's policy serves, newest first (as of the last scan)."""
-        return list(state.served)
-
     # -- loading --------------------------------------------------------------
     def _failure(self, state: _ModelState, version: int, stamp: tuple) -> str | None:
         """The message of a failed load of these files that is not yet due for a retry."""
@@ -539,7 +534,7 @@ class ModelRepository:
         state = self._state(name)
         if state is None:
             raise ServingError(404, f"Servable not found for request: {spec}")
-        served = self._served(name, state)
+        served = list(state.served)
         with self._lock:
             on_disk = dict(state.on_disk)
             if version is not None and version in state.loaded and (
@@ -608,7 +603,7 @@ class ModelRepository:
             wanted = [version]
         else:
             state = self._state(name)
-            wanted = self._served(name, state) if state is not None else []
+            wanted = list(state.served) if state is not None else []
         for candidate in wanted:
             try:
                 self.get(name, candidate)
@@ -624,7 +619,7 @@ class ModelRepository:
         state = self._state(name)
         if state is None:
             raise ServingError(404, f"Could not find any versions of model {name}")
-        served = set(self._served(name, state))
+        served = set(state.served)
         with self._lock:
             rows = {v: ("AVAILABLE", "OK", "") for v in state.loaded if v in served or v == state.fallback}
             for v, (_, message, _) in state.failed.items():
@@ -658,7 +653,7 @@ class ModelRepository:
                 in_use = bool(state.loaded)
             if not in_use:
                 continue  # loaded on first use, as before
-            served = self._served(name, state)
+            served = list(state.served)
             with self._lock:
                 pending = [v for v in served if v not in state.loaded
                            and self._failure(state, v, state.on_disk[v][1]) is None]
