@@ -131,8 +131,8 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
         splits = load_splits(recipe, hp, ctx)  # fail on bad data before writing anything
         first_model = _check(recipe, hp, splits, distribution, built=not resume)
         if not resume and distribution.chief:
-            if overwrite:  # only now, when the new run is known to start: the old one is never lost for nothing
-                rundir.remove_run(run_dir)
+            if overwrite and run_dir.exists() and any(run_dir.iterdir()):
+                rundir.remove_run(run_dir)  # only now, when the new run is known to start: never lost for nothing
             held.enter_context(rundir.lock(run_dir))
         distribution = dataclasses.replace(distribution, backup_dir=run_dir / "backup")  # multi-worker backups
         writes = run_dir if distribution.chief else Path(tempfile.mkdtemp(prefix=f"kerasapps-{recipe.name}-worker-"))

@@ -211,6 +211,15 @@ def test_overwrite_replaces_a_finished_run_and_nothing_else(smoke_run, tiny_data
     assert (other / "keep.txt").read_text() == "mine"
     assert_one_line_error(invoke(*train, "--overwrite", "--resume"), 2, "--resume", "--overwrite")
 
+    # the README's first command passes --overwrite before any run exists: a new or empty folder just trains
+    for fresh in (tmp_path / "runs" / "first", other.with_name("empty")):
+        if fresh.name == "empty":
+            fresh.mkdir()
+        first = invoke("train", "mnist_transfer", "--smoke", "--data-dir", tiny_data_dir, "--run-dir", fresh,
+                       "--overwrite")
+        assert first.exit_code == 0, first.stderr
+        assert json.loads((fresh / "state.json").read_text())["status"] == "completed"
+
 
 @pytest.mark.slow
 def test_console_script_keeps_stderr_clean(tmp_path):
