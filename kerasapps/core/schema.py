@@ -35,6 +35,7 @@ SPLITS = ("train", "validation", "test")
 TASKS = ("image_classification", "text_classification", "text_corpus", "tabular", "captioned_images")
 CACHES = ("none", "memory", "disk")  # where decoded files are kept between epochs
 CACHE_FEATURES = ("auto", "true", "false")  # frozen features computed once (kerasapps.training.features)
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")  # compute dtype while training (kerasapps.training.precision)
 BAD_FILES = ("error", "skip")  # what a file that does not decode does: stop the run, or be left out
 
 # `diagnose init`: the initialisation experiment's activations and weight scales
@@ -105,6 +106,9 @@ PRACTICE_HPARAMS: dict[str, HParam] = {
                              "layers' outputs once per example and trains the rest on them (auto: where it can "
                              "and they fit in 2 GiB; true: in every stage that freezes, or refuse; false: never)",
                              choices=CACHE_FEATURES),
+    "precision": HParam("float32", str, "compute dtype while training: float32, mixed_bfloat16 (bfloat16 "
+                        "maths, float32 weights; every model a stage hands on is float32) or auto "
+                        "(mixed_bfloat16 on a CPU with AMX-BF16 and no GPU, else float32)", choices=PRECISIONS),
 }
 
 DATA_HPARAMS: dict[str, HParam] = {

@@ -32,6 +32,7 @@ from kerasapps.data.augment import augmentation
 from kerasapps.data.pipelines import evaluation_dataset, steps_for, training_dataset, whole_batch_steps
 from kerasapps.data.splits import length, stage_splits, take
 from kerasapps.models.recompute import Recompute
+from kerasapps.training import precision
 from kerasapps.training.callbacks import EarlyStopping, MaxNorm, NaNGuard
 from kerasapps.training.checkpoints import load_model, recipe_objects
 from kerasapps.training.distribute import Distribution, evaluate_custom, fit_custom
@@ -132,6 +133,7 @@ class StageResult:
     lbfgs: dict | None = None
     initial_epoch: int = 0
     features_seconds: float | None = None  # the stage trained its head on frozen features computed once, in this time
+    precision: str = "float32"  # the policy it trained in (every model it hands on is float32)
 
 
 def seed_everything(hp: HParams) -> None:
@@ -194,6 +196,7 @@ def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
     recipe, hp = plan.recipe, plan.hp
     distribution = distribution or Distribution.local()
     initial_epoch, skip_steps, backup = plan.initial_epoch, 0, None
+    policy = precision.resolve(hp.precision)
     with distribution.scope():  # model, optimizer and metrics live on the strategy's devices
         if checkpoint is not None:
             model = load_model(checkpoint, custom_objects=recipe_objects(recipe))
@@ -201,9 +204,11 @@ def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
             log.info("resuming %s after epoch %d from %s", plan.title, initial_epoch, checkpoint)
         else:
             if model is None:
-                model = recipe.build(hp, plan.meta)
+                with precision.building(policy):
+                    model = recipe.build(hp, plan.meta)
             elif isinstance(model, (str, Path)):
                 model = load_model(model, compile=False)
+            model = precision.in_policy(model, policy)
             freeze(model, stage_freeze(plan, model), rule=callable(plan.stage.freeze))
             apply_weight_penalties(model, hp)
             _compile(model, plan)
@@ -220,6 +225,11 @@ def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
         _fit_lbfgs(plan, model, data, result)
     elif initial_epoch < plan.epochs:
         _fit(plan, model, data, result, callbacks, distribution, backup, skip_steps, verbose)
+    if policy != precision.FLOAT32:  # what a stage hands on computes in float32 (kerasapps.training.precision)
+        with distribution.scope():
+            model = result.model = precision.in_policy(model, precision.FLOAT32)
+        _compile(model, plan)  # evaluate needs the loss and metrics; this optimizer never steps
+    result.precision = policy
     if "test" in data and result.diverged is None:
         test_ds = evaluation_dataset(data["test"], batch_size=plan.batch_size, preprocess=recipe.preprocess,
                                      cache=False)
@@ -305,7 +315,9 @@ def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, ver
     callbacks, stopper = _callbacks(plan, data, guard, extra(initial_epoch) if callable(extra) else extra,
                                     initial_epoch)
     log.info(f"{plan.title}: {length(data['train'])} training examples, "
-             f"{plan.steps_per_epoch} steps x {plan.epochs - initial_epoch} epochs")
+             f"{plan.steps_per_epoch} steps x {plan.epochs - initial_epoch} epochs"
+             + ("" if precision.policy_of(trained_model) == precision.FLOAT32 else
+                f", computing in {precision.policy_of(trained_model)}"))
     started = time.perf_counter()
     if distribution.custom_loop:
         validation = (val_ds, math.ceil(length(data["validation"]) / plan.batch_size)) if val_ds else None

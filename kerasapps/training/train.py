@@ -295,9 +295,12 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
             info["lbfgs"] = result.lbfgs
         if result.features_seconds is not None:
             info["features_seconds"] = result.features_seconds
+        if result.history or result.lbfgs:
+            info["precision"] = result.precision
         done = info["lbfgs"]["iterations"] if "lbfgs" in info else plan.epochs  # L-BFGS: iterations, as in the CSV
         metrics[stage.name] = {"test": result.test, "epochs": done, "seconds": info.get("seconds"),
                                "samples_per_second": info.get("samples_per_second"),
+                               **({"precision": info["precision"]} if "precision" in info else {}),
                                **({"early_stopping": info["early_stopping"]} if "early_stopping" in info else {}),
                                **({"lbfgs": info["lbfgs"]} if "lbfgs" in info else {}),
                                **({"features_cached_in_seconds": info["features_seconds"]}
