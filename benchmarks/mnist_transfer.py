@@ -36,6 +36,7 @@ def plain_keras_job(data_dir: Path, seed: int) -> dict:
     from kerasapps.core.registry import get_recipe
     from kerasapps.data.splits import carve_validation
     from kerasapps.recipes.mnist_transfer import mnist_transfer_cnn
+    from kerasapps.training import precision
 
     recipe = get_recipe("mnist_transfer")
     hp = recipe.default_hparams()
@@ -49,6 +50,8 @@ def plain_keras_job(data_dir: Path, seed: int) -> dict:
         return (x[keep].astype("float32")[..., None] / 255.0), y[keep] - low
 
     keras.utils.set_random_seed(seed)
+    policy = precision.resolve(hp.precision)  # the recipe's compute dtype on this machine, as kerasapps trains
+    keras.config.set_dtype_policy(policy)
     model = mnist_transfer_cnn()
     out = {}
     for stage, low in zip(recipe.stages, (0, 5)):
@@ -67,7 +70,7 @@ def plain_keras_job(data_dir: Path, seed: int) -> dict:
         seconds = time.perf_counter() - started
         accuracy = model.evaluate(*digits(test, low), verbose=0)[1]
         out[stage.name] = {"seconds": seconds, "samples_per_second": stage_hp.epochs * len(x) / seconds,
-                           "accuracy": float(accuracy)}
+                           "accuracy": float(accuracy), "precision": policy}
     return out
 
 
@@ -96,7 +99,8 @@ def job(name: str, data_dir: Path, seed: int, tmp: Path) -> dict:
                                "--run-dir", str(run_dir), "--seed", str(seed)], env)
         metrics = json.loads((run_dir / "metrics.json").read_text())["stages"]
         stages = {s: {"seconds": m["seconds"], "samples_per_second": m["samples_per_second"],
-                      "accuracy": m["test"]["accuracy"]} for s, m in metrics.items()}
+                      "accuracy": m["test"]["accuracy"], "precision": m.get("precision", "float32")}
+                  for s, m in metrics.items()}
     return {"wall": wall, **stages}
 
 
@@ -140,11 +144,12 @@ def main() -> None:
 
     baseline = median(args.jobs[0], "wall")
     print(f"\n{args.rounds} round(s), whole processes, medians (accuracy: min-max over rounds)\n")
-    print(f"| job | wall s | wall / {args.jobs[0]} | pretrain samples/s | finetune samples/s | "
+    print(f"| job | compute dtype | wall s | wall / {args.jobs[0]} | pretrain samples/s | finetune samples/s | "
           "test accuracy 0-4 | test accuracy 5-9 |")
-    print("|---|---:|---:|---:|---:|---|---|")
+    print("|---|---|---:|---:|---:|---:|---|---|")
     for name in args.jobs:
-        print(f"| {name} | {median(name, 'wall'):.1f} | {median(name, 'wall') / baseline:.2f}x | "
+        dtype = results[name][0]["pretrain"].get("precision", "float32")
+        print(f"| {name} | {dtype} | {median(name, 'wall'):.1f} | {median(name, 'wall') / baseline:.2f}x | "
               f"{median(name, 'pretrain', 'samples_per_second'):.0f} | "
               f"{median(name, 'finetune', 'samples_per_second'):.0f} | {spread(name, 'pretrain')} | "
               f"{spread(name, 'finetune')} |")

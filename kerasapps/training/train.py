@@ -240,6 +240,14 @@ def _verbose(verbose) -> int:
     return int(verbose)
 
 
+class _EpochTensorBoard(keras.callbacks.TensorBoard):
+    """Keras's TensorBoard callback, without the per-batch summaries it issues even at ``update_freq="epoch"``
+    (where nothing records them: 0.5 s of Python over the 2,900 steps of ``mnist_transfer``)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
 def _loggers(run: Run, stage: str, hp: HParams, user_callbacks) -> Any:
     """The callbacks a run adds to a stage, as a function of the stage's first epoch (a resumed stage
     drops the log rows written after its checkpoint and appends)."""
@@ -250,8 +258,8 @@ def _loggers(run: Run, stage: str, hp: HParams, user_callbacks) -> Any:
             rundir.trim_csv(csv_path, initial_epoch)
         return [*user_callbacks, _LogLearningRate(),
                 keras.callbacks.CSVLogger(str(csv_path), append=initial_epoch > 0),
-                keras.callbacks.TensorBoard(log_dir=str(run.run_dir / "tensorboard" / stage), write_graph=False,
-                                            profile_batch=0, update_freq="epoch"),
+                _EpochTensorBoard(log_dir=str(run.run_dir / "tensorboard" / stage), write_graph=False,
+                                  profile_batch=0, update_freq="epoch"),
                 EpochCheckpoint(run.run_dir, stage, run.state, hp.keep_checkpoints)]
     return make
 
