@@ -9,7 +9,9 @@ The original ran Adadelta at learning rate 1.0 and batch 128 for 5 + 5 epochs (`
 finetune_batch_size=128``); ported literally it reaches about 99.6-99.7% on digits 0-4 and 99.1-99.3% on
 5-9 here. The defaults are Adam with cosine decay: 4 epochs at batch 128 and peak rate 2e-3 for the whole
 CNN, then 10 epochs at batch 128 and 2e-3 for the new head, which trains on the frozen features computed once
-(``cache_features``), so its epochs cost a fraction of the first stage's (README lists the measured numbers).
+(``cache_features``), so its epochs cost a fraction of the first stage's. Both stages compute in bfloat16
+where the CPU has AMX-BF16 (``precision=auto``; 1.8x the float32 throughput of the convolutions there, at the
+same validation accuracy over 3 seeds); the saved and exported model is float32 (README lists the numbers).
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ MNIST_TRANSFER = Recipe(
         "finetune_batch_size": HParam(128, int, "batch size of stage 'finetune' (the head trains on the frozen "
                                       "features computed once)", minimum=1),
     },
-    defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": 4, "batch_size": 128},
+    defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": 4, "batch_size": 128,
+              "precision": "auto"},
     stages=(
         Stage("pretrain", "train every layer on digits 0-4", select=_digits(0, 4),
               trains_on="digits 0-4"),

@@ -18,7 +18,7 @@ from kerasapps.training import rundir
 from kerasapps.training.features import whole_model
 
 
-def _seed_generators(model):
+def seed_generators(model):
     """(key, generator) for every random seed generator in ``model``, keyed by layer-name path.
 
     ``keras.saving.load_model`` does not restore their states, so without this a resumed
@@ -37,7 +37,7 @@ def save_model(model, path: Path) -> None:
     """Save a ``.keras`` model (with optimizer state) and its RNG states, atomically."""
     path = Path(path)
     with rundir.atomic_path(path.with_suffix(".rng.npz")) as tmp:
-        np.savez(tmp, **{key: np.asarray(g.state.numpy()) for key, g in _seed_generators(model)})
+        np.savez(tmp, **{key: np.asarray(g.state.numpy()) for key, g in seed_generators(model)})
     with rundir.atomic_path(path) as tmp:
         model.save(tmp)
 
@@ -53,7 +53,7 @@ def load_model(path: Path, compile: bool = True, custom_objects=None):
     rng = Path(path).with_suffix(".rng.npz")
     if rng.is_file():
         with np.load(rng) as saved:
-            for key, generator in _seed_generators(model):
+            for key, generator in seed_generators(model):
                 if key in saved.files:
                     generator.state.assign(saved[key])
     return model

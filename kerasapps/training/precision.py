@@ -20,6 +20,8 @@ import functools
 import logging
 from pathlib import Path
 
+from kerasapps.training.checkpoints import seed_generators
+
 FLOAT32 = "float32"
 MIXED = "mixed_bfloat16"
 
@@ -73,7 +75,7 @@ def building(policy: str):
 
 def in_policy(model, policy: str):
     """``model`` itself when it already computes in ``policy``, else a functional copy whose layers do,
-    holding the same weights and trainable flags."""
+    holding the same weights, trainable flags and random-generator states."""
     import keras
 
     if policy_of(model) == policy:
@@ -90,4 +92,8 @@ def in_policy(model, policy: str):
     copy.set_weights(model.get_weights())
     for original, layer in zip(model.layers, copy.layers):
         layer.trainable = original.trainable
+    states = {key: generator.state for key, generator in seed_generators(model)}
+    for key, generator in seed_generators(copy):  # the same dropout masks from here on as without the copy
+        if key in states:
+            generator.state.assign(states[key])
     return copy

@@ -79,3 +79,26 @@ def test_an_unknown_precision_is_one_line_naming_the_choices(tmp_path, tiny_data
     with pytest.raises(ConfigError, match="'precision' must be one of float32, mixed_bfloat16, auto; got 'fp8'"):
         kerasapps.train("mnist_transfer", run_dir=tmp_path / "run", data_dir=tiny_data_dir, smoke=True,
                         set={"precision": "fp8"}, verbose=0)
+
+
+class _CrashAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("killed")
+
+
+def test_a_mixed_run_resumed_mid_stage_ends_with_the_uninterrupted_weights(tmp_path, tiny_data_dir):
+    options = dict(data_dir=tiny_data_dir, epochs=2, batch_size=32, verbose=0,
+                   set={"precision": "mixed_bfloat16", "finetune_epochs": 2, "finetune_batch_size": 32})
+    kerasapps.train("mnist_transfer", run_dir=tmp_path / "full", **options)
+    with pytest.raises(KeyboardInterrupt):  # killed after the first pretrain epoch's checkpoint
+        kerasapps.train("mnist_transfer", run_dir=tmp_path / "run", callbacks=[_CrashAtEpoch(1)], **options)
+    kerasapps.train("mnist_transfer", run_dir=tmp_path / "run", data_dir=tiny_data_dir, resume=True, verbose=0)
+    full, resumed = (keras.saving.load_model(tmp_path / name / "model.keras", compile=False) for name in ("full", "run"))
+    assert precision.policy_of(resumed) == "float32"
+    for a, b in zip(full.weights, resumed.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
