@@ -314,10 +314,10 @@ def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, ver
                      initial_lr=plan.hp.learning_rate, warn_growth=not plan.expect_divergence)
     callbacks, stopper = _callbacks(plan, data, guard, extra(initial_epoch) if callable(extra) else extra,
                                     initial_epoch)
+    policy = precision.policy_of(trained_model)
     log.info(f"{plan.title}: {length(data['train'])} training examples, "
              f"{plan.steps_per_epoch} steps x {plan.epochs - initial_epoch} epochs"
-             + ("" if precision.policy_of(trained_model) == precision.FLOAT32 else
-                f", computing in {precision.policy_of(trained_model)}"))
+             + ("" if policy == precision.FLOAT32 else f", computing in {policy}"))
     started = time.perf_counter()
     if distribution.custom_loop:
         validation = (val_ds, math.ceil(length(data["validation"]) / plan.batch_size)) if val_ds else None
