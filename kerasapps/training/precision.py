@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 from pathlib import Path
 
 from kerasapps.training.checkpoints import seed_generators
 
 FLOAT32 = "float32"
 MIXED = "mixed_bfloat16"
-
-log = logging.getLogger(__name__)
 
 
 def cpu_has_amx_bf16(cpuinfo: str | None = None) -> bool:
@@ -38,7 +35,7 @@ def cpu_has_amx_bf16(cpuinfo: str | None = None) -> bool:
     return any(line.startswith("flags") and "amx_bf16" in line.split() for line in cpuinfo.splitlines())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _auto() -> str:
     import tensorflow as tf
 
