@@ -53,6 +53,7 @@ log = logging.getLogger("kerasapps")
 
 NAME = "image_transfer"
 PREPROCESSINGS = ("auto", "scale", "caffe", "torch", "tf", "cifar10")
+UNTRAINED = ("train", "refuse", "frozen")  # untrained_backbone: what a run without pretrained weights does
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,6 +265,20 @@ class TransferSignature(ImageClassifier):
         return True  # files are read as their central square, as the model's resize crops
 
 
+def transfers(hp) -> bool:
+    """Whether the run transfers pretrained features (stages head and finetune) rather than training the whole
+    network from scratch (stage scratch): it has ``weights``, or asks for the old frozen random backbone."""
+    return bool(hp.weights) or hp.untrained_backbone == "frozen"
+
+
+def check_weights(hp, splits) -> None:
+    """``untrained_backbone=refuse`` without ``weights``: one line, before the run writes anything."""
+    if not hp.weights and hp.untrained_backbone == "refuse":
+        raise ConfigError("image_transfer: no pretrained weights (weights is none) and untrained_backbone=refuse; "
+                          "pass --set weights=imagenet, a weight file or a run directory, or "
+                          "--set untrained_backbone=train to train the whole network from scratch")
+
+
 def _describe_backbones() -> str:
     return ", ".join(f"{name} ({spec.size}x{spec.size}x{spec.channels}{', imagenet' if spec.imagenet else ''})"
                      for name, spec in BACKBONES.items())
@@ -291,16 +306,24 @@ IMAGE_TRANSFER = Recipe(
                                   "AlexNet's and ZFNet's 5, LeNet-5's 3"),
         "finetune_learning_rate": HParam(1e-4, float, "learning rate of stage finetune (a tenth of the head's "
                                          "default)", minimum=0.0),
+        "untrained_backbone": HParam("train", str, "without pretrained weights: train the whole network from its "
+                                     "random initialisation in one stage (train), or refuse to start (refuse); "
+                                     "frozen, a head on the frozen random backbone, is what runs written before "
+                                     "this key did, and learns little", choices=UNTRAINED, legacy="frozen"),
     },
     defaults={"optimizer": "adam", "learning_rate": 1e-3, "epochs": 5, "batch_size": 32},
     stages=(
         Stage("head", "freeze the backbone; train the new head on its features (computed once)",
-              freeze=("backbone",)),
+              freeze=("backbone",), when=transfers),
         Stage("finetune", "unfreeze the top finetune_blocks blocks; train them with the head at "
               "finetune_learning_rate", freeze=frozen_in_finetune,
               overrides={"learning_rate": "finetune_learning_rate"},
-              when=lambda hp: str(hp.finetune_blocks).strip() != "0"),
+              when=lambda hp: transfers(hp) and str(hp.finetune_blocks).strip() != "0"),
+        Stage("scratch", "without pretrained weights: train the whole network from its random initialisation",
+              trains_on="the whole network from random weights: no pretrained weights were given",
+              when=lambda hp: not transfers(hp)),
     ),
+    check_data=check_weights,
     preprocess=preprocess,
     serving=TransferSignature(),
     augmentable=True,

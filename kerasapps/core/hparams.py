@@ -21,6 +21,7 @@ import yaml
 from kerasapps.core.errors import ConfigError
 
 _TYPES = {int: "int", float: "float", str: "str", bool: "bool"}
+NO_LEGACY = object()  # HParam.legacy: the key has been there since the first release
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,10 @@ class HParam:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False  # the value must be above ``minimum``, not equal to it
+    words: tuple[str, ...] = ()  # words taken besides a value of ``type`` (``epochs=auto``)
+    # What a run directory's configuration means when it lacks this key (it was written before the key existed):
+    # the behaviour of those releases, whatever the default is now. NO_LEGACY: the key was always written.
+    legacy: Any = NO_LEGACY
 
     def __post_init__(self):
         if self.type not in _TYPES:
@@ -44,11 +49,13 @@ class HParam:
 
     @property
     def type_name(self) -> str:
-        name = _TYPES[self.type]
+        name = " or ".join((_TYPES[self.type], *self.words))
         return f"{name} or null" if self.optional else name
 
     def coerce(self, key: str, value: Any) -> Any:
         """Return ``value`` as this parameter's type, or raise ConfigError naming ``key``."""
+        if isinstance(value, str) and value.strip().lower() in self.words:
+            return value.strip().lower()
         if isinstance(value, str) and self.type is not str:
             parsed = _parse_scalar(value)
         else:
@@ -202,12 +209,20 @@ def read_config_file(path: str | Path, recipe_name: str | None = None) -> dict[s
 
 def resolve(schema: Mapping[str, HParam], *, config_file: str | Path | None = None,
             overrides: Iterable[str] | Mapping[str, Any] = (), flags: Mapping[str, Any] | None = None,
-            recipe_name: str | None = None) -> HParams:
-    """Merge defaults, a config file, ``--set`` overrides and CLI flags, in that order."""
+            recipe_name: str | None = None, legacy: bool = False) -> HParams:
+    """Merge defaults, a config file, ``--set`` overrides and CLI flags, in that order.
+
+    ``legacy``: the config file is a run directory's own; a key it lacks was added after the run was written
+    and takes its :attr:`HParam.legacy` value (the behaviour the run had), not today's default.
+    """
     values = {key: spec.default for key, spec in schema.items()}
     layers: list[tuple[str, Mapping[str, Any]]] = []
     if config_file is not None:
-        layers.append((f" in {config_file}", read_config_file(config_file, recipe_name)))
+        written = read_config_file(config_file, recipe_name)
+        if legacy:
+            values.update({key: spec.legacy for key, spec in schema.items()
+                           if key not in written and spec.legacy is not NO_LEGACY})
+        layers.append((f" in {config_file}", written))
     if isinstance(overrides, Mapping):
         layers.append(("", overrides))
     else:

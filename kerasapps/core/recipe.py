@@ -242,9 +242,11 @@ class Recipe:
             merged[key] = dataclasses.replace(spec, default=spec.coerce(key, value))
         return merged
 
-    def resolve(self, *, config_file=None, overrides=(), flags=None) -> HParams:
+    def resolve(self, *, config_file=None, overrides=(), flags=None, legacy: bool = False) -> HParams:
+        """Hyper-parameters from the defaults, ``config_file``, ``overrides`` and ``flags`` (see
+        :func:`kerasapps.core.hparams.resolve`; ``legacy``: the file is a run directory's own)."""
         return resolve(self.schema(), config_file=config_file, overrides=overrides, flags=flags,
-                       recipe_name=self.name)
+                       recipe_name=self.name, legacy=legacy)
 
     def default_hparams(self) -> HParams:
         return self.resolve()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from kerasapps.core.hparams import HParam
 
 # optimizers: the mini-batch ones, which ``fit`` steps, and full-batch L-BFGS, which only ``train`` drives
-MINI_BATCH = ("sgd", "adagrad", "rmsprop", "adam", "adadelta")
+MINI_BATCH = ("sgd", "adagrad", "rmsprop", "adam", "adamw", "adadelta")
 FULL_BATCH = ("lbfgs",)
 OPTIMIZERS = MINI_BATCH + FULL_BATCH
 
@@ -37,6 +37,10 @@ CACHES = ("none", "memory", "disk")  # where decoded files are kept between epoc
 CACHE_FEATURES = ("auto", "true", "false")  # frozen features computed once (kerasapps.training.features)
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")  # compute dtype while training (kerasapps.training.precision)
 BAD_FILES = ("error", "skip")  # what a file that does not decode does: stop the run, or be left out
+CLASS_WEIGHTS = ("none", "balanced")  # per-example loss weights from the training split's class counts
+TTAS = ("none", "flip")  # test-time augmentation of image classifiers (evaluation and the export)
+AUTO = "auto"  # epochs=auto: the epochs follow the size of the data (kerasapps.training.stage.epochs_for)
+ADAMW_WEIGHT_DECAY = 0.01  # optimizer=adamw without weight_decay: PyTorch's AdamW default
 
 # `diagnose init`: the initialisation experiment's activations and weight scales
 INIT_ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -45,7 +49,12 @@ INIT_SCHEMES = ("normal", "small", "glorot", "he")
 EXPORT_ROOT = "saved_models"  # TF Serving's model base: EXPORT_ROOT/NAME/VERSION/
 
 TRAINING_HPARAMS: dict[str, HParam] = {
-    "epochs": HParam(5, int, "epochs per stage", minimum=1),
+    "epochs": HParam(5, int, "epochs per stage; auto: ceil(auto_examples / training examples), at most max_epochs "
+                     "(each stage then sees as many examples as the defaults were chosen with, whatever the size "
+                     "of the data)", minimum=1, words=(AUTO,)),
+    "auto_examples": HParam(100_000, int, "epochs=auto: training examples each stage sees (the recipe's default: "
+                            "its built-in set's size x the epochs chosen on it)", minimum=1),
+    "max_epochs": HParam(100, int, "epochs=auto: the most epochs a stage trains", minimum=1),
     "batch_size": HParam(128, int, "examples per batch on each replica (the global batch is batch_size x replicas; "
                          "one replica without --strategy)", minimum=1),
     "steps_per_epoch": HParam(None, int, "cap on training steps per epoch (null: the whole split)",
@@ -56,7 +65,8 @@ TRAINING_HPARAMS: dict[str, HParam] = {
                                "(when the data has no validation split)", minimum=0.0, maximum=0.5),
     "test_split": HParam(0.1, float, "--data without a test split: fraction of the files held out for the test "
                          "metrics (seeded)", minimum=0.0, maximum=0.5),
-    "optimizer": HParam("adam", str, "optimizer", choices=OPTIMIZERS),
+    "optimizer": HParam("adam", str, "optimizer (adamw: Adam with decoupled weight decay, Loshchilov & Hutter "
+                        "2019)", choices=OPTIMIZERS),
     "lbfgs_iterations": HParam(100, int, "L-BFGS iterations per stage (optimizer=lbfgs: full-batch, small models; "
                                "epochs and batch_size do not apply)", minimum=1),
     "learning_rate": HParam(1e-3, float, "initial learning rate", minimum=0.0),
@@ -98,6 +108,40 @@ PRACTICE_HPARAMS: dict[str, HParam] = {
     "elastic_alpha": HParam(0.0, float, "elastic distortion scale alpha, pixels (Simard 2003: 34)", minimum=0.0),
     "elastic_sigma": HParam(4.0, float, "elastic distortion smoothing sigma, pixels (Simard 2003: 4)",
                             minimum=0.01),
+    "label_smoothing": HParam(0.0, float, "classifiers: cross-entropy against (1 - e) x one-hot + e / classes "
+                              "(Szegedy et al. 2016, Inception-v3 sec. 7)", minimum=0.0, maximum=0.5, legacy=0.0),
+    "mixup": HParam(0.0, float, "image recipes: MixUp (Zhang et al. 2018) alpha; a mixed batch blends each image "
+                    "and its label with another's, weight ~ Beta(alpha, alpha); 0: off", minimum=0.0, legacy=0.0),
+    "mixup_prob": HParam(1.0, float, "mixup: probability that a batch is mixed (with cutmix too and a sum over 1, "
+                         "both are scaled to add up to 1)", minimum=0.0, maximum=1.0, legacy=1.0),
+    "cutmix": HParam(0.0, float, "image recipes: CutMix (Yun et al. 2019) alpha; a mixed batch pastes a box of "
+                     "another image, labels mixed by its area; 0: off", minimum=0.0, maximum=1.0, legacy=0.0),
+    "cutmix_prob": HParam(1.0, float, "cutmix: probability that a batch is cut and mixed (see mixup_prob)",
+                          minimum=0.0, maximum=1.0, legacy=1.0),
+    "rand_augment_ops": HParam(0, int, "image recipes: RandAugment (Cubuk et al. 2020), operations applied to each "
+                               "batch (keras.layers.RandAugment, on the pixels before standardisation); 0: off",
+                               minimum=0, legacy=0),
+    "rand_augment_magnitude": HParam(0.5, float, "rand_augment_ops: strength of each operation, 0 to 1",
+                                     minimum=0.0, maximum=1.0, legacy=0.5),
+    "random_erasing": HParam(0.0, float, "image recipes: probability of erasing a random box of each image with "
+                             "noise (Zhong et al. 2020; keras.layers.RandomErasing, on the pixels); 0: off",
+                             minimum=0.0, maximum=1.0, legacy=0.0),
+    "weight_decay": HParam(None, float, "decoupled weight decay (Loshchilov & Hutter 2019): each update also "
+                           "takes learning_rate x weight_decay x w from kernels and embeddings, never from biases "
+                           "or normalisation parameters (as timm and torchvision); null: "
+                           f"{ADAMW_WEIGHT_DECAY} with adamw, 0 otherwise", optional=True, minimum=0.0, legacy=None),
+    "ema": HParam(None, float, "keep an exponential moving average of the weights with this decay per batch "
+                  "(Polyak & Juditsky 1992; timm's model EMA); validation, early stopping, the saved model and "
+                  "the export use the averaged weights; null: off", optional=True, minimum=0.0, maximum=0.99999,
+                  legacy=None),
+    "gradient_accumulation": HParam(1, int, "batches whose gradients are averaged into one optimizer update "
+                                    "(an effective batch of batch_size x this on the memory of one batch)",
+                                    minimum=1, legacy=1),
+    "class_weight": HParam("none", str, "balanced: each training example's loss weighs n / (classes x its class's "
+                           "count) in the training split, so every class counts alike (King & Zeng 2001; "
+                           "scikit-learn's 'balanced')", choices=CLASS_WEIGHTS, legacy="none"),
+    "tta": HParam("none", str, "image classifiers: test-time augmentation in evaluation and the export; flip: "
+                  "the mean of the probabilities for the image and its mirror", choices=TTAS, legacy="none"),
     "monitor": HParam(False, bool, "record update/weight ratios, weight and gradient norms and activation "
                       "statistics on a probe batch (RUN_DIR/monitors.json, TensorBoard)"),
     "monitor_every_steps": HParam(50, int, "monitor: optimizer steps between records", minimum=1),

@@ -10,13 +10,12 @@ batches of float images (N, H, W, C)::
     ds = ds.map(lambda x, y: (aug(x, training=True), y))
 
 Always pass `training=True`: without it `ElasticDistortion` is the identity.
-`augmentation(hp, recipe)` builds the pipeline from a recipe's `augment_*` / `elastic_*` keys.
+:func:`kerasapps.data.image_practice.augmentation` builds the training pipeline's steps from a recipe's keys.
 """
 
 import keras
 import numpy as np
 
-from kerasapps.core.errors import ConfigError
 from kerasapps.core.schema import FLIPS
 
 try:  # Keras >= 3.11
@@ -24,7 +23,7 @@ try:  # Keras >= 3.11
 except ImportError:  # pragma: no cover - older Keras 3
     from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as _DataLayer
 
-__all__ = ["ElasticDistortion", "build_augmentation", "augmentation", "AUGMENTATION_KEYS"]
+__all__ = ["ElasticDistortion", "build_augmentation", "AUGMENTATION_KEYS"]
 
 _FILL_MODES = ("nearest", "constant")
 
@@ -302,41 +301,3 @@ def build_augmentation(spec):
     if not layers:
         return None
     return keras.Sequential(layers, name="augmentation")
-
-
-def augmentation(hp, recipe):
-    """The augmentation from ``recipe``'s augment_* / elastic_* keys in ``hp``, or None when none is set:
-    ``augment(batch, key)`` transforms one batch with randomness drawn from ``key`` (an int64 [2] seed; the
-    training pipeline derives it from seed, stage, epoch and step), so the same key gives the same batch
-    whenever and wherever it is drawn: a resumed run repeats the uninterrupted one bit for bit.
-
-    A multi-input model (image, caption, ...) gets its first input, the image batch, augmented.
-    """
-    spec = {"shift": hp.augment_shift, "rotation": hp.augment_rotation, "zoom": hp.augment_zoom,
-            "flip": None if hp.augment_flip == "none" else hp.augment_flip,
-            "elastic_alpha": hp.elastic_alpha, "elastic_sigma": hp.elastic_sigma if hp.elastic_alpha else None,
-            "seed": hp.seed}
-    active = {k: v for k, v in spec.items() if k != "seed" and v}
-    if not active:
-        return None
-    if not recipe.augmentable:
-        raise ConfigError(f"recipe '{recipe.name}' does not take image augmentation "
-                          f"(got {', '.join(sorted(active))})")
-    try:
-        pipeline = build_augmentation(spec)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    if pipeline is None:
-        return None
-    generators = [layer.generator for layer in pipeline.layers]  # each random layer's keras SeedGenerator
-
-    def augment(batch, key):
-        import tensorflow as tf
-
-        for index, generator in enumerate(generators):  # the layer's draws for this batch start from the key
-            generator.state.assign(tf.cast(tf.random.experimental.stateless_fold_in(key, index), generator.state.dtype))
-        if isinstance(batch, (tuple, list)):
-            return (pipeline(batch[0], training=True), *batch[1:])
-        return pipeline(batch, training=True)
-
-    return augment

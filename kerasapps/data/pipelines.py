@@ -28,12 +28,14 @@ def epoch_order(n: int, seed: int, stage_index: int, epoch: int, limit: int) -> 
 
 def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, first_epoch: int,
                      epochs: int, steps_per_epoch: int | None,
-                     preprocess: Callable | None = None, augment: Callable | None = None,
+                     preprocess: Callable | None = None, augment=None,
                      shard: tuple[int, int] | None = None, replica_batch: int | None = None):
     """Batches for epochs ``first_epoch..epochs-1``, each epoch in its own seeded order.
 
-    Arrays are gathered a batch at a time; :class:`~kerasapps.data.files.Examples` are read file by file
-    (in parallel, in order) as each epoch's order reaches them.
+    ``split`` is ``(x, y)`` or ``(x, y, sample_weight)``. Arrays are gathered a batch at a time;
+    :class:`~kerasapps.data.files.Examples` are read file by file (in parallel, in order) as each epoch's order
+    reaches them. ``augment`` (a :class:`kerasapps.data.image_practice.Augmentation`) works on the raw pixels,
+    then the preprocessed batch, then mixes batch and labels, each step with the batch's key.
 
     ``shard=(index, count)`` is one worker's part of a multi-worker run: of every global batch of
     ``batch_size`` examples (in the epoch's order, as one device would see them) the worker reads only its
@@ -69,22 +71,38 @@ def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, fir
         indices = tf.data.Dataset.from_tensor_slices(order)
         if reads_files:
             batches = indices.map(one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch)
-            return batches.enumerate().map(lambda step, values: (*values, key_of(epoch, step)))
+            return batches.enumerate().map(lambda step, values: (tuple(values), key_of(epoch, step)))
         batches = indices.batch(batch).enumerate()
         return batches.map(lambda step, index: (index, key_of(epoch, step)))
 
     ds = tf.data.Dataset.from_tensor_slices((np.arange(first_epoch, epochs, dtype=np.int64), orders))
     ds = ds.flat_map(epoch_batches)
     if not reads_files:
-        ds = ds.map(lambda index, key: (*gather(index), key), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if preprocess is not None:
-        ds = ds.map(lambda bx, by, key: (preprocess(bx), by, key), num_parallel_calls=tf.data.AUTOTUNE,
+        ds = ds.map(lambda index, key: (tuple(gather(index)), key), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
-    if augment is not None:  # one batch at a time: each call sets the augmentation's random state from its key
-        ds = ds.map(lambda bx, by, key: (augment(bx, key), by))
-    else:
-        ds = ds.map(lambda bx, by, key: (bx, by))
-    return ds.prefetch(tf.data.AUTOTUNE), steps
+    return _batch_steps(ds, preprocess, augment).prefetch(tf.data.AUTOTUNE), steps
+
+
+def _batch_steps(ds, preprocess, augment):
+    """``(values, key)`` batches -> what ``fit`` takes: the augmentation's pixel step, the preprocessing, its
+    geometric and mixing steps, then ``(x, y[, sample_weight])``. Steps that draw run one batch at a time: each
+    sets its layers' random state from the key."""
+    import tensorflow as tf
+
+    def step(function, values, key):
+        x, y, *rest = values
+        return function(x, y, key) + tuple(rest), key
+
+    if augment is not None and augment.pixels is not None:
+        ds = ds.map(lambda values, key: step(lambda x, y, k: (augment.pixels(x, k), y), values, key))
+    if preprocess is not None:
+        ds = ds.map(lambda values, key: step(lambda x, y, k: (preprocess(x), y), values, key),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if augment is not None and augment.geometry is not None:
+        ds = ds.map(lambda values, key: step(lambda x, y, k: (augment.geometry(x, k), y), values, key))
+    if augment is not None and augment.mix is not None:
+        ds = ds.map(lambda values, key: step(augment.mix, values, key))
+    return ds.map(lambda values, key: values)
 
 
 def whole_batch_steps(n: int, batch_size: int, steps_per_epoch: int | None) -> int:

@@ -21,14 +21,13 @@ from kerasapps.core.schema import EXPORT_ROOT
 EXPORT_INFO = "assets.extra/kerasapps.json"
 
 
-def serving_model(model):
+def serving_model(model, tta: str = "none"):
     """The model an export serves: ``model`` itself, or, for a model with auxiliary training heads, its
-    first output alone (the heads and their weights are left out)."""
-    import keras
+    first output alone (the heads and their weights are left out); with the run's test-time augmentation
+    (``tta=flip``: the mean over the image and its mirror, as ``evaluate`` scored it)."""
+    from kerasapps.training.tta import with_tta
 
-    if len(model.outputs) == 1:
-        return model
-    return keras.Model(model.inputs, model.outputs[0], name=model.name)
+    return with_tta(model, tta)
 
 
 def run_serving(recipe: Recipe, run_dir=None):
@@ -41,7 +40,7 @@ def run_serving(recipe: Recipe, run_dir=None):
     if run_dir is None:
         return recipe.serving.configure(recipe.default_hparams())
     path = Path(run_dir) / rundir.DATA
-    serving = recipe.serving.configure(recipe.resolve(config_file=Path(run_dir) / rundir.CONFIG))
+    serving = recipe.serving.configure(recipe.resolve(config_file=Path(run_dir) / rundir.CONFIG, legacy=True))
     return serving.for_data(rundir.read_json(path) if path.is_file() else {})
 
 
@@ -108,7 +107,7 @@ def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool 
         raise UsageError(f"{target} already exists; pass --force to replace it, or choose another --version")
 
     with progress(f"exporting {recipe.name}: loading the model", total=3) as bar:  # a bar on a terminal only
-        model = serving_model(load_model(model_path, compile=False))
+        model = serving_model(load_model(model_path, compile=False), hp.tta)
         bar.advance(description=f"exporting {recipe.name}: tracing the serving signatures")
         archive = keras.export.ExportArchive()
         archive.track(model)

@@ -64,8 +64,8 @@ def load_signature(model: str | os.PathLike, signature: str = "serving_default")
     from kerasapps.training import rundir
     from kerasapps.training.checkpoints import load_model
 
-    recipe, _, _ = rundir.open_run(path)
-    keras_model = serving_model(load_model(rundir.final_model_path(path), compile=False))
+    recipe, hp, _ = rundir.open_run(path)
+    keras_model = serving_model(load_model(rundir.final_model_path(path), compile=False), hp.tta)
     serving = run_serving(recipe, path)
     functions = {"serving_default": serving_function(recipe, keras_model, serving),
                  **serving.extra_endpoints(keras_model, recipe.preprocess)}

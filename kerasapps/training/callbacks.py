@@ -103,6 +103,10 @@ class EarlyStopping(ConfigMixin, keras.callbacks.EarlyStopping):
     `best-epoch-NNN.npz`; a run resumed at `initial_epoch` k takes the state
     recorded after epoch k - 1 (0-based), so patience and the best weights
     carry over the kill. Without it, `fit(initial_epoch=k)` starts afresh.
+
+    With an optimizer that keeps an exponential moving average of the weights (`use_ema`), the weights kept for
+    the best epoch are the averages, which validation scored (`keras.callbacks.SwapEMAWeights`) and which `fit`
+    leaves in the model at its end; restoring them replaces that end state.
     """
 
     def __init__(
@@ -150,6 +154,11 @@ class EarlyStopping(ConfigMixin, keras.callbacks.EarlyStopping):
         super().on_epoch_end(epoch, logs)
         if self.best is None:  # monitored value not seen yet
             self.best_epoch = None
+        if self.restore_best_weights and self.best_epoch == epoch and getattr(self.model.optimizer, "use_ema", False):
+            from kerasapps.core import compat
+
+            # an optimizer that averages the weights was validated on the averages (SwapEMAWeights): keep those
+            self.best_weights = compat.averaged_weights(self.model)
         if self.state_dir is not None:
             self._record(epoch)
 

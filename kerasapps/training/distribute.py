@@ -395,12 +395,16 @@ def fit_custom(model, strategy, make_batches, global_batch: int, *, epochs: int,
                 break
         epoch_logs = dict(logs)
         if validation is not None and not model.stop_training:
+            callback_list.on_test_begin()  # as fit's validation: SwapEMAWeights scores the averaged weights
             val = evaluate_custom(model, strategy, validation[0], validation[1], test_fns)
+            callback_list.on_test_end(val)
             epoch_logs.update({f"val_{key}": value for key, value in val.items()})
         callback_list.on_epoch_end(epoch, epoch_logs)
         if math.isfinite(epoch_logs.get("loss", 0.0)):  # never back up a diverged model
             backup.save(epoch + 1, 0)
         if model.stop_training:
             break
+    if epochs > initial_epoch:  # as fit: an optimizer with use_ema leaves its averages in the model
+        model.optimizer.finalize_variable_values(model.trainable_weights)
     callback_list.on_train_end(logs)
     return model.history

@@ -15,6 +15,7 @@ from kerasapps.training import rundir
 from kerasapps.training.checkpoints import load_model, recipe_objects
 from kerasapps.training.losses import choose_loss, with_auxiliary_targets
 from kerasapps.training.regularizers import apply_weight_penalties
+from kerasapps.training.tta import with_tta
 
 
 def evaluate(run_dir, *, split: str = "test", data_dir=None, data: str | None = None, verbose="auto") -> dict:
@@ -40,7 +41,11 @@ def evaluate(run_dir, *, split: str = "test", data_dir=None, data: str | None = 
     model = load_model(model_path, custom_objects=recipe_objects(recipe))
     stage_hp = last.hparams(hp)
     apply_weight_penalties(model, stage_hp)  # not saved with the model: the loss counts them, as in training
-    splits = with_auxiliary_targets(choose_loss(recipe, stage_hp, model).apply(splits), len(model.outputs))
+    choice = choose_loss(recipe, stage_hp, model)
+    if stage_hp.tta != "none":  # scored as the export answers: the mean over the image and its mirror
+        model = with_tta(model, stage_hp.tta)
+        model.compile(loss=choice.loss, metrics=list(recipe.metrics_for(stage_hp)), jit_compile=False)
+    splits = with_auxiliary_targets(choice.apply(splits), len(model.outputs))
     ds = evaluation_dataset(splits[split], batch_size=hp.batch_size, preprocess=recipe.preprocess, cache=False)
     scores = model.evaluate(ds, return_dict=True, verbose=keras_verbosity(verbose))  # a bar on a terminal only
     result = {k: float(v) for k, v in scores.items()}

@@ -15,6 +15,7 @@ import logging
 from kerasapps.core.errors import ConfigError
 from kerasapps.core.hparams import HParams
 from kerasapps.core.schema import (
+    ADAMW_WEIGHT_DECAY,
     EPOCH_SCHEDULES,
     FULL_BATCH,
     LR_SCHEDULES,
@@ -73,8 +74,21 @@ def check_mini_batch(hp: HParams) -> None:
                           f"choose {', '.join(MINI_BATCH)} here")
 
 
+def weight_decay(hp: HParams) -> float:
+    """The decoupled weight decay in effect: ``weight_decay``, or (null) adamw's default and 0 elsewhere."""
+    if hp.get("weight_decay") is not None:
+        return hp.weight_decay
+    return ADAMW_WEIGHT_DECAY if hp.optimizer == "adamw" else 0.0
+
+
 def build_optimizer(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
-    """The optimizer named by ``hp.optimizer`` with its schedule and gradient clipping."""
+    """The optimizer named by ``hp.optimizer`` with its schedule, gradient clipping, decoupled weight decay,
+    weight averaging (``ema``) and gradient accumulation, all Keras's own.
+
+    Keras evaluates a schedule at the number of batches the optimizer has been called with, also while it
+    accumulates gradients, so the schedule spans the stage's ``epochs x steps_per_epoch`` batches either way.
+    Which variables decay is set once the model is known (:func:`decay_kernels_only`).
+    """
     import keras
 
     check_mini_batch(hp)
@@ -84,6 +98,13 @@ def build_optimizer(hp: HParams, steps_per_epoch: int, epochs: int | None = None
         common["clipnorm"] = hp.clipnorm
     if hp.clipvalue is not None:
         common["clipvalue"] = hp.clipvalue
+    decay = weight_decay(hp)
+    if decay:
+        common["weight_decay"] = decay
+    if hp.get("ema") is not None:
+        common.update(use_ema=True, ema_momentum=hp.ema)
+    if hp.get("gradient_accumulation", 1) > 1:
+        common["gradient_accumulation_steps"] = hp.gradient_accumulation
     if name == "sgd":
         return keras.optimizers.SGD(momentum=hp.momentum, nesterov=hp.nesterov, **common)
     if name == "rmsprop":
@@ -92,9 +113,23 @@ def build_optimizer(hp: HParams, steps_per_epoch: int, epochs: int | None = None
         return keras.optimizers.Adagrad(**common)
     if name == "adam":
         return keras.optimizers.Adam(**common)
+    if name == "adamw":
+        return keras.optimizers.AdamW(**{"weight_decay": 0.0, **common})
     if name == "adadelta":
         return keras.optimizers.Adadelta(**common)
     raise ConfigError(f"'optimizer' must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
+
+
+def decay_kernels_only(model) -> None:
+    """Keep the optimizer's weight decay off every variable of rank 0 or 1 (biases, batch and layer
+    normalisation's scales and offsets), as timm and torchvision do. Keras does not save the exclusion with the
+    optimizer, so it is set again whenever a model is compiled or loaded to train on."""
+    from kerasapps.core import compat
+
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not getattr(optimizer, "weight_decay", None):
+        return
+    compat.exclude_from_weight_decay(optimizer, [v for v in model.trainable_variables if len(v.shape) <= 1])
 
 
 def current_lr(optimizer) -> float:

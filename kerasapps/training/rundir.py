@@ -248,7 +248,7 @@ def open_run(run_dir):
     """(the recipe, its hyper-parameters, the saved config) of a run directory."""
     saved = read_config(run_dir)
     recipe = REGISTRY.get(saved["recipe"])
-    return recipe, recipe.resolve(config_file=Path(run_dir) / CONFIG), saved
+    return recipe, recipe.resolve(config_file=Path(run_dir) / CONFIG, legacy=True), saved
 
 
 def recorded_data_dir(run_dir, data_dir=None):

@@ -27,8 +27,8 @@ import keras
 from kerasapps.core.errors import ConfigError
 from kerasapps.core.hparams import HParams
 from kerasapps.core.recipe import Recipe, Split, Stage, meta_of
-from kerasapps.core.schema import FULL_BATCH
-from kerasapps.data.augment import augmentation
+from kerasapps.core.schema import AUTO, FULL_BATCH
+from kerasapps.data.image_practice import augmentation
 from kerasapps.data.pipelines import evaluation_dataset, steps_for, training_dataset, whole_batch_steps
 from kerasapps.data.splits import length, stage_splits, take
 from kerasapps.models.recompute import Recompute
@@ -37,9 +37,10 @@ from kerasapps.training.callbacks import EarlyStopping, MaxNorm, NaNGuard
 from kerasapps.training.checkpoints import load_model, recipe_objects
 from kerasapps.training.distribute import Distribution, evaluate_custom, fit_custom
 from kerasapps.training.features import cached_features
-from kerasapps.training.losses import choose_loss, with_auxiliary_targets
-from kerasapps.training.optimizers import build_optimizer
+from kerasapps.training.losses import choose_loss, example_weights, with_auxiliary_targets
+from kerasapps.training.optimizers import build_optimizer, decay_kernels_only
 from kerasapps.training.regularizers import apply_weight_penalties
+from kerasapps.training.tta import with_tta
 from kerasapps.training.schedules import schedule_callback
 
 log = logging.getLogger("kerasapps")
@@ -71,6 +72,7 @@ class StagePlan:
     smoke: bool = False
     expect_divergence: bool = False  # the lr range test ends at divergence: the NaN guard stops it quietly
     full_batch_ok: bool = False  # train: an optimizer=lbfgs stage runs L-BFGS; tune and diagnose refuse it
+    epochs_rule: str = ""  # how epochs=auto chose ``epochs`` ("" where they were given)
 
     @classmethod
     def for_stage(cls, recipe: Recipe, index: int, hp: HParams, splits: Mapping[str, Split], *,
@@ -100,8 +102,11 @@ class StagePlan:
                                       "replicas); lower --batch-size") from None
             else:
                 steps = steps_for(count, batch, limit)
-        epochs = fields.pop("epochs", None) or (1 if smoke else stage_hp.epochs)
-        return cls(recipe, index, stage_hp, data, meta_of(splits), batch, epochs, steps, smoke=smoke, **fields)
+        epochs, rule = fields.pop("epochs", None), ""
+        if not epochs:
+            epochs, rule = (1, "") if smoke else epochs_for(stage_hp, length(data["train"]))
+        return cls(recipe, index, stage_hp, data, meta_of(splits), batch, epochs, steps, smoke=smoke, epochs_rule=rule,
+                   **fields)
 
     @property
     def stage(self) -> Stage:
@@ -134,6 +139,19 @@ class StageResult:
     initial_epoch: int = 0
     features_seconds: float | None = None  # the stage trained its head on frozen features computed once, in this time
     precision: str = "float32"  # the policy it trained in (every model it hands on is float32)
+
+
+def epochs_for(hp: HParams, examples: int) -> tuple[int, str]:
+    """(epochs, how they were chosen) for a stage of ``examples`` training examples: ``epochs`` as given, or
+    (``epochs=auto``) ceil(auto_examples / examples) between 1 and ``max_epochs``, so that the stage sees as many
+    examples as the recipe's defaults were chosen with on its built-in set, whatever the size of the data."""
+    if hp.epochs != AUTO:
+        return hp.epochs, ""
+    wanted = math.ceil(hp.auto_examples / max(examples, 1))
+    epochs = max(1, min(hp.max_epochs, wanted))
+    capped = f", capped at max_epochs={hp.max_epochs}" if wanted > hp.max_epochs else ""
+    return epochs, (f"epochs=auto: {hp.auto_examples:,} examples / {examples:,} per epoch = {epochs} "
+                    f"epoch{'s' if epochs != 1 else ''}{capped}")
 
 
 def seed_everything(hp: HParams) -> None:
@@ -201,6 +219,7 @@ def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
         if checkpoint is not None:
             model = load_model(checkpoint, custom_objects=recipe_objects(recipe))
             apply_weight_penalties(model, hp)  # kernel regularisers are not saved with the model
+            decay_kernels_only(model)  # nor is which variables the optimizer's weight decay leaves alone
             log.info("resuming %s after epoch %d from %s", plan.title, initial_epoch, checkpoint)
         else:
             if model is None:
@@ -231,16 +250,25 @@ def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
         _compile(model, plan)  # evaluate needs the loss and metrics; this optimizer never steps
     result.precision = policy
     if "test" in data and result.diverged is None:
-        test_ds = evaluation_dataset(data["test"], batch_size=plan.batch_size, preprocess=recipe.preprocess,
-                                     cache=False)
-        if distribution.custom_loop:
-            batches = math.ceil(length(data["test"]) / plan.batch_size)
-            test = evaluate_custom(model, distribution.strategy, test_ds, batches)
-        else:
-            test = model.evaluate(test_ds, return_dict=True, verbose=0)
-        result.test = {k: float(v) for k, v in test.items()}
+        result.test = _test_metrics(plan, model, data["test"], distribution)
         log.info(f"stage {plan.stage.name!r} test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()))
     return result
+
+
+def _test_metrics(plan: StagePlan, model, split, distribution: Distribution) -> dict[str, float]:
+    """The stage's metrics on its test split, scored as the export answers (``tta``)."""
+    if plan.hp.get("tta", "none") != "none":
+        with distribution.scope():
+            model = with_tta(model, plan.hp.tta)
+        _compile(model, plan)
+        if isinstance(split[1], tuple):  # targets repeated for auxiliary heads: the export answers with the first
+            split = (split[0], split[1][0])
+    test_ds = evaluation_dataset(split, batch_size=plan.batch_size, preprocess=plan.recipe.preprocess, cache=False)
+    if distribution.custom_loop:
+        test = evaluate_custom(model, distribution.strategy, test_ds, math.ceil(length(split) / plan.batch_size))
+    else:
+        test = model.evaluate(test_ds, return_dict=True, verbose=0)
+    return {k: float(v) for k, v in test.items()}
 
 
 def _compile(model, plan: StagePlan, optimizer=None) -> None:
@@ -253,12 +281,13 @@ def _compile(model, plan: StagePlan, optimizer=None) -> None:
     heads = len(model.outputs)
     if heads == 1:
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
-        return
-    if plan.full_batch:
+    elif plan.full_batch:
         raise ConfigError(f"optimizer=lbfgs takes single-output models; {model.name} has {heads} outputs "
                           "(auxiliary heads)")
-    model.compile(optimizer=optimizer, loss=[loss] * heads, loss_weights=[1.0] + [plan.recipe.aux_loss_weight] *
-                  (heads - 1), metrics=[metrics] + [[]] * (heads - 1), jit_compile=False)
+    else:
+        model.compile(optimizer=optimizer, loss=[loss] * heads, loss_weights=[1.0] + [plan.recipe.aux_loss_weight] *
+                      (heads - 1), metrics=[metrics] + [[]] * (heads - 1), jit_compile=False)
+    decay_kernels_only(model)
 
 
 def _callbacks(plan: StagePlan, data, guard, extra, initial_epoch: int) -> tuple[list, Any]:
@@ -301,9 +330,11 @@ def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, ver
         result.features_seconds = round(time.perf_counter() - started, 3)
         _compile(trained_model, plan, optimizer=model.optimizer)
         preprocess = None
+    weights = example_weights(plan.hp, plan.data["train"][1], len(model.outputs))  # class_weight, from the labels
+    train = data["train"] if weights is None else (*data["train"], weights)
 
     def train_batches(shard=None, replica_batch=None):
-        return training_dataset(data["train"], batch_size=plan.batch_size, seed=plan.hp.seed, stage_index=plan.index,
+        return training_dataset(train, batch_size=plan.batch_size, seed=plan.hp.seed, stage_index=plan.index,
                                 first_epoch=initial_epoch, epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch,
                                 preprocess=preprocess, augment=augment, shard=shard, replica_batch=replica_batch)[0]
 
@@ -314,9 +345,12 @@ def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, ver
                      initial_lr=plan.hp.learning_rate, warn_growth=not plan.expect_divergence)
     callbacks, stopper = _callbacks(plan, data, guard, extra(initial_epoch) if callable(extra) else extra,
                                     initial_epoch)
+    if getattr(trained_model.optimizer, "use_ema", False):  # validation scores the averaged weights
+        callbacks.insert(1, keras.callbacks.SwapEMAWeights())
     policy = precision.policy_of(trained_model)
     log.info(f"{plan.title}: {length(data['train'])} training examples, "
              f"{plan.steps_per_epoch} steps x {plan.epochs - initial_epoch} epochs"
+             + (f" ({plan.epochs_rule})" if plan.epochs_rule else "")
              + ("" if policy == precision.FLOAT32 else f", computing in {policy}"))
     started = time.perf_counter()
     if distribution.custom_loop:

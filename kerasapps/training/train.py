@@ -31,7 +31,7 @@ from kerasapps.core.hparams import HParams, dump_config
 from kerasapps.core.recipe import DataContext, Recipe, Splits
 from kerasapps.core.registry import REGISTRY
 from kerasapps.core.schema import FULL_BATCH
-from kerasapps.data.augment import augmentation
+from kerasapps.data.image_practice import augmentation
 from kerasapps.data.sources import load_splits
 from kerasapps.data.splits import length, stage_splits
 from kerasapps.training import rundir
@@ -46,8 +46,10 @@ from kerasapps.training.curves import plot_curves
 from kerasapps.training.distribute import Distribution
 from kerasapps.training.features import check_cache_features
 from kerasapps.training.lbfgs import check_full_batch
+from kerasapps.training.losses import class_ids
 from kerasapps.training.optimizers import check_schedule, current_lr
 from kerasapps.training.stage import StagePlan, check_loss, freeze, run_stage, seed_everything
+from kerasapps.training.tta import check_tta
 
 log = logging.getLogger("kerasapps")
 
@@ -155,7 +157,7 @@ def _resumed(recipe, run_dir, config_file, overrides, flags):
     saved = rundir.read_config(run_dir)
     if saved.get("recipe") != recipe.name:
         raise UsageError(f"{run_dir} is a run of '{saved.get('recipe')}', not '{recipe.name}'")
-    hp = recipe.resolve(config_file=run_dir / rundir.CONFIG)
+    hp = recipe.resolve(config_file=run_dir / rundir.CONFIG, legacy=True)
     state = rundir.read_json(run_dir / rundir.STATE) if (run_dir / rundir.STATE).is_file() else {"stages": {}}
     if state.get("status") == "completed":
         raise UsageError(f"run {run_dir} has already completed; nothing to resume (start anew with --overwrite, "
@@ -194,6 +196,11 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
         # refused before the run directory is written; the run then trains this very model
         model = recipe.build(recipe.stages[0].hparams(hp), splits.meta)
     check_loss(recipe, hp, model)
+    check_tta(recipe, hp, model)
+    if hp.class_weight != "none":
+        for stage in recipe.stages:
+            if stage.runs(hp):
+                class_ids(stage_splits(stage, splits)["train"][1], f" (recipe {recipe.name}, stage {stage.name})")
     if hp.cache_features == "true":  # each stage's frozen layers, as the stage will freeze them; then as built
         built_as = [(layer, layer.trainable) for layer in model._flatten_layers()]
         for stage in recipe.stages:
@@ -305,10 +312,13 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
             info["features_seconds"] = result.features_seconds
         if result.history or result.lbfgs:
             info["precision"] = result.precision
+        if plan.epochs_rule:
+            info["epochs_rule"] = plan.epochs_rule
         done = info["lbfgs"]["iterations"] if "lbfgs" in info else plan.epochs  # L-BFGS: iterations, as in the CSV
         metrics[stage.name] = {"test": result.test, "epochs": done, "seconds": info.get("seconds"),
                                "samples_per_second": info.get("samples_per_second"),
                                **({"precision": info["precision"]} if "precision" in info else {}),
+                               **({"epochs_rule": info["epochs_rule"]} if "epochs_rule" in info else {}),
                                **({"early_stopping": info["early_stopping"]} if "early_stopping" in info else {}),
                                **({"lbfgs": info["lbfgs"]} if "lbfgs" in info else {}),
                                **({"features_cached_in_seconds": info["features_seconds"]}

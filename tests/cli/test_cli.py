@@ -100,7 +100,7 @@ def test_unknown_recipe_suggests_close_names():
 
 @pytest.mark.parametrize("assignment, fragment", [
     ("learning_rat=0.1", "unknown key 'learning_rat'"),
-    ("epochs=many", "'epochs' expects int, got 'many'"),
+    ("epochs=many", "'epochs' expects int or auto, got 'many'"),
 ])
 def test_bad_set_is_a_usage_error(assignment, fragment, tiny_data_dir):
     result = invoke("train", "mnist_transfer", "--smoke", "--data-dir", tiny_data_dir, "--set", assignment)
