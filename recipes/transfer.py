@@ -17,6 +17,11 @@ the stage) and trains them with the head at ``finetune_learning_rate``; batch no
 Keras's transfer-learning guide advises, so the small batches of a small data set do not disturb its
 statistics. ``kerasapps info image_transfer`` lists each backbone's blocks.
 
+Without pretrained ``weights`` there is nothing to transfer, and a head on a frozen random backbone learns
+little: stage ``scratch`` then trains the whole network from its random initialisation instead
+(``untrained_backbone=train``; ``refuse`` makes it a one-line error; ``frozen`` is the old behaviour, which run
+directories written before the key existed keep).
+
 ``weights``: none (random initialisation), ``imagenet`` (keras.applications' weight files, downloaded and
 cached by Keras: VGG-16/19 and ResNet-50/101/152, whose layers ours match), a ``.weights.h5`` / ``.h5`` file
 for the backbone, or a ``.keras`` model or finished run directory, whose layers are copied by name (a

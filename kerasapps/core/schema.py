@@ -49,12 +49,13 @@ INIT_SCHEMES = ("normal", "small", "glorot", "he")
 EXPORT_ROOT = "saved_models"  # TF Serving's model base: EXPORT_ROOT/NAME/VERSION/
 
 TRAINING_HPARAMS: dict[str, HParam] = {
-    "epochs": HParam(5, int, "epochs per stage; auto: ceil(auto_examples / training examples), at most max_epochs "
-                     "(each stage then sees as many examples as the defaults were chosen with, whatever the size "
-                     "of the data)", minimum=1, words=(AUTO,)),
+    "epochs": HParam(5, int, "epochs per stage; auto: ceil(auto_examples / training examples) between min_epochs "
+                     "and max_epochs (a stage then sees at least as many examples as the defaults were chosen "
+                     "with, whatever the size of the data)", minimum=1, words=(AUTO,)),
     "auto_examples": HParam(100_000, int, "epochs=auto: training examples each stage sees (the recipe's default: "
                             "its built-in set's size x the epochs chosen on it)", minimum=1),
-    "max_epochs": HParam(100, int, "epochs=auto: the most epochs a stage trains", minimum=1),
+    "min_epochs": HParam(1, int, "epochs=auto: the fewest epochs a stage trains (a large data set)", minimum=1),
+    "max_epochs": HParam(100, int, "epochs=auto: the most epochs a stage trains (a small data set)", minimum=1),
     "batch_size": HParam(128, int, "examples per batch on each replica (the global batch is batch_size x replicas; "
                          "one replica without --strategy)", minimum=1),
     "steps_per_epoch": HParam(None, int, "cap on training steps per epoch (null: the whole split)",

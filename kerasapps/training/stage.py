@@ -121,7 +121,9 @@ class StagePlan:
     def title(self) -> str:
         """``stage 1/2 'pretrain' (digits 0-4)``: how the log names this stage."""
         on = f" ({self.stage.trains_on})" if self.stage.trains_on else ""
-        return f"stage {self.index + 1}/{len(self.recipe.stages)} '{self.stage.name}'{on}"
+        running = [stage.name for stage in self.recipe.stages if stage.runs(self.hp)]  # the stages this run has
+        position = running.index(self.stage.name) + 1 if self.stage.name in running else self.index + 1
+        return f"stage {position}/{max(len(running), position)} '{self.stage.name}'{on}"
 
 
 @dataclasses.dataclass
@@ -143,15 +145,17 @@ class StageResult:
 
 def epochs_for(hp: HParams, examples: int) -> tuple[int, str]:
     """(epochs, how they were chosen) for a stage of ``examples`` training examples: ``epochs`` as given, or
-    (``epochs=auto``) ceil(auto_examples / examples) between 1 and ``max_epochs``, so that the stage sees as many
-    examples as the recipe's defaults were chosen with on its built-in set, whatever the size of the data."""
+    (``epochs=auto``) ceil(auto_examples / examples) between ``min_epochs`` and ``max_epochs``, so that the stage
+    sees at least as many examples as the recipe's defaults were chosen with on its built-in set, whatever the
+    size of the data."""
     if hp.epochs != AUTO:
         return hp.epochs, ""
     wanted = math.ceil(hp.auto_examples / max(examples, 1))
-    epochs = max(1, min(hp.max_epochs, wanted))
-    capped = f", capped at max_epochs={hp.max_epochs}" if wanted > hp.max_epochs else ""
+    epochs = max(hp.min_epochs, min(hp.max_epochs, wanted))
+    bound = (f", capped at max_epochs={hp.max_epochs}" if wanted > hp.max_epochs else
+             f", raised to min_epochs={hp.min_epochs}" if wanted < hp.min_epochs else "")
     return epochs, (f"epochs=auto: {hp.auto_examples:,} examples / {examples:,} per epoch = {epochs} "
-                    f"epoch{'s' if epochs != 1 else ''}{capped}")
+                    f"epoch{'s' if epochs != 1 else ''}{bound}")
 
 
 def seed_everything(hp: HParams) -> None:

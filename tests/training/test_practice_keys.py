@@ -282,10 +282,12 @@ def test_tta_is_refused_for_a_model_without_images():
 def test_epochs_auto_follows_the_size_of_the_data():
     from kerasapps.training.stage import epochs_for
 
-    _, hp = _recipe_hp("mlp_tabular", epochs="auto", auto_examples=10_000, max_epochs=40)
+    _, hp = _recipe_hp("mlp_tabular", epochs="auto", auto_examples=10_000, min_epochs=1, max_epochs=40)
     assert epochs_for(hp, 5_000) == (2, "epochs=auto: 10,000 examples / 5,000 per epoch = 2 epochs")
     assert epochs_for(hp, 3_000)[0] == 4  # ceil
     assert epochs_for(hp, 20_000)[0] == 1
+    assert epochs_for(hp.replace(min_epochs=3), 20_000) == (
+        3, "epochs=auto: 10,000 examples / 20,000 per epoch = 3 epochs, raised to min_epochs=3")
     epochs, rule = epochs_for(hp, 100)
     assert epochs == 40 and "capped at max_epochs=40" in rule
     _, fixed = _recipe_hp("mlp_tabular", epochs=7)
