@@ -187,6 +187,11 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
         if stage_hp.optimizer in FULL_BATCH:
             check_full_batch(recipe.name, stage.name, stage_splits(stage, splits)["train"], augment=augment,
                              strategy_name=distribution.name)
+    if hp.gradient_accumulation > 1 and distribution.name not in ("default", "one_device"):
+        raise ConfigError(f"gradient_accumulation={hp.gradient_accumulation} does not work under --strategy "
+                          f"{distribution.name}: Keras accumulates inside a conditional that tf.distribute cannot "
+                          "synchronise in (keras-team/keras#20582); replicas already add up to a larger batch: "
+                          "raise batch_size instead, or train with --strategy default")
     if hp.early_stopping and hp.early_stopping_monitor.startswith("val_") and splits.get("validation") is None:
         raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
                           "validation split (validation_split is 0)")

@@ -237,3 +237,37 @@ def test_two_workers_read_disjoint_files_that_make_each_global_batch(tiny_data_d
     assert sorted(Path(p).name for p in reads[1]) == sorted(expected[1])
     rows = _csv(tmp_path / "run" / "logs" / "train.csv")
     assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)
+
+
+def test_two_workers_train_with_the_practice_keys_and_agree(tiny_data_dir, tmp_path):
+    """EMA (validation swaps it in through the custom loop's test hooks, the end leaves it in the model), class
+    weights, label smoothing, AdamW and early stopping in the multi-worker loop: both workers finish with the same
+    global test metrics and the chief saves the averaged weights."""
+    run_dir, logs = tmp_path / "run", tmp_path / "logs"
+    logs.mkdir()
+    keys = ["--set", "ema=0.9", "--set", "class_weight=balanced", "--set", "label_smoothing=0.1", "--set",
+            "optimizer=adamw", "--set", "early_stopping=true"]
+    procs = []
+    try:
+        procs = _launch(_free_ports(2), run_dir, tiny_data_dir, logs, ["--epochs", "2", "--steps-per-epoch", "4",
+                                                                       *TINY, *keys])
+        codes = [p.wait(timeout=150) for p in procs]
+        outputs = {p.name: p.read_text() for p in logs.iterdir()}
+        assert codes == [0, 0], outputs
+    finally:
+        _kill(procs)
+    tests = {line for text in outputs.values() for line in text.splitlines() if line.startswith("test:")}
+    assert len(tests) == 1, tests
+    metrics = json.loads((run_dir / "metrics.json").read_text())["stages"]["train"]
+    assert metrics["early_stopping"]["best_epoch"] is not None
+
+
+def test_gradient_accumulation_under_a_replicated_strategy_is_one_line(tiny_data_dir, tmp_path):
+    done = subprocess.run(KERASAPPS + ["train", "mlp_mnist", "--strategy", "mirrored", "--smoke", "--data-dir",
+                                       str(tiny_data_dir), "--run-dir", str(tmp_path / "run"), "--set",
+                                       "gradient_accumulation=2"], capture_output=True, text=True, timeout=120,
+                          env=_env())
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "keras-team/keras#20582" in lines[0]
+    assert not (tmp_path / "run").exists()
