@@ -50,7 +50,10 @@ def learning_rate(hp: HParams, steps_per_epoch: int, epochs: int | None = None):
     import keras
 
     check_schedule(hp)
-    total = max(1, (hp.epochs if epochs is None else epochs) * steps_per_epoch)
+    epochs = hp.epochs if epochs is None else epochs
+    if not isinstance(epochs, int):  # epochs=auto: the stage decides (kerasapps.training.stage.epochs_for)
+        raise ValueError(f"learning_rate needs the stage's epochs; hp.epochs is {epochs!r}")
+    total = max(1, epochs * steps_per_epoch)
     warmup = min(int(round(hp.warmup_epochs * steps_per_epoch)), total)
     if warmup and warmup == total:  # e.g. --epochs 1 on a recipe that warms up for 2: the rate only rises
         log.warning("warmup_epochs (%g) covers the whole %d-step stage: the rate rises to learning_rate and "
