@@ -53,8 +53,11 @@ def describe_columns(train: dict[str, list], label: str) -> list[dict]:
         spec = {"name": name, "input": input_name(name)}
         if all(n is not None for n in numbers):
             array = np.array(numbers, np.float64)
+            variance = float(array.var())  # a column constant in training is centred, not scaled: a value it
+            # never took (a digit's always-blank corner pixel inked in a test row) then stays a few units away,
+            # where dividing by a variance of ~0 put it at 1e7 (scikit-learn's StandardScaler does the same)
             columns.append({**spec, "kind": "numeric", "mean": float(array.mean()),
-                            "variance": float(max(array.var(), 1e-12))})
+                            "variance": variance if variance > 1e-12 else 1.0})
         else:
             columns.append({**spec, "kind": "categorical", "vocabulary": sorted({str(v) for v in values})})
     inputs = [c["input"] for c in columns]

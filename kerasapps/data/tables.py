@@ -11,6 +11,7 @@ paths (``image_column``, relative to the table) or texts (``text_column``) and t
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -52,11 +53,14 @@ def read_table(path: Path) -> dict[str, list]:
 
 
 def _csv_rows(path: Path, text: str) -> list[dict]:
-    reader = csv.DictReader(text.splitlines())
+    # csv reads the records itself: a quoted field may hold line breaks, and str.splitlines would also break at
+    # U+0085, U+2028 and the other separators that real texts hold
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     if not reader.fieldnames:
         raise DataError(f"--data {path} has no header row")
     rows = []
-    for number, row in enumerate(reader, 2):
+    for row in reader:
+        number = reader.line_num
         if None in row or any(value is None for value in row.values()):
             raise DataError(f"--data {path}, line {number}: {len(row)} fields where the header has "
                             f"{len(reader.fieldnames)}")
@@ -66,7 +70,7 @@ def _csv_rows(path: Path, text: str) -> list[dict]:
 
 def _jsonl_rows(path: Path, text: str) -> list[dict]:
     rows = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):  # JSON Lines: records end at \n only (not U+0085, ...)
         if not line.strip():
             continue
         try:

@@ -4,14 +4,16 @@ What is read follows from the input's dtype and shape alone, so the same code se
 export, a run directory and a remote server's metadata: numeric inputs take PNG/JPEG/BMP/GIF
 images (converted to the input's channels) and ``.npy`` arrays; string inputs take text files,
 one example per file (its whole UTF-8 text: a review, a prompt). Neither TensorFlow nor Keras is
-imported here.
+imported here: images are read with Pillow and must have the input's size, unless the caller passes
+``decode`` (a local model: the training pipeline's own decoding and resizing, so that a model trained on a
+folder of photos of any size answers for those photos as it was trained and evaluated on them).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +42,11 @@ class InputSpec:
         return f"{self.dtype} [{dims}]"
 
 
-def load_inputs(paths: Sequence[str], spec: InputSpec) -> list[tuple[np.ndarray, list[str], list[int]]]:
+Decode = Callable[[Path, tuple], np.ndarray]  # (image file, the input's [H, W(, C)]) -> uint8 array of that shape
+
+
+def load_inputs(paths: Sequence[str], spec: InputSpec, decode: Decode | None = None
+                ) -> list[tuple[np.ndarray, list[str], list[int]]]:
     """Read ``paths`` into batches for ``spec``: ``(batch, source names, positions)`` per input shape
     (inputs of any size, such as photos for a captioner, are batched by size); ``positions`` number
     the examples in the order given, so results can be put back in that order."""
@@ -54,7 +60,7 @@ def load_inputs(paths: Sequence[str], spec: InputSpec) -> list[tuple[np.ndarray,
     groups: dict[tuple, tuple[list, list, list]] = {}
     count = 0
     for name in paths:
-        array, sources = _read_numeric(Path(name), spec)
+        array, sources = _read_numeric(Path(name), spec, decode)
         batches, names, positions = groups.setdefault(array.shape[1:], ([], [], []))
         batches.append(array)
         names.extend(sources)
@@ -89,12 +95,13 @@ def load_table_inputs(paths: Sequence[str], specs: Sequence[InputSpec]) -> list[
     return batches
 
 
-def read_inputs(paths: Sequence[str], inputs: dict[str, InputSpec]) -> list[tuple[dict, list[str], list[int]]]:
+def read_inputs(paths: Sequence[str], inputs: dict[str, InputSpec], decode: Decode | None = None
+                ) -> list[tuple[dict, list[str], list[int]]]:
     """(named input batch, sources, positions) per batch: files for a single-input signature (images, ``.npy``,
     text files), tables (``.csv``/``.jsonl``) for a signature of named columns."""
     if len(inputs) == 1:
         (name, spec), = inputs.items()
-        return [({name: batch}, sources, positions) for batch, sources, positions in load_inputs(paths, spec)]
+        return [({name: batch}, sources, positions) for batch, sources, positions in load_inputs(paths, spec, decode)]
     if all(len(spec.shape) == 1 for spec in inputs.values()):
         return load_table_inputs(paths, list(inputs.values()))
     raise UsageError(f"predict reads single-input signatures and tables of named columns; this one takes "
@@ -112,7 +119,7 @@ def read_text_inputs(paths: Sequence[str], what: str = "text") -> np.ndarray:
     return np.array(texts, dtype=object)
 
 
-def _read_numeric(path: Path, spec: InputSpec) -> tuple[np.ndarray, list[str]]:
+def _read_numeric(path: Path, spec: InputSpec, decode: Decode | None = None) -> tuple[np.ndarray, list[str]]:
     shape, dtype = spec.shape, np.dtype(spec.dtype)
     if len(shape) not in (3, 4):
         raise UsageError(f"this model takes {spec.describe()} input; predict reads images and .npy arrays "
@@ -128,6 +135,9 @@ def _read_numeric(path: Path, spec: InputSpec) -> tuple[np.ndarray, list[str]]:
         single = array.ndim == len(expected)
         if single:
             array = array[None]
+    elif decode is not None and expected[0] is not None and np.dtype(dtype) == np.uint8:
+        _read_image(path, expected, header_only=True)  # a picture, not too large: then as training reads it
+        array, single = decode(path, expected)[None], True
     else:
         array, single = _read_image(path, expected)[None], True
     if array.ndim != len(shape) or any(d is not None and d != a for d, a in zip(expected, array.shape[1:])):
@@ -141,7 +151,9 @@ def _read_numeric(path: Path, spec: InputSpec) -> tuple[np.ndarray, list[str]]:
     return array.astype(dtype), sources
 
 
-def _read_image(path: Path, expected: tuple) -> np.ndarray:
+def _read_image(path: Path, expected: tuple, header_only: bool = False) -> np.ndarray | None:
+    """The image as a uint8 array of ``expected`` [H, W(, C)] (Pillow; it must have that size where H and W
+    are given); ``header_only``: check that it is a picture of a size predict reads, and decode nothing."""
     from PIL import Image, UnidentifiedImageError
 
     channels = expected[2] if len(expected) == 3 else None
@@ -154,6 +166,8 @@ def _read_image(path: Path, expected: tuple) -> np.ndarray:
             if width * height > MAX_PIXELS:
                 raise UsageError(f"{path} is {width}x{height} pixels, more than predict reads "
                                  f"({MAX_PIXELS:,} pixels); resize it first")
+            if header_only:
+                return None
             if expected[0] is not None and (width, height) != (expected[1], expected[0]):
                 raise UsageError(f"{path} is {width}x{height} pixels; the model takes "
                                  f"{expected[1]}x{expected[0]} images")

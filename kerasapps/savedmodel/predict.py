@@ -93,12 +93,25 @@ def rows(outputs: dict[str, np.ndarray], sources: Sequence[str]) -> list[dict]:
     return out
 
 
+def decode_like_training(path: Path, shape: tuple) -> np.ndarray:
+    """An image file as a ``--data`` run's training and evaluation read it: TensorFlow's decoding, converted to
+    the input's channels and resized to its size (:func:`kerasapps.data.files.decode_image`)."""
+    import tensorflow as tf
+
+    from kerasapps.data.files import decode_image
+
+    try:
+        return decode_image(tf.io.read_file(str(path)), shape).numpy()
+    except tf.errors.OpError as exc:
+        raise UsageError(f"cannot decode image {path}: {exc.message.splitlines()[0] if exc.message else exc}") from None
+
+
 def predict(model, inputs: Sequence[str], *, signature: str = "serving_default") -> list[dict]:
     """Run an export or a run directory's model on input files (images, ``.npy`` arrays or text files, or
     tables for a model of named columns, as the signature takes); one dict per example, in the order given."""
     function = load_signature(model, signature)
     placed = {}
-    for batch, sources, positions in read_inputs(list(inputs), function.inputs):
+    for batch, sources, positions in read_inputs(list(inputs), function.inputs, decode=decode_like_training):
         placed.update(zip(positions, rows(function(**batch), sources)))
     return [placed[i] for i in sorted(placed)]
 

@@ -112,3 +112,27 @@ def test_a_huge_image_is_refused_by_its_size_before_it_is_decoded(tmp_path):
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
     with pytest.raises(UsageError, match=r"huge.png is 10000x10000 pixels, more than predict reads"):
         load_inputs([str(path)], InputSpec("images", (None, None, None, 3), "uint8"))
+
+
+def test_a_model_trained_on_larger_photos_answers_for_them_as_evaluate_scored_them(recipe_data_dir, tmp_path):
+    """resnet20_cifar10 takes 32x32; trained on a folder of 64x64 Flickr8k photos (real in CI), predict reads the
+    same files as training and evaluation did (TensorFlow's decoding and resize), so its answers score what
+    the run's test metrics say, for the run directory and for its export alike."""
+    photos = np.load(recipe_data_dir / "flickr8k_subset" / "images_64.npz")["images"][:48]
+    labels = ["bright" if image.mean() > photos.mean() else "dark" for image in photos]
+    for split, part in (("train", slice(0, 32)), ("test", slice(32, 48))):
+        for i in range(len(photos))[part]:
+            folder = tmp_path / "photos" / split / labels[i]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(photos[i]).save(folder / f"{i:03d}.png")
+    run = kerasapps.train("resnet20_cifar10", data=str(tmp_path / "photos"), run_dir=tmp_path / "run", epochs=1,
+                          batch_size=16, set={"width": 4}, verbose=0)
+    files = sorted((tmp_path / "photos" / "test").rglob("*.png"))
+    export = kerasapps.export(run.run_dir, out=tmp_path / "models")
+    for model in (run.run_dir, export):
+        rows = kerasapps.predict(model, files)
+        accuracy = np.mean([row["classes"] == path.parent.name for row, path in zip(rows, files)])
+        assert accuracy == pytest.approx(run.metrics["test"]["accuracy"], abs=1e-6)
+    with pytest.raises(UsageError, match="the model takes arrays of uint8"):  # arrays are tensors: no resizing
+        np.save(tmp_path / "big.npy", photos[:2])
+        kerasapps.predict(export, [tmp_path / "big.npy"])
