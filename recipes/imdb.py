@@ -136,7 +136,7 @@ def savable_vocabulary(tokens: Sequence[str]) -> list[str]:
 
 def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=128, cell="lstm", units=64,
                         layers=1, bidirectional=True, dropout=0.0, recurrent_dropout=0.0, head_dropout=0.5,
-                        vocabulary_texts=None, name="text_rnn_classifier"):
+                        wide_ngrams=0, wide_tokens=100_000, vocabulary_texts=None, name="text_rnn_classifier"):
     """Raw strings [N] -> probability of the positive class [N, 1].
 
     Layers: ``text``, ``vectorize`` (TextVectorization: lowercase, strip punctuation, split
@@ -144,7 +144,13 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
     tokens), ``embedding`` (``mask_zero``: padding is skipped by the RNN), ``rnn1``..``rnnK``
     (see :func:`kerasapps.recipes.rnn.rnn_stack`), ``head_dropout``, ``predictions``
     (1 sigmoid unit). At the defaults, 2,658,945 parameters (embedding 2,560,000;
-    bidirectional LSTM 98,816; head 129). ``vocabulary_texts`` adapts the vectorizer.
+    bidirectional LSTM 98,816; head 129). ``vocabulary_texts`` adapts the vectorizers.
+
+    ``wide_ngrams`` > 0 adds a wide path beside the recurrent one ("wide & deep", Cheng et al. 2016): the TF-IDF
+    of the review's word n-grams up to that length (``wide_vectorize``, a ``wide_tokens`` vocabulary), a linear
+    unit on them (``wide``: logistic regression on TF-IDF n-grams, Wang & Manning 2012's strong baseline), and
+    ``predictions`` the sigmoid of the two paths' summed scores (``deep``, ``wide``): the model starts from what
+    a bag of n-grams knows and the recurrent path adds what word order tells.
     """
     if max_tokens < 3:
         raise ValueError(f"max_tokens must be at least 3 (padding, OOV and one word); got {max_tokens!r}")
@@ -152,18 +158,35 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
     vectorize = keras.layers.TextVectorization(max_tokens=max_tokens, output_sequence_length=sequence_length,
                                                name="vectorize")
     if vocabulary_texts is not None:  # an array of texts, or a tf.data stream of them (a --data text folder)
-        if isinstance(vocabulary_texts, np.ndarray):
-            vectorize.adapt(np.asarray(vocabulary_texts, dtype=object), batch_size=256)
-        else:
-            vectorize.adapt(vocabulary_texts)
+        _adapt(vectorize, vocabulary_texts)
         vectorize.set_vocabulary(savable_vocabulary(vectorize.get_vocabulary()[2:]))
     x = vectorize(inputs)
     x = keras.layers.Embedding(max_tokens, embedding_dim, mask_zero=True, name="embedding")(x)
     x = rnn_stack(x, cell=cell, units=units, layers=layers, bidirectional=bidirectional, dropout=dropout,
                   recurrent_dropout=recurrent_dropout)
     x = keras.layers.Dropout(head_dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions")(x)
+    if not wide_ngrams:
+        outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions")(x)
+        return keras.Model(inputs, outputs, name=name)
+    deep = keras.layers.Dense(1, name="deep")(x)
+    from kerasapps.models.text import standardize_words
+
+    wide_vectorize = keras.layers.TextVectorization(max_tokens=wide_tokens, ngrams=wide_ngrams, output_mode="tf_idf",
+                                                    standardize=standardize_words, name="wide_vectorize")
+    if vocabulary_texts is not None:
+        _adapt(wide_vectorize, vocabulary_texts)
+    wide = keras.layers.Dropout(head_dropout, name="wide_dropout")(wide_vectorize(inputs))
+    wide = keras.layers.Dense(1, name="wide")(wide)
+    outputs = keras.layers.Activation("sigmoid", name="predictions")(keras.layers.Add(name="scores")([deep, wide]))
     return keras.Model(inputs, outputs, name=name)
+
+
+def _adapt(vectorize, texts) -> None:
+    """Adapt a TextVectorization on an array of texts or a tf.data stream of them (a --data text folder)."""
+    if isinstance(texts, np.ndarray):
+        vectorize.adapt(np.asarray(texts, dtype=object), batch_size=256)
+    else:
+        vectorize.adapt(texts)
 
 
 def check_two_classes(hp, splits):
@@ -182,7 +205,8 @@ def build_imdb(hp, meta):
                                embedding_dim=hp.embedding_dim, cell=hp.cell, units=hp.units, layers=hp.layers,
                                bidirectional=hp.bidirectional, dropout=hp.dropout,
                                recurrent_dropout=hp.recurrent_dropout, head_dropout=hp.head_dropout,
-                               vocabulary_texts=texts, name="imdb_sentiment")
+                               wide_ngrams=hp.wide_ngrams, wide_tokens=hp.wide_tokens, vocabulary_texts=texts,
+                               name="imdb_sentiment")
 
 
 IMDB_SENTIMENT = Recipe(
@@ -201,6 +225,10 @@ IMDB_SENTIMENT = Recipe(
         "dropout": HParam(0.0, float, "input dropout of each recurrent layer", minimum=0.0, maximum=0.9),
         "recurrent_dropout": HParam(0.0, float, "recurrent-state dropout", minimum=0.0, maximum=0.9),
         "head_dropout": HParam(0.5, float, "dropout before the classifier", minimum=0.0, maximum=0.9),
+        "wide_ngrams": HParam(0, int, "a wide path beside the recurrent one: logistic regression on the TF-IDF of "
+                              "word n-grams up to this length (Cheng et al. 2016's wide & deep; Wang & Manning "
+                              "2012); 0: none", minimum=0, maximum=3, legacy=0),
+        "wide_tokens": HParam(100_000, int, "wide_ngrams: the n-gram vocabulary's size", minimum=2, legacy=100_000),
     },
     defaults={"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "cosine", "epochs": 2, "batch_size": 64,
               "clipnorm": 1.0},
