@@ -7,6 +7,7 @@ import gzip
 import json
 import shutil
 
+import keras
 import numpy as np
 import pytest
 
@@ -235,3 +236,34 @@ def test_generate_command_prints_the_same_text_as_the_helper(lm_run):
     assert result.output[:-1] == char_lm.generate(run.run_dir, "ROMEO:", length=25, seed=4)
     bad = CliRunner().invoke(cli, ["generate", str(path), "--length", "-2"])
     assert bad.exit_code == 2 and "-2" in bad.output
+
+
+@pytest.mark.slow
+def test_imdb_wide_path_on_real_reviews_saves_reloads_and_serves(recipe_data_dir, tmp_path):
+    """wide_ngrams=2 on real reviews, some holding U+0085 (CI's IMDB; a made-up one elsewhere): the n-gram
+    vocabulary survives saving (a separator inside a token split it on loading), evaluate reads the saved model
+    and the export serves the sum of the two paths."""
+    import tensorflow as tf
+
+    rows = imdb.read_jsonl_gz(recipe_data_dir / "imdb" / "imdb_train.jsonl.gz")
+    order = np.random.default_rng(0).permutation(len(rows[0]))[:500]
+    texts, labels = list(rows[0][order]), list(rows[1][order])
+    texts[0] += " a separator\u0085inside and\u2028another"
+    with open(tmp_path / "reviews.jsonl", "w", encoding="utf-8") as handle:
+        for text, label in zip(texts, labels):
+            handle.write(json.dumps({"text": text, "label": ["neg", "pos"][label]}, ensure_ascii=False) + "\n")
+    run = kerasapps.train("imdb_sentiment", data=str(tmp_path / "reviews.jsonl"), run_dir=tmp_path / "run",
+                          verbose=0, epochs=2, batch_size=32,
+                          set={"wide_ngrams": 2, "wide_tokens": 5000, "units": 4, "embedding_dim": 4,
+                               "max_tokens": 500, "sequence_length": 32})
+    evaluated = kerasapps.evaluate(run.run_dir, verbose=0)
+    assert evaluated["metrics"]["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"], abs=1e-6)
+    model = keras.saving.load_model(run.run_dir / "model.keras", compile=False)
+    vocabulary = model.get_layer("wide_vectorize").get_vocabulary()
+    assert len(vocabulary) <= 5000 and any(" " in token for token in vocabulary)  # bigrams among them
+    serve = tf.saved_model.load(str(kerasapps.export(run.run_dir, out=tmp_path / "models"))).signatures[
+        "serving_default"]
+    sample = tf.constant([texts[0], texts[1]])
+    scores = [keras.Model(model.inputs, model.get_layer(name).output)(sample) for name in ("deep", "wide")]
+    expected = tf.sigmoid(tf.reshape(scores[0] + scores[1], [-1])).numpy()
+    np.testing.assert_allclose(serve(text=sample)["probability"].numpy(), expected, rtol=1e-5)
