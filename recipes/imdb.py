@@ -120,8 +120,9 @@ def load_imdb(hp, ctx):
     rng = np.random.default_rng([hp.seed, 2011])
     train, test = (take(s, rng.permutation(length(s))) for s in (train, test))
     train, validation = carve_validation(train, hp.validation_split, hp.seed)
-    texts = train[0] if not ctx.smoke else train[0][: 4 * SMOKE_SIZES["train"]]
-    return Splits(train=train, validation=validation, test=test, meta={"vocabulary_texts": texts})
+    keep = slice(None) if not ctx.smoke else slice(0, 4 * SMOKE_SIZES["train"])
+    return Splits(train=train, validation=validation, test=test,
+                  meta={"vocabulary_texts": train[0][keep], "vocabulary_labels": train[1][keep]})
 
 
 # ----------------------------------------------------------------------------- model
@@ -136,7 +137,8 @@ def savable_vocabulary(tokens: Sequence[str]) -> list[str]:
 
 def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=128, cell="lstm", units=64,
                         layers=1, bidirectional=True, dropout=0.0, recurrent_dropout=0.0, head_dropout=0.5,
-                        wide_ngrams=0, wide_tokens=100_000, vocabulary_texts=None, name="text_rnn_classifier"):
+                        wide_ngrams=0, wide_tokens=100_000, vocabulary_texts=None, vocabulary_labels=None,
+                        name="text_rnn_classifier"):
     """Raw strings [N] -> probability of the positive class [N, 1].
 
     Layers: ``text``, ``vectorize`` (TextVectorization: lowercase, strip punctuation, split
@@ -146,11 +148,11 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
     (1 sigmoid unit). At the defaults, 2,658,945 parameters (embedding 2,560,000;
     bidirectional LSTM 98,816; head 129). ``vocabulary_texts`` adapts the vectorizers.
 
-    ``wide_ngrams`` > 0 adds a wide path beside the recurrent one ("wide & deep", Cheng et al. 2016): the TF-IDF
-    of the review's word n-grams up to that length (``wide_vectorize``, a ``wide_tokens`` vocabulary), a linear
-    unit on them (``wide``: logistic regression on TF-IDF n-grams, Wang & Manning 2012's strong baseline), and
-    ``predictions`` the sigmoid of the two paths' summed scores (``deep``, ``wide``): the model starts from what
-    a bag of n-grams knows and the recurrent path adds what word order tells.
+    ``wide_ngrams`` > 0 adds a wide path beside the recurrent one ("wide & deep", Cheng et al. 2016): which of
+    the ``wide_tokens`` most frequent word n-grams up to that length a review holds, scaled by their naive Bayes
+    log-count ratios (:func:`nb_features`, needing ``vocabulary_labels``), and a linear unit on them (``wide``:
+    NBSVM, Wang & Manning 2012); ``predictions`` is the sigmoid of the two paths' summed scores (``deep``,
+    ``wide``): a bag of n-grams carries most of a review's sentiment, the recurrent path what word order adds.
     """
     if max_tokens < 3:
         raise ValueError(f"max_tokens must be at least 3 (padding, OOV and one word); got {max_tokens!r}")
@@ -169,16 +171,29 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
         outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions")(x)
         return keras.Model(inputs, outputs, name=name)
     deep = keras.layers.Dense(1, name="deep")(x)
-    from kerasapps.models.text import standardize_words
-
-    wide_vectorize = keras.layers.TextVectorization(max_tokens=wide_tokens, ngrams=wide_ngrams, output_mode="tf_idf",
-                                                    standardize=standardize_words, name="wide_vectorize")
-    if vocabulary_texts is not None:
-        _adapt(wide_vectorize, vocabulary_texts)
-    wide = keras.layers.Dropout(head_dropout, name="wide_dropout")(wide_vectorize(inputs))
+    wide = keras.layers.Dropout(head_dropout, name="wide_dropout")(
+        nb_features(inputs, wide_ngrams, wide_tokens, vocabulary_texts, vocabulary_labels))
     wide = keras.layers.Dense(1, name="wide")(wide)
     outputs = keras.layers.Activation("sigmoid", name="predictions")(keras.layers.Add(name="scores")([deep, wide]))
     return keras.Model(inputs, outputs, name=name)
+
+
+def nb_features(texts, ngrams: int, tokens: int, vocabulary_texts=None, vocabulary_labels=None):
+    """NBSVM's features (Wang & Manning 2012): which of the training texts' ``tokens`` most frequent word
+    n-grams (up to ``ngrams`` words) a text holds, each scaled by its naive Bayes log-count ratio between the
+    positive and negative training texts (``wide_vectorize``, ``nb_scale``). Without training texts (``info``)
+    the vocabulary is empty and the ratios 1."""
+    from kerasapps.models.text import FeatureScale, log_count_ratios, standardize_words
+
+    vectorize = keras.layers.TextVectorization(max_tokens=tokens, ngrams=ngrams, output_mode="multi_hot",
+                                               standardize=standardize_words, name="wide_vectorize")
+    if vocabulary_texts is not None:
+        _adapt(vectorize, vocabulary_texts)
+    scale = FeatureScale(max(len(vectorize.get_vocabulary()), 1), name="nb_scale")
+    features = scale(vectorize(texts))
+    if vocabulary_texts is not None and vocabulary_labels is not None:
+        scale.scale.assign(log_count_ratios(vectorize, vocabulary_texts, vocabulary_labels))
+    return features
 
 
 def _adapt(vectorize, texts) -> None:
@@ -206,7 +221,7 @@ def build_imdb(hp, meta):
                                bidirectional=hp.bidirectional, dropout=hp.dropout,
                                recurrent_dropout=hp.recurrent_dropout, head_dropout=hp.head_dropout,
                                wide_ngrams=hp.wide_ngrams, wide_tokens=hp.wide_tokens, vocabulary_texts=texts,
-                               name="imdb_sentiment")
+                               vocabulary_labels=meta.get("vocabulary_labels"), name="imdb_sentiment")
 
 
 IMDB_SENTIMENT = Recipe(
@@ -225,9 +240,10 @@ IMDB_SENTIMENT = Recipe(
         "dropout": HParam(0.0, float, "input dropout of each recurrent layer", minimum=0.0, maximum=0.9),
         "recurrent_dropout": HParam(0.0, float, "recurrent-state dropout", minimum=0.0, maximum=0.9),
         "head_dropout": HParam(0.5, float, "dropout before the classifier", minimum=0.0, maximum=0.9),
-        "wide_ngrams": HParam(0, int, "a wide path beside the recurrent one: logistic regression on the TF-IDF of "
-                              "word n-grams up to this length (Cheng et al. 2016's wide & deep; Wang & Manning "
-                              "2012); 0: none", minimum=0, maximum=3, legacy=0),
+        "wide_ngrams": HParam(0, int, "a wide path beside the recurrent one: a linear unit on the word n-grams up to "
+                              "this length a review holds, scaled by their naive Bayes log-count ratios (NBSVM, "
+                              "Wang & Manning 2012; wide & deep, Cheng et al. 2016); 0: none", minimum=0,
+                              maximum=3, legacy=0),
         "wide_tokens": HParam(100_000, int, "wide_ngrams: the n-gram vocabulary's size", minimum=2, legacy=100_000),
     },
     defaults={"optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "cosine", "epochs": 2, "batch_size": 64,

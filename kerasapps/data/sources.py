@@ -58,6 +58,7 @@ def load_splits(recipe, hp, ctx, *, test: bool = True) -> Splits:
     splits = Splits({name: _cached(split, hp.cache) for name, split in splits.items()}, meta=splits.meta)
     if ctx.source and recipe.task == "text_classification":  # a text classifier adapts its vocabulary on these
         splits.meta["vocabulary_texts"] = training_texts(splits["train"][0])
+        splits.meta["vocabulary_labels"] = splits["train"][1]  # in the texts' order (NBSVM's ratios need them)
     return splits
 
 

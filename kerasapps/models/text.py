@@ -22,3 +22,48 @@ def standardize_words(texts):
 
     texts = tf.strings.regex_replace(tf.strings.lower(texts), LINE_SEPARATORS, " ")
     return tf.strings.regex_replace(texts, PUNCTUATION, "")
+
+
+@keras.saving.register_keras_serializable(package="kerasapps")
+class FeatureScale(keras.layers.Layer):
+    """``x * scale``: a fixed factor per feature, computed from the training data and saved with the model (not
+    trained), such as NBSVM's log-count ratios (:func:`log_count_ratios`)."""
+
+    def __init__(self, features: int, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(features, int) or features < 1:
+            raise ValueError(f"FeatureScale: features must be an integer >= 1; received features={features!r}")
+        self.features = features
+        self.scale = self.add_weight(shape=(features,), initializer="ones", trainable=False, name="scale")
+
+    def call(self, inputs):  # multi-hot counts come as integers
+        return keras.ops.cast(inputs, self.compute_dtype) * keras.ops.cast(self.scale, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "features": self.features}
+
+
+def log_count_ratios(vectorize, texts, labels, alpha: float = 1.0):
+    """Naive Bayes log-count ratios of a multi-hot vectorizer's features (Wang & Manning 2012, NBSVM):
+    r = log((p + alpha) / |p + alpha|_1) - log((q + alpha) / |q + alpha|_1), p and q the feature counts over the
+    positive (label 1) and negative training texts. ``texts``: an array, or a ``tf.data`` stream of batches in
+    the order of ``labels``."""
+    import numpy as np
+    import tensorflow as tf
+
+    labels = np.asarray(labels).reshape(-1)
+    batches = texts if isinstance(texts, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(
+        np.asarray(texts, dtype=object).astype(str)).batch(256)
+    positive = negative = 0.0
+    seen = 0
+    for batch in batches:
+        features = vectorize(batch).numpy()
+        y = labels[seen:seen + len(features)]
+        positive = positive + features[y == 1].sum(axis=0)
+        negative = negative + features[y == 0].sum(axis=0)
+        seen += len(features)
+    positive, negative = positive + alpha, negative + alpha
+    return (np.log(positive / positive.sum()) - np.log(negative / negative.sum())).astype("float32")
