@@ -87,10 +87,17 @@ class Stage:
     freeze: tuple[str, ...] | Callable[[Any, Any], Iterable[str]] = ()
     overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
     when: Callable[[Any], bool] | None = None
+    # augments(hp): whether the run's image augmentation applies in this stage (a stage on features computed
+    # once, from images that do not change, leaves it out); None: always
+    augments: Callable[[Any], bool] | None = None
 
     def runs(self, hp) -> bool:
         """Whether this stage trains in a run with ``hp`` (``when``; always without one)."""
         return self.when is None or bool(self.when(hp))
+
+    def augmented(self, hp) -> bool:
+        """Whether this stage trains on augmented images under ``hp`` (``augments``; always without one)."""
+        return self.augments is None or bool(self.augments(hp))
 
     def describe_freeze(self) -> list[str]:
         """What ``info`` shows of ``freeze``: the prefixes, or the rule's first docstring line."""

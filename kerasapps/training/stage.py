@@ -102,6 +102,7 @@ class StagePlan:
                                       "replicas); lower --batch-size") from None
             else:
                 steps = steps_for(count, batch, limit)
+        fields["augment"] = fields.get("augment", True) and stage.augmented(stage_hp)
         epochs, rule = fields.pop("epochs", None), ""
         if not epochs:
             epochs, rule = (1, "") if smoke else epochs_for(stage_hp, length(data["train"]))

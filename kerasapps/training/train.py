@@ -185,8 +185,8 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
         stage_hp = stage.hparams(hp)
         check_schedule(stage_hp, stage.name if len(recipe.stages) > 1 else None)
         if stage_hp.optimizer in FULL_BATCH:
-            check_full_batch(recipe.name, stage.name, stage_splits(stage, splits)["train"], augment=augment,
-                             strategy_name=distribution.name)
+            check_full_batch(recipe.name, stage.name, stage_splits(stage, splits)["train"],
+                             augment=augment if stage.augmented(stage_hp) else None, strategy_name=distribution.name)
     if hp.gradient_accumulation > 1 and distribution.name not in ("default", "one_device"):
         raise ConfigError(f"gradient_accumulation={hp.gradient_accumulation} does not work under --strategy "
                           f"{distribution.name}: Keras accumulates inside a conditional that tf.distribute cannot "
@@ -213,7 +213,8 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
                 stage_hp = stage.hparams(hp)
                 rule = stage.freeze
                 freeze(model, rule(stage_hp, model) if callable(rule) else rule, rule=callable(rule))
-                check_cache_features(stage_hp, stage, model, augment=augment is not None,
+                check_cache_features(stage_hp, stage, model,
+                                     augment=augment is not None and stage.augmented(stage_hp),
                                      custom_loop=distribution.custom_loop,
                                      full_batch=stage_hp.optimizer in FULL_BATCH)
         for layer, trainable in built_as:

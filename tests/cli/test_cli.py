@@ -175,8 +175,9 @@ def test_evaluate_export_predict(smoke_run, tmp_path, tiny_data_dir):
     np.save(tmp_path / "wrong.npy", np.zeros((2, 32, 32), np.uint8))
     assert_one_line_error(invoke("predict", out / "mnist_transfer", tmp_path / "wrong.npy"), 2,
                           "has shape [2, 32, 32]", "[N, 28, 28]")
-    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "big.png")
-    assert_one_line_error(invoke("predict", out / "mnist_transfer", tmp_path / "big.png"), 2, "32x32")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "big.png")  # read as training reads files:
+    resized = invoke("predict", out / "mnist_transfer", tmp_path / "big.png")  # resized to 28x28
+    assert resized.exit_code == 0 and "big.png: class" in resized.stdout, resized.stderr
     assert_one_line_error(invoke("predict", out / "mnist_transfer", tmp_path / "nope.png"), 2, "not found")
 
 

@@ -103,7 +103,7 @@ def test_what_cannot_cache_or_load_is_one_line_before_anything_is_written(folder
     target = str(folders["target"])
     with pytest.raises(ConfigError, match="cache_features=true, stage 'head': augmentation changes the images"):
         kerasapps.train("image_transfer", data=target, run_dir=tmp_path / "a", verbose=0,
-                        set={"cache_features": "true", "augment_flip": "horizontal"})
+                        set={"cache_features": "true", "augment_head": True, "weights": str(folders["source_run"])})
     with pytest.raises(ConfigError, match="keras.applications has no ImageNet weights for resnet20"):
         kerasapps.train("image_transfer", data=target, run_dir=tmp_path / "b", verbose=0, set={"weights": "imagenet"})
     with pytest.raises(ConfigError, match="finetune_blocks=11, but backbone resnet20 has 10 blocks"):
