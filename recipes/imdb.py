@@ -145,7 +145,7 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
     on whitespace, ``max_tokens`` vocabulary incl. padding and OOV, ``sequence_length``
     tokens), ``embedding`` (``mask_zero``: padding is skipped by the RNN), ``rnn1``..``rnnK``
     (see :func:`kerasapps.recipes.rnn.rnn_stack`), ``head_dropout``, ``predictions``
-    (1 sigmoid unit). At the defaults, 2,658,945 parameters (embedding 2,560,000;
+    (1 sigmoid unit). Without the wide path, 2,658,945 parameters (embedding 2,560,000;
     bidirectional LSTM 98,816; head 129). ``vocabulary_texts`` adapts the vectorizers.
 
     ``wide_ngrams`` > 0 adds a wide path beside the recurrent one ("wide & deep", Cheng et al. 2016): which of
@@ -182,14 +182,16 @@ def nb_features(texts, ngrams: int, tokens: int, vocabulary_texts=None, vocabula
     """NBSVM's features (Wang & Manning 2012): which of the training texts' ``tokens`` most frequent word
     n-grams (up to ``ngrams`` words) a text holds, each scaled by its naive Bayes log-count ratio between the
     positive and negative training texts (``wide_vectorize``, ``nb_scale``). Without training texts (``info``)
-    the vocabulary is empty and the ratios 1."""
+    the vocabulary is empty, its ``tokens`` slots stand for the words and the ratios are 1."""
     from kerasapps.models.text import FeatureScale, log_count_ratios, standardize_words
 
     vectorize = keras.layers.TextVectorization(max_tokens=tokens, ngrams=ngrams, output_mode="multi_hot",
-                                               standardize=standardize_words, name="wide_vectorize")
+                                               standardize=standardize_words, pad_to_max_tokens=vocabulary_texts is None,
+                                               name="wide_vectorize")
     if vocabulary_texts is not None:
         _adapt(vectorize, vocabulary_texts)
-    scale = FeatureScale(max(len(vectorize.get_vocabulary()), 1), name="nb_scale")
+    width = max(len(vectorize.get_vocabulary()), 1) if vocabulary_texts is not None else tokens
+    scale = FeatureScale(width, name="nb_scale")
     features = scale(vectorize(texts))
     if vocabulary_texts is not None and vocabulary_labels is not None:
         scale.scale.assign(log_count_ratios(vectorize, vocabulary_texts, vocabulary_labels))
