@@ -94,10 +94,11 @@ def test_factory_rejects_bad_arguments():
 
 def test_models_build_without_data_for_info():
     hp = imdb.IMDB_SENTIMENT.default_hparams()
-    # the recurrent path's 2,658,945 and, without training texts, all 100,000 n-gram slots of the wide path
-    # (their naive Bayes ratios and the linear unit's weights and bias)
-    assert hp.wide_ngrams == 2 and hp.wide_tokens == 100_000
-    assert imdb.IMDB_SENTIMENT.build(hp).count_params() == 2_658_945 + 100_000 + 100_001
+    # the recurrent path (embedding 20,000 x 32, bidirectional LSTM 2 x 4 x (16 x (32 + 16) + 16), its unit 33)
+    # and, without training texts, all 100,000 n-gram slots of the wide path (their naive Bayes ratios and the
+    # linear unit's weights and bias)
+    assert (hp.wide_ngrams, hp.wide_tokens, hp.units, hp.embedding_dim) == (2, 100_000, 16, 32)
+    assert imdb.IMDB_SENTIMENT.build(hp).count_params() == 640_000 + 6_272 + 33 + 100_000 + 100_001
     model = char_lm.CHAR_LM.build(char_lm.CHAR_LM.default_hparams())
     assert [layer.name for layer in model.layers] == ["chars", "char_lookup", "embedding", "rnn1", "rnn2",
                                                       "predictions"]
