@@ -185,15 +185,15 @@ def nb_features(texts, ngrams: int, tokens: int, vocabulary_texts=None, vocabula
     the vocabulary is empty, its ``tokens`` slots stand for the words and the ratios are 1."""
     from kerasapps.models.text import FeatureScale, log_count_ratios, standardize_words
 
+    adapted = vocabulary_texts is not None
     vectorize = keras.layers.TextVectorization(max_tokens=tokens, ngrams=ngrams, output_mode="multi_hot",
-                                               standardize=standardize_words, pad_to_max_tokens=vocabulary_texts is None,
+                                               standardize=standardize_words, pad_to_max_tokens=not adapted,
                                                name="wide_vectorize")
-    if vocabulary_texts is not None:
+    if adapted:
         _adapt(vectorize, vocabulary_texts)
-    width = max(len(vectorize.get_vocabulary()), 1) if vocabulary_texts is not None else tokens
-    scale = FeatureScale(width, name="nb_scale")
+    scale = FeatureScale(max(len(vectorize.get_vocabulary()), 1) if adapted else tokens, name="nb_scale")
     features = scale(vectorize(texts))
-    if vocabulary_texts is not None and vocabulary_labels is not None:
+    if adapted and vocabulary_labels is not None:
         scale.scale.assign(log_count_ratios(vectorize, vocabulary_texts, vocabulary_labels))
     return features
 
