@@ -3,13 +3,15 @@
     python benchmarks/own_data.py [--sets photos reviews breast_cancer ...] [--seeds 1 2 3] [--data-dir DIR]
                                   [--json FILE]
 
-The sets (``benchmarks/own_data_sets.py`` writes the derived ones into a temporary folder, splits seeded with 0):
+The sets (``benchmarks/own_data_sets.py`` writes the derived ones into a temporary folder; photos and reviews
+split with seed 0, each table once per seed, split by it):
 
 * ``photos``: the Flickr8k subset as a photo folder, ``dog`` (a caption says dog/dogs/puppy) or else ``people``
   (a caption names a person), official split (train+none, dev as validation, test); about a quarter dogs;
 * ``reviews``: 3,000 IMDB training reviews and 1,000 test reviews (``train.jsonl``/``test.jsonl``, neg/pos);
 * ``breast_cancer``, ``wine``, ``digits`` and ``diabetes`` (regression): scikit-learn's bundled tables, a
-  stratified 80/20 ``train.csv``/``test.csv``;
+  stratified 80/20 ``train.csv``/``test.csv`` drawn with each seed (a test split of 36-114 rows is one draw's
+  luck: the seeds average over three);
 * ``cifar10_subset`` (4,000/1,000), ``mnist`` (60,000/10,000), ``imdb`` (25,000/25,000): the built-in sets.
 
 Jobs, each a whole process (its imports in its wall time): ``kerasapps train`` at the recipe's defaults (only
@@ -181,12 +183,12 @@ def keras_baseline(job, data, kind, seed):
     return predictions, {"epochs": len(history.history["loss"])}
 
 
-def kerasapps_predictions(name, data, run_dir, work):
+def kerasapps_predictions(name, data, run_dir, work, seed):
     """The run's answers on the test split through its serving function (what its export answers)."""
     import kerasapps
     from kerasapps.savedmodel.predict import load_signature
 
-    files = sets.test_inputs(name, work)
+    files = sets.test_inputs(name, work, seed)
     if files is not None:
         rows = kerasapps.predict(run_dir, files)
         return [r["prediction"] if "prediction" in r else r["classes"] for r in rows], {}
@@ -204,9 +206,9 @@ def kerasapps_predictions(name, data, run_dir, work):
 def one(args) -> None:
     """A hidden child: one baseline (or the predictions of a kerasapps run), one JSON line on stdout."""
     kind = sets.SETS[args.set_name].kind
-    data = sets.load(args.set_name, args.data_dir, args.work)
+    data = sets.load(args.set_name, args.data_dir, args.work, args.seed)
     if args.one == "predict":
-        predictions, info = kerasapps_predictions(args.set_name, data, args.run_dir, args.work)
+        predictions, info = kerasapps_predictions(args.set_name, data, args.run_dir, args.work, args.seed)
     else:
         job = {"majority": majority, "keras": keras_baseline}.get(args.one, sklearn_baseline)
         predictions, info = job(args.one, data, kind, args.seed)
@@ -248,7 +250,7 @@ def kerasapps_job(recipe: str, name: str, seed: int, paths: dict, truth) -> dict
     run_dir = paths["work"] / "runs" / f"{name}-{recipe}-{seed}"
     kerasapps = Path(sys.executable).with_name("kerasapps")
     command = [str(kerasapps), "train", recipe, "--seed", str(seed), "--run-dir", str(run_dir),
-               *spec.data_args(paths["work"], paths["data"])]
+               *spec.data_args(paths["work"], paths["data"], seed)]
     wall, line, error = run_process(command)
     if line is None:
         return {"seed": seed, "wall": wall, "error": error, "command": " ".join(command[1:])}
@@ -286,12 +288,12 @@ def baseline_job(job: str, name: str, seed: int, paths: dict, truth) -> dict:
 def run_set(name: str, seeds: list[int], paths: dict) -> dict:
     """Every job of one set, once per seed; kerasapps and baseline jobs alternate, reversed every other round."""
     spec = sets.SETS[name]
-    truth = sets.load(name, paths["data"], paths["work"]).splits["test"][1]
     jobs = [("kerasapps", recipe) for recipe in spec.recipes]
     baselines = [("baseline", job) for job in BASELINES[spec.kind]]
     order = [j for pair in itertools.zip_longest(jobs, baselines) for j in pair if j]
     results = {label(spec, kind, job): [] for kind, job in order}
     for round_, seed in enumerate(seeds):
+        truth = sets.load(name, paths["data"], paths["work"], seed).splits["test"][1]
         for kind, job in order if round_ % 2 == 0 else order[::-1]:
             run = (kerasapps_job if kind == "kerasapps" else baseline_job)(job, name, seed, paths, truth)
             if "error" in run:  # the work folder is a temporary one: no machine paths in the tables
@@ -447,7 +449,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="own-data-") as tmp:
         paths = {"work": Path(tmp), "data": args.data_dir}
         for name in args.sets:
-            print(sets.build(name, args.data_dir, paths["work"]), flush=True)
+            print(sets.build(name, args.data_dir, paths["work"], args.seeds), flush=True)
         for name in args.sets:
             everything[name] = run_set(name, args.seeds, paths)
     print(f"\nkerasapps at its defaults against baselines; seeds {' '.join(map(str, args.seeds))}; means over seeds, "

@@ -1,8 +1,11 @@
 """The data sets of ``benchmarks/own_data.py``: what each one is, how it is written as "a user's own data" into a
 work folder, and how it is read back (as arrays, texts or feature rows) for the baselines and the scoring.
 
-Every derived set is written with a fixed seed (0), whatever the benchmark's ``--seeds``, so all seeds and all
-jobs see the same splits. Nothing here imports TensorFlow or Keras.
+The photos and reviews are written with a fixed seed (0), whatever the benchmark's ``--seeds``, so all seeds and
+all jobs see the same splits. A table is written once per seed, its stratified 80/20 split drawn with that seed:
+its test split is small (36-114 rows, where one row is up to 3 points), so one fixed split measures the split's
+luck more than the models; every job of a seed round sees the same split. Nothing here imports TensorFlow or
+Keras.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-SPLIT_SEED = 0  # the derived sets' sampling and splitting seed
+SPLIT_SEED = 0  # the photos' and reviews' sampling and splitting seed (tables: the benchmark's seed)
 DOG = {"dog", "dogs", "puppy"}
 PEOPLE = set("man men woman women boy boys girl girls person people child children kid kids player lady guy crowd "
              "baby".split())
@@ -36,12 +39,20 @@ class SetSpec:
     recipes: tuple[str, ...]
     builtin: bool = False
 
-    def data_args(self, work: Path, data_dir: Path) -> list[str]:
+    @property
+    def resampled(self) -> bool:
+        """A table: written once per seed, split by it."""
+        return self.kind in ("table", "regression")
+
+    def folder(self, work: Path, seed: int) -> Path:
+        return work / self.name / f"seed-{seed}" if self.resampled else work / self.name
+
+    def data_args(self, work: Path, data_dir: Path, seed: int) -> list[str]:
         if self.builtin:
             return ["--data-dir", str(data_dir)]
-        source = {"image": "photos", "text": "reviews/train.jsonl"}.get(self.kind, f"{self.name}/train.csv")
+        source = {"image": "", "text": "train.jsonl"}.get(self.kind, "train.csv")
         extra = ["--set", "objective=regression"] if self.kind == "regression" else []
-        return ["--data", str(work / source), *extra]
+        return ["--data", str(self.folder(work, seed) / source), *extra]
 
 
 SETS = {spec.name: spec for spec in (
@@ -69,15 +80,18 @@ class Data:
 # ----------------------------------------------------------------------------------------------- building
 
 
-def build(name: str, data_dir: Path, work: Path) -> str:
-    """Write set ``name`` under ``work`` (nothing for built-in sets); returns a one-line description."""
-    if SETS[name].builtin:
+def build(name: str, data_dir: Path, work: Path, seeds=(SPLIT_SEED,)) -> str:
+    """Write set ``name`` under ``work`` (a table once per seed; nothing for built-in sets); returns a one-line
+    description."""
+    spec = SETS[name]
+    if spec.builtin:
         return f"{name}: the built-in set, read by kerasapps from the data directory"
     if name == "photos":
         return build_photos(data_dir, work / "photos")
     if name == "reviews":
         return build_reviews(data_dir, work / "reviews")
-    return build_table(name, work / name)
+    described = [build_table(name, spec.folder(work, seed), seed) for seed in seeds]
+    return f"{described[0]}; a split per seed ({', '.join(map(str, seeds))})"
 
 
 def photo_class(captions: list[str]) -> str | None:
@@ -129,7 +143,7 @@ def build_reviews(data_dir: Path, folder: Path, sizes=(("train", 3000), ("test",
     return "reviews (IMDB sample): " + ", ".join(parts)
 
 
-def build_table(name: str, folder: Path) -> str:
+def build_table(name: str, folder: Path, seed: int) -> str:
     import sklearn.datasets
     from sklearn.model_selection import train_test_split
 
@@ -142,7 +156,7 @@ def build_table(name: str, folder: Path) -> str:
     else:
         labels = [str(bunch.target_names[v]) for v in bunch.target]
     rows = np.arange(len(labels))
-    train, test = train_test_split(rows, test_size=0.2, random_state=SPLIT_SEED,
+    train, test = train_test_split(rows, test_size=0.2, random_state=seed,
                                    stratify=None if regression else labels)
     folder.mkdir(parents=True)
     columns = [str(c) for c in bunch.feature_names]
@@ -158,8 +172,9 @@ def build_table(name: str, folder: Path) -> str:
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def load(name: str, data_dir: Path, work: Path) -> Data:
-    """Set ``name`` as arrays, texts or rows; the built-in sets straight from the data directory."""
+def load(name: str, data_dir: Path, work: Path, seed: int) -> Data:
+    """Set ``name`` (a table: seed ``seed``'s split) as arrays, texts or rows; the built-in sets straight from the
+    data directory."""
     if name in ("cifar10_subset", "mnist"):
         arrays = np.load(data_dir / name / f"{name}.npz", allow_pickle=False)
         return Data({split: (arrays[f"x_{split}"], arrays[f"y_{split}"].astype(str)) for split in ("train", "test")})
@@ -170,7 +185,7 @@ def load(name: str, data_dir: Path, work: Path) -> Data:
         return Data({split: load_image_folder(work / "photos" / split) for split in ("train", "validation", "test")})
     if name == "reviews":
         return Data({split: load_jsonl(work / "reviews" / f"{split}.jsonl") for split in ("train", "test")})
-    return load_table(name, work / name)
+    return load_table(name, SETS[name].folder(work, seed))
 
 
 def photo_files(split_folder: Path) -> tuple[list[Path], np.ndarray]:
@@ -235,11 +250,11 @@ def pixels(images, side: int, grey: bool) -> np.ndarray:
     return np.stack(rows)
 
 
-def test_inputs(name: str, work: Path) -> list[Path] | None:
+def test_inputs(name: str, work: Path, seed: int) -> list[Path] | None:
     """The files ``kerasapps predict`` reads for a set's test split (photos, a table), in the order of
     :func:`load`'s test split; None where the test split is given as arrays or texts instead."""
     if name == "photos":
         return photo_files(work / "photos" / "test")[0]
     if SETS[name].kind in ("table", "regression"):
-        return [work / name / "test.csv"]
+        return [SETS[name].folder(work, seed) / "test.csv"]
     return None
