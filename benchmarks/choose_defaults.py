@@ -80,7 +80,22 @@ def child(args) -> None:
     stages = {name: {k: v for k, v in stage.items() if k in ("epochs", "epochs_rule", "early_stopping")}
               for name, stage in run.metrics["stages"].items()}
     print("RESULT " + json.dumps({"train_seconds": round(trained, 1), "stages": stages,
+                                  **earlier_stages(run_dir, list(stages)[:-1]),
                                   **score(run_dir, args.data_dir, args.data)}))
+
+
+def earlier_stages(run_dir: Path, names: list[str]) -> dict:
+    """A multi-stage run's earlier stages (``mnist_transfer``'s pretraining): each one's validation accuracy at
+    its last epoch, from its training log (``STAGE_val_accuracy``); the score above is the last stage's."""
+    import csv
+
+    out = {}
+    for name in names:
+        log = run_dir / "logs" / f"{name}.csv"
+        rows = list(csv.DictReader(log.open())) if log.is_file() else []
+        if rows and rows[-1].get("val_accuracy"):
+            out[f"{name}_val_accuracy"] = float(rows[-1]["val_accuracy"])
+    return out
 
 
 def one(recipe, name, keys, seed, args, work: Path) -> dict:
@@ -103,7 +118,9 @@ def one(recipe, name, keys, seed, args, work: Path) -> dict:
 
 def table(rows: list[dict], settings: dict) -> str:
     metrics = [m for m in ("balanced_accuracy", "accuracy", "mae", "val_loss") if any(m in r for r in rows)]
-    lines = ["| setting | keys | seeds | " + " | ".join(f"val {m} (mean, range)" for m in metrics)
+    metrics += sorted({k for r in rows for k in r if k.endswith("_val_accuracy")})
+    heads = [m if m.endswith("_val_accuracy") else f"val {m}" for m in metrics]
+    lines = ["| setting | keys | seeds | " + " | ".join(f"{head} (mean, range)" for head in heads)
              + " | epochs | wall s (mean) |", "|---" * (5 + len(metrics)) + "|"]
     for name, keys in settings.items():
         done = [r for r in rows if r["setting"] == name and "error" not in r]
