@@ -108,6 +108,11 @@ MNIST_TRANSFER = Recipe(
         "finetune_epochs": HParam(10, int, "epochs of stage 'finetune' (--epochs sets stage 'pretrain')", minimum=1),
         "finetune_batch_size": HParam(128, int, "batch size of stage 'finetune' (the head trains on the frozen "
                                       "features computed once)", minimum=1),
+        # chosen on the validation splits over 3 seeds (README, "How the defaults were chosen"): smoothing lifted
+        # the new head's validation accuracy (0.9932 against 0.9915) and lowered the pretraining's (0.9958
+        # against 0.9969), so only the head's stage takes it
+        "finetune_label_smoothing": HParam(0.1, float, "label smoothing of stage 'finetune' (label_smoothing "
+                                           "sets stage 'pretrain')", minimum=0.0, maximum=0.99, legacy=0.0),
     },
     defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": 4, "batch_size": 128,
               "precision": "auto"},
@@ -117,7 +122,7 @@ MNIST_TRANSFER = Recipe(
         Stage("finetune", "freeze features_*; train the head on digits 5-9", select=_digits(5, 9),
               trains_on="digits 5-9", freeze=FEATURE_LAYERS,
               overrides={"learning_rate": "finetune_learning_rate", "epochs": "finetune_epochs",
-                         "batch_size": "finetune_batch_size"}),
+                         "batch_size": "finetune_batch_size", "label_smoothing": "finetune_label_smoothing"}),
     ),
     preprocess=preprocess,
     serving=ImageClassifier(28, 28, class_ids=range(5, 10), knows="the digits 5-9"),
