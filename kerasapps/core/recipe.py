@@ -106,8 +106,9 @@ class Stage:
         return list(self.freeze)
 
     def hparams(self, hp):
-        """``hp`` with this stage's overrides applied."""
-        return hp.replace(**{common: hp[own] for common, own in self.overrides.items()}) if self.overrides else hp
+        """``hp`` with this stage's overrides applied (an override left at None keeps the common value)."""
+        changes = {common: hp[own] for common, own in self.overrides.items() if hp[own] is not None}
+        return hp.replace(**changes) if changes else hp
 
 
 class Serving:

@@ -61,23 +61,24 @@ def test_finetune_stage_trains_at_its_own_learning_rate(tmp_path, tiny_data_dir)
                                               "label_smoothing": "finetune_label_smoothing"}
 
 
-def test_only_the_new_head_trains_with_label_smoothing_and_old_runs_without(tmp_path):
-    """Since issue 26 stage 'finetune' smooths its labels by 0.1 (it helped the new head on the validation
-    split and hurt the pretraining); a run configured before the key existed smooths neither."""
-    import yaml
-
+def test_the_head_smooths_as_the_pretraining_unless_told_otherwise():
+    """finetune_label_smoothing (unset by default: smoothing the head alone did not help on the validation
+    split) gives stage 'finetune' its own label smoothing; unset, both stages take label_smoothing, as every run
+    did before the key existed."""
     from kerasapps.training.losses import SmoothedSparseCrossentropy, choose_loss
 
     recipe = kerasapps.get_recipe("mnist_transfer")
-    hp = recipe.resolve()
     model = mnist_transfer_cnn()
-    pretrain, finetune = (choose_loss(recipe, stage.hparams(hp), model).loss for stage in recipe.stages)
-    assert not isinstance(pretrain, SmoothedSparseCrossentropy)
-    assert isinstance(finetune, SmoothedSparseCrossentropy) and finetune.label_smoothing == pytest.approx(0.1)
-    old = {k: v for k, v in hp.to_dict().items() if k != "finetune_label_smoothing"}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"recipe": "mnist_transfer", "hparams": old}))
-    legacy = recipe.resolve(config_file=tmp_path / "config.yaml", legacy=True)
-    assert [stage.hparams(legacy).label_smoothing for stage in recipe.stages] == [0.0, 0.0]
+
+    def smoothing(*overrides):
+        hp = recipe.resolve(overrides=list(overrides))
+        losses = [choose_loss(recipe, stage.hparams(hp), model).loss for stage in recipe.stages]
+        return [loss.label_smoothing if isinstance(loss, SmoothedSparseCrossentropy) else 0.0 for loss in losses]
+
+    assert smoothing() == [0.0, 0.0]
+    assert smoothing("label_smoothing=0.2") == [pytest.approx(0.2), pytest.approx(0.2)]
+    assert smoothing("finetune_label_smoothing=0.1") == [0.0, pytest.approx(0.1)]
+    assert smoothing("label_smoothing=0.2", "finetune_label_smoothing=0") == [pytest.approx(0.2), 0.0]
 
 
 def test_stages_learn_on_tiny_data(tiny_run):
