@@ -90,7 +90,13 @@ MLP_MNIST = Recipe(
         "batch_norm": HParam(False, bool, "batch normalisation before each activation"),
         "maxout_pieces": HParam(2, int, "linear pieces per maxout unit", minimum=2),
     },
-    defaults={"epochs": 10, "batch_size": 128, "learning_rate": 1e-3},
+    # since issue 26: a cosine decay from 3e-3, chosen on the validation splits over 3 seeds (README, "How the
+    # defaults were chosen"): 0.9837 against 0.9756 on MNIST, 0.9540 against 0.9460 on 5,000 digits as a PNG
+    # folder. Label smoothing 0.1 on top scored 0.9853 and 0.9587 but is not a default here: this recipe is where
+    # users compare losses, and a smoothed target refuses every loss but the cross-entropies (`--set
+    # label_smoothing=0.1` adds it). The classic constant Adam 1e-3 is `--set lr_schedule=constant --set
+    # learning_rate=0.001` away
+    defaults={"epochs": 10, "batch_size": 128, "learning_rate": 3e-3, "lr_schedule": "cosine"},
     preprocess=preprocess,
     serving=ImageClassifier(28, 28),
     task="image_classification",
