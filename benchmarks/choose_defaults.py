@@ -92,7 +92,10 @@ def earlier_stages(run_dir: Path, names: list[str]) -> dict:
     out = {}
     for name in names:
         log = run_dir / "logs" / f"{name}.csv"
-        rows = list(csv.DictReader(log.open())) if log.is_file() else []
+        if not log.is_file():
+            continue
+        with log.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
         if rows and rows[-1].get("val_accuracy"):
             out[f"{name}_val_accuracy"] = float(rows[-1]["val_accuracy"])
     return out

@@ -293,8 +293,10 @@ def run_set(name: str, seeds: list[int], paths: dict) -> dict:
     baselines = [("baseline", job) for job in BASELINES[spec.kind]]
     order = [j for pair in itertools.zip_longest(jobs, baselines) for j in pair if j]
     results = {label(spec, kind, job): [] for kind, job in order}
+    truth = None
     for round_, seed in enumerate(seeds):
-        truth = sets.load(name, paths["data"], paths["work"], seed).splits["test"][1]
+        if truth is None or spec.resampled:  # a table's test split changes with the seed; the others are read once
+            truth = sets.load(name, paths["data"], paths["work"], seed).splits["test"][1]
         for kind, job in order if round_ % 2 == 0 else order[::-1]:
             run = (kerasapps_job if kind == "kerasapps" else baseline_job)(job, name, seed, paths, truth)
             if "error" in run:  # the work folder is a temporary one: no machine paths in the tables

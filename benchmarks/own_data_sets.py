@@ -255,6 +255,6 @@ def test_inputs(name: str, work: Path, seed: int) -> list[Path] | None:
     :func:`load`'s test split; None where the test split is given as arrays or texts instead."""
     if name == "photos":
         return photo_files(work / "photos" / "test")[0]
-    if SETS[name].kind in ("table", "regression"):
+    if SETS[name].resampled:
         return [SETS[name].folder(work, seed) / "test.csv"]
     return None

@@ -166,11 +166,12 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
     if not recurrent and not wide_ngrams:
         raise ValueError("without the recurrent path the model needs the wide one: wide_ngrams must be at least 1")
     inputs = keras.Input(shape=(), dtype="string", name="text")
+    def wide_score():  # NBSVM's linear unit on the n-gram features (built where it was, so weights keep their order)
+        features = nb_features(inputs, wide_ngrams, wide_tokens, vocabulary_texts, vocabulary_labels)
+        return keras.layers.Dense(1, name="wide")(keras.layers.Dropout(head_dropout, name="wide_dropout")(features))
+
     if not recurrent:
-        wide = keras.layers.Dropout(head_dropout, name="wide_dropout")(
-            nb_features(inputs, wide_ngrams, wide_tokens, vocabulary_texts, vocabulary_labels))
-        outputs = keras.layers.Activation("sigmoid", name="predictions")(keras.layers.Dense(1, name="wide")(wide))
-        return keras.Model(inputs, outputs, name=name)
+        return keras.Model(inputs, keras.layers.Activation("sigmoid", name="predictions")(wide_score()), name=name)
     vectorize = keras.layers.TextVectorization(max_tokens=max_tokens, output_sequence_length=sequence_length,
                                                name="vectorize")
     if vocabulary_texts is not None:  # an array of texts, or a tf.data stream of them (a --data text folder)
@@ -185,10 +186,8 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
         outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions")(x)
         return keras.Model(inputs, outputs, name=name)
     deep = keras.layers.Dense(1, name="deep")(x)
-    wide = keras.layers.Dropout(head_dropout, name="wide_dropout")(
-        nb_features(inputs, wide_ngrams, wide_tokens, vocabulary_texts, vocabulary_labels))
-    wide = keras.layers.Dense(1, name="wide")(wide)
-    outputs = keras.layers.Activation("sigmoid", name="predictions")(keras.layers.Add(name="scores")([deep, wide]))
+    outputs = keras.layers.Activation("sigmoid", name="predictions")(
+        keras.layers.Add(name="scores")([deep, wide_score()]))
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -220,7 +219,7 @@ def _adapt(vectorize, texts) -> None:
         vectorize.adapt(texts)
 
 
-def check_two_classes(hp, splits):
+def check_imdb_data(hp, splits):
     """The model ends in one sigmoid unit: it tells two classes apart (the first negative, the second positive);
     and it has a path to learn with."""
     if not hp.recurrent and not hp.wide_ngrams:
@@ -241,8 +240,8 @@ def build_imdb(hp, meta):
                                bidirectional=hp.bidirectional, dropout=hp.dropout,
                                recurrent_dropout=hp.recurrent_dropout, head_dropout=hp.head_dropout,
                                wide_ngrams=hp.wide_ngrams, wide_tokens=hp.wide_tokens, recurrent=hp.recurrent,
-                               vocabulary_texts=texts,
-                               vocabulary_labels=meta.get("vocabulary_labels"), name="imdb_sentiment")
+                               vocabulary_texts=texts, vocabulary_labels=meta.get("vocabulary_labels"),
+                               name="imdb_sentiment")
 
 
 IMDB_SENTIMENT = Recipe(
@@ -284,7 +283,7 @@ IMDB_SENTIMENT = Recipe(
     metrics=("accuracy",),
     serving=TextClassifier(),
     task="text_classification",
-    check_data=check_two_classes,
+    check_data=check_imdb_data,
     data="IMDB reviews (imdb/imdb_{train,test}.jsonl.gz in the data directory, else TFDS 'imdb_reviews'); "
          "validation carved from train",
     reference="Maas et al. ACL 2011 (data); keras examples imdb_bidirectional_lstm.py; Hochreiter & Schmidhuber 1997",
