@@ -141,6 +141,15 @@ def savable_vocabulary(tokens: Sequence[str]) -> list[str]:
     return [token for token in tokens if token.splitlines() == [token]]
 
 
+def missing_path(recurrent, wide_ngrams) -> str | None:
+    """Why a text classifier with these paths cannot be built (neither path), or None: one check for the factory's
+    ValueError and the recipe's one-line refusal before a run writes."""
+    if not recurrent and not wide_ngrams:
+        return ("recurrent=false leaves only the wide path, which wide_ngrams=0 turns off; set wide_ngrams to 1, 2 "
+                "or 3, or recurrent=true")
+    return None
+
+
 def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=128, cell="lstm", units=64,
                         layers=1, bidirectional=True, dropout=0.0, recurrent_dropout=0.0, head_dropout=0.5,
                         wide_ngrams=0, wide_tokens=100_000, recurrent=True, vocabulary_texts=None,
@@ -163,8 +172,8 @@ def text_rnn_classifier(*, max_tokens=20000, sequence_length=256, embedding_dim=
     """
     if max_tokens < 3:
         raise ValueError(f"max_tokens must be at least 3 (padding, OOV and one word); got {max_tokens!r}")
-    if not recurrent and not wide_ngrams:
-        raise ValueError("without the recurrent path the model needs the wide one: wide_ngrams must be at least 1")
+    if missing_path(recurrent, wide_ngrams):
+        raise ValueError(missing_path(recurrent, wide_ngrams))
     inputs = keras.Input(shape=(), dtype="string", name="text")
     def wide_score():  # NBSVM's linear unit on the n-gram features (built where it was, so weights keep their order)
         features = nb_features(inputs, wide_ngrams, wide_tokens, vocabulary_texts, vocabulary_labels)
@@ -222,9 +231,8 @@ def _adapt(vectorize, texts) -> None:
 def check_imdb_data(hp, splits):
     """The model ends in one sigmoid unit: it tells two classes apart (the first negative, the second positive);
     and it has a path to learn with."""
-    if not hp.recurrent and not hp.wide_ngrams:
-        raise ConfigError("imdb_sentiment: recurrent=false leaves only the wide path, which wide_ngrams=0 turns off; "
-                          "set wide_ngrams to 1, 2 or 3, or recurrent=true")
+    if missing_path(hp.recurrent, hp.wide_ngrams):
+        raise ConfigError(f"imdb_sentiment: {missing_path(hp.recurrent, hp.wide_ngrams)}")
     names = splits.meta.get("class_names")
     if names is not None and len(names) != 2:
         raise DataError(f"imdb_sentiment tells two classes apart (one sigmoid output); the data has {len(names)}: "

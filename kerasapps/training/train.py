@@ -181,12 +181,13 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
     """Refuse, before anything is written, what cannot work; returns the first stage's model when
     ``loss`` had to be checked against one (a new run then trains that model)."""
     augment = augmentation(hp, recipe)  # an augmentation the recipe cannot take is refused here
+    augments = {stage.name: augment if stage.augmented(stage.hparams(hp)) else None for stage in recipe.stages}
     for stage in recipe.stages:
         stage_hp = stage.hparams(hp)
         check_schedule(stage_hp, stage.name if len(recipe.stages) > 1 else None)
         if stage_hp.optimizer in FULL_BATCH:
             check_full_batch(recipe.name, stage.name, stage_splits(stage, splits)["train"],
-                             augment=augment if stage.augmented(stage_hp) else None, strategy_name=distribution.name)
+                             augment=augments[stage.name], strategy_name=distribution.name)
     if hp.gradient_accumulation > 1 and distribution.name not in ("default", "one_device"):
         raise ConfigError(f"gradient_accumulation={hp.gradient_accumulation} does not work under --strategy "
                           f"{distribution.name}: Keras accumulates inside a conditional that tf.distribute cannot "
@@ -214,7 +215,7 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
                 rule = stage.freeze
                 freeze(model, rule(stage_hp, model) if callable(rule) else rule, rule=callable(rule))
                 check_cache_features(stage_hp, stage, model,
-                                     augment=augment is not None and stage.augmented(stage_hp),
+                                     augment=augments[stage.name] is not None,
                                      custom_loop=distribution.custom_loop,
                                      full_batch=stage_hp.optimizer in FULL_BATCH)
         for layer, trainable in built_as:
