@@ -110,7 +110,9 @@ PRACTICE_HPARAMS: dict[str, HParam] = {
     "elastic_sigma": HParam(4.0, float, "elastic distortion smoothing sigma, pixels (Simard 2003: 4)",
                             minimum=0.01),
     "label_smoothing": HParam(0.0, float, "classifiers: cross-entropy against (1 - e) x one-hot + e / classes "
-                              "(Szegedy et al. 2016, Inception-v3 sec. 7)", minimum=0.0, maximum=0.5, legacy=0.0),
+                              "(Szegedy et al. 2016, Inception-v3 sec. 7); auto: 0.1 when the loss is a cross-entropy "
+                              "over classes, 0 with any other loss (hinge, a regression's)", minimum=0.0, maximum=0.5,
+                              words=(AUTO,), legacy=0.0),
     "mixup": HParam(0.0, float, "image recipes: MixUp (Zhang et al. 2018) alpha; a mixed batch blends each image "
                     "and its label with another's, weight ~ Beta(alpha, alpha); 0: off", minimum=0.0, legacy=0.0),
     "mixup_prob": HParam(1.0, float, "mixup: probability that a batch is mixed (with cutmix too and a sum over 1, "

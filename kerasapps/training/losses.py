@@ -10,7 +10,8 @@ losses want raw scores: a softmax or sigmoid head's are recovered from its outpu
 (:class:`HingeOnScores`), so they work on every classifier. A loss that cannot fit is a
 :class:`ConfigError` that says why and what fits instead.
 
-``label_smoothing`` applies to every cross-entropy: class-id targets stay ids (a language model's [N, T] targets
+``label_smoothing`` applies to every cross-entropy (``auto``: 0.1 there, 0 with any other loss, so a recipe can
+smooth by default and its users still compare hinge or squared-error losses against it): class-id targets stay ids (a language model's [N, T] targets
 over its vocabulary would take T x V times the memory as one-hot vectors) and :class:`SmoothedSparseCrossentropy`
 encodes each batch; MixUp and CutMix mix labels, so with them an image classifier's targets become one-hot vectors
 (:func:`mixes_labels`) and Keras's ``CategoricalCrossentropy`` scores the mixtures.
@@ -107,6 +108,18 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
                 "ignore_class": self.ignore_class}
 
 
+AUTO_LABEL_SMOOTHING = 0.1  # label_smoothing=auto on a cross-entropy (Szegedy et al. 2016's 0.1)
+CROSS_ENTROPIES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
+
+
+def smoothing_for(hp, cross_entropy: bool) -> float:
+    """``label_smoothing`` for a loss: its number, or for ``auto`` 0.1 on a cross-entropy and 0 on any other."""
+    value = hp.get("label_smoothing", 0.0)
+    if value == "auto":
+        return AUTO_LABEL_SMOOTHING if cross_entropy else 0.0
+    return value
+
+
 def mixes_labels(hp) -> bool:
     """Whether MixUp or CutMix mixes the training batches (and so their labels) under ``hp``."""
     return bool(hp.get("mixup", 0.0) or hp.get("cutmix", 0.0))
@@ -170,14 +183,14 @@ def _sparse_options(loss) -> dict:
 
 def _own_loss(recipe, hp, model, own) -> LossChoice:
     """``loss=auto``: the recipe's own loss, label-smoothed or scoring mixed labels where ``hp`` asks."""
-    smoothing, mixed = hp.get("label_smoothing", 0.0), mixes_labels(hp)
+    sparse = own == "sparse_categorical_crossentropy" or (
+        isinstance(own, dict) and own.get("class_name") == "SparseCategoricalCrossentropy")
+    smoothing, mixed = smoothing_for(hp, sparse or own == "binary_crossentropy"), mixes_labels(hp)
     declared = recipe_loss(recipe, hp)
     if not smoothing and not mixed:
         return LossChoice(declared, str(own))
     if own == "binary_crossentropy" and not mixed:
         return LossChoice(keras.losses.BinaryCrossentropy(label_smoothing=smoothing), str(own))
-    sparse = own == "sparse_categorical_crossentropy" or (
-        isinstance(own, dict) and own.get("class_name") == "SparseCategoricalCrossentropy")
     if not sparse:
         what = "label_smoothing" if not mixed else "mixup/cutmix"
         raise ConfigError(f"{what} applies to classifiers trained with cross-entropy; recipe {recipe.name!r} trains "
@@ -197,7 +210,7 @@ def choose_loss(recipe, hp, model) -> LossChoice:
     own = recipe.loss_for(hp)
     if name == "auto":
         return _own_loss(recipe, hp, model, own)
-    smoothing = hp.get("label_smoothing", 0.0)
+    smoothing = smoothing_for(hp, name in CROSS_ENTROPIES and own not in REGRESSION_LOSSES)
     if own in REGRESSION_LOSSES:  # a regression recipe: any regression loss compares its numbers
         if name not in REGRESSION_LOSSES:
             raise ConfigError(f"recipe {recipe.name!r} is a regression (its loss is {own}); loss={name} "
@@ -209,8 +222,7 @@ def choose_loss(recipe, hp, model) -> LossChoice:
     if own not in CLASS_ID_LOSSES:
         raise ConfigError(f"recipe {recipe.name!r} trains with its own loss ({own}); loss={name} "
                           "only applies to classifiers with class-id targets and to regressions")
-    if (smoothing or mixes_labels(hp)) and name not in ("sparse_categorical_crossentropy", "categorical_crossentropy",
-                                                        "binary_crossentropy"):
+    if (smoothing or mixes_labels(hp)) and name not in CROSS_ENTROPIES:
         raise ConfigError(f"label_smoothing, mixup and cutmix change cross-entropy targets; loss={name} is not a "
                           "cross-entropy (drop them, or choose a cross-entropy loss)")
     if name == "sparse_categorical_crossentropy" and mixes_labels(hp):

@@ -23,7 +23,8 @@ def head(activation, units=3):
 
 def loss_value(name, activation, y, y_pred):
     recipe = get_recipe("mlp_mnist")
-    choice = choose_loss(recipe, recipe.resolve(overrides=[f"loss={name}"]), head(activation, y_pred.shape[-1]))
+    hp = recipe.resolve(overrides=[f"loss={name}", "label_smoothing=0"])  # the formulas below are unsmoothed
+    choice = choose_loss(recipe, hp, head(activation, y_pred.shape[-1]))
     target = choice.targets(y) if choice.targets else y
     return float(choice.loss(target, y_pred))
 

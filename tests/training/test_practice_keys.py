@@ -56,6 +56,29 @@ def test_label_smoothing_reaches_every_classifier_and_is_refused_for_a_regressio
         choose_loss(recipe, hp, recipe.build(hp, {}))
 
 
+def test_label_smoothing_auto_smooths_the_cross_entropy_and_leaves_other_losses_their_plain_targets():
+    """mlp_mnist smooths by default (auto) and its users still compare losses: hinge and squared error take the
+    plain targets, a regression takes none, and a number the user writes is still refused where it cannot apply."""
+    recipe, hp = _recipe_hp("mlp_mnist")
+    assert hp.label_smoothing == "auto"
+    model = recipe.build(hp, {})
+    loss = choose_loss(recipe, hp, model).loss
+    assert isinstance(loss, SmoothedSparseCrossentropy) and loss.label_smoothing == pytest.approx(0.1)
+    loss = choose_loss(recipe, hp.replace(loss="categorical_crossentropy"), model).loss
+    assert isinstance(loss, keras.losses.CategoricalCrossentropy)
+    assert loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    hinge = choose_loss(recipe, hp.replace(loss="hinge"), model)  # accepted: auto is 0 for a hinge
+    y = np.array([3, 7])
+    np.testing.assert_array_equal(hinge.targets(y), np.eye(10, dtype="float32")[y])  # unsmoothed one-hot
+    assert choose_loss(recipe, hp.replace(loss="mean_squared_error"), model).name == "mean_squared_error"
+    with pytest.raises(ConfigError, match="not a cross-entropy"):
+        choose_loss(recipe, hp.replace(loss="hinge", label_smoothing=0.1), model)
+    recipe, hp = _recipe_hp("mlp_tabular", label_smoothing="auto", objective="regression", loss="mean_absolute_error")
+    assert choose_loss(recipe, hp, recipe.build(hp, {})).name == "mean_absolute_error"
+    recipe, hp = _recipe_hp("mlp_tabular", label_smoothing="auto", objective="regression")  # its own loss
+    assert choose_loss(recipe, hp, recipe.build(hp, {})).name == str(recipe.loss_for(hp))
+
+
 # ----------------------------------------------------------------------------- class weights
 
 def test_balanced_class_weights_give_every_class_the_same_total_weight():
