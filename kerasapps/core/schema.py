@@ -37,7 +37,7 @@ CACHES = ("none", "memory", "disk")  # where decoded files are kept between epoc
 CACHE_FEATURES = ("auto", "true", "false")  # frozen features computed once (kerasapps.training.features)
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")  # compute dtype while training (kerasapps.training.precision)
 BAD_FILES = ("error", "skip")  # what a file that does not decode does: stop the run, or be left out
-CLASS_WEIGHTS = ("none", "balanced")  # per-example loss weights from the training split's class counts
+CLASS_WEIGHTS = ("none", "balanced", "sampler")  # from the training split's class counts: loss weights or draws
 TTAS = ("none", "flip")  # test-time augmentation of image classifiers (evaluation and the export)
 AUTO = "auto"  # epochs=auto: the epochs follow the size of the data (kerasapps.training.stage.epochs_for)
 ADAMW_WEIGHT_DECAY = 0.01  # optimizer=adamw without weight_decay: PyTorch's AdamW default
@@ -142,7 +142,9 @@ PRACTICE_HPARAMS: dict[str, HParam] = {
                                     minimum=1, legacy=1),
     "class_weight": HParam("none", str, "balanced: each training example's loss weighs n / (classes x its class's "
                            "count) in the training split, so every class counts alike (King & Zeng 2001; "
-                           "scikit-learn's 'balanced')", choices=CLASS_WEIGHTS, legacy="none"),
+                           "scikit-learn's 'balanced'); sampler: weights 1, and each epoch draws its examples with "
+                           "replacement, every class equally often in expectation (a balanced sampler)",
+                           choices=CLASS_WEIGHTS, legacy="none"),
     "tta": HParam("none", str, "image classifiers: test-time augmentation in evaluation and the export; flip: "
                   "the mean of the probabilities for the image and its mirror", choices=TTAS, legacy="none"),
     "monitor": HParam(False, bool, "record update/weight ratios, weight and gradient norms and activation "

@@ -21,18 +21,23 @@ def steps_for(n: int, batch_size: int, steps_per_epoch: int | None) -> int:
     return min(steps, steps_per_epoch) if steps_per_epoch else steps
 
 
-def epoch_order(n: int, seed: int, stage_index: int, epoch: int, limit: int) -> np.ndarray:
-    """The example order of one epoch: a permutation seeded by (seed, stage, epoch)."""
-    return np.random.default_rng([seed, stage_index, epoch]).permutation(n)[:limit].astype(np.int64)
+def epoch_order(n: int, seed: int, stage_index: int, epoch: int, limit: int, sampling=None) -> np.ndarray:
+    """The example order of one epoch: a permutation seeded by (seed, stage, epoch); with ``sampling`` (each
+    example's probability), ``limit`` draws with replacement from the same seed (a balanced sampler)."""
+    rng = np.random.default_rng([seed, stage_index, epoch])
+    if sampling is not None:
+        return rng.choice(n, size=limit, replace=True, p=sampling).astype(np.int64)
+    return rng.permutation(n)[:limit].astype(np.int64)
 
 
 def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, first_epoch: int,
                      epochs: int, steps_per_epoch: int | None,
                      preprocess: Callable | None = None, augment=None,
-                     shard: tuple[int, int] | None = None, replica_batch: int | None = None):
+                     shard: tuple[int, int] | None = None, replica_batch: int | None = None, sampling=None):
     """Batches for epochs ``first_epoch..epochs-1``, each epoch in its own seeded order.
 
-    ``split`` is ``(x, y)`` or ``(x, y, sample_weight)``. Arrays are gathered a batch at a time;
+    ``split`` is ``(x, y)`` or ``(x, y, sample_weight)``; ``sampling`` (each example's probability) draws each
+    epoch's examples with replacement instead of permuting them (:func:`epoch_order`). Arrays are gathered a batch at a time;
     :class:`~kerasapps.data.files.Examples` are read file by file (in parallel, in order) as each epoch's order
     reaches them. ``augment`` (a :class:`kerasapps.data.image_practice.Augmentation`) works on the raw pixels,
     then the preprocessed batch, then mixes batch and labels, each step with the batch's key.
@@ -49,7 +54,7 @@ def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, fir
     n = length(split)
     steps = steps_for(n, batch_size, steps_per_epoch)
     limit = min(n, steps * batch_size)
-    orders = np.stack([epoch_order(n, seed, stage_index, e, limit) for e in range(first_epoch, epochs)])
+    orders = np.stack([epoch_order(n, seed, stage_index, e, limit, sampling) for e in range(first_epoch, epochs)])
     batch = batch_size
     if shard is not None:
         index, count = shard

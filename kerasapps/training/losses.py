@@ -279,7 +279,7 @@ def class_ids(labels, where: str = "") -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise ConfigError(f"class_weight=balanced needs one class id per example{where}; the targets are "
+        raise ConfigError(f"class_weight needs one class id per example{where}; the targets are "
                           f"{y.dtype} of shape {list(y.shape)}")
     return y.astype(np.int64)
 
@@ -288,10 +288,22 @@ def example_weights(hp, labels, heads: int = 1):
     """``class_weight=balanced``: each example's loss weight, n / (K x the count of its class) over the K classes
     present in ``labels`` (the stage's training split), so every class weighs as much in total (scikit-learn's
     'balanced'); repeated for auxiliary heads. None for ``class_weight=none``."""
-    if hp.get("class_weight", "none") == "none":
+    if hp.get("class_weight", "none") != "balanced":
         return None
+    weights = _balanced(labels).astype(np.float32)
+    return weights if heads == 1 else (weights,) * heads
+
+
+def _balanced(labels) -> np.ndarray:
     y = class_ids(labels)
     counts = np.bincount(y)
-    per_class = np.where(counts > 0, len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
-    weights = per_class[y].astype(np.float32)
-    return weights if heads == 1 else (weights,) * heads
+    return np.where(counts > 0, len(y) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)[y]
+
+
+def sampling_probabilities(hp, labels):
+    """``class_weight=sampler``: each training example's probability of being drawn, 1 / (K x the count of its
+    class), so that every class is drawn equally often in expectation; None for the other values."""
+    if hp.get("class_weight", "none") != "sampler":
+        return None
+    weights = _balanced(labels)
+    return weights / weights.sum()

@@ -37,7 +37,7 @@ from kerasapps.training.callbacks import EarlyStopping, MaxNorm, NaNGuard
 from kerasapps.training.checkpoints import load_model, recipe_objects
 from kerasapps.training.distribute import Distribution, evaluate_custom, fit_custom
 from kerasapps.training.features import cached_features
-from kerasapps.training.losses import choose_loss, example_weights, with_auxiliary_targets
+from kerasapps.training.losses import choose_loss, example_weights, sampling_probabilities, with_auxiliary_targets
 from kerasapps.training.optimizers import build_optimizer, decay_kernels_only
 from kerasapps.training.regularizers import apply_weight_penalties
 from kerasapps.training.tta import with_tta
@@ -337,11 +337,13 @@ def _fit(plan, model, data, result, extra, distribution, backup, skip_steps, ver
         preprocess = None
     weights = example_weights(plan.hp, plan.data["train"][1], len(model.outputs))  # class_weight, from the labels
     train = data["train"] if weights is None else (*data["train"], weights)
+    sampling = sampling_probabilities(plan.hp, plan.data["train"][1])  # class_weight=sampler
 
     def train_batches(shard=None, replica_batch=None):
         return training_dataset(train, batch_size=plan.batch_size, seed=plan.hp.seed, stage_index=plan.index,
                                 first_epoch=initial_epoch, epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch,
-                                preprocess=preprocess, augment=augment, shard=shard, replica_batch=replica_batch)[0]
+                                preprocess=preprocess, augment=augment, shard=shard, replica_batch=replica_batch,
+                                sampling=sampling)[0]
 
     val_ds = (evaluation_dataset(data["validation"], batch_size=plan.batch_size, preprocess=preprocess)
               if "validation" in data else None)

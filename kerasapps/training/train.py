@@ -187,7 +187,7 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
         check_schedule(stage_hp, stage.name if len(recipe.stages) > 1 else None)
         if stage_hp.optimizer in FULL_BATCH:
             check_full_batch(recipe.name, stage.name, stage_splits(stage, splits)["train"],
-                             augment=augments[stage.name], strategy_name=distribution.name)
+                             augment=augments[stage.name], strategy_name=distribution.name, hp=stage_hp)
     if hp.gradient_accumulation > 1 and distribution.name not in ("default", "one_device"):
         raise ConfigError(f"gradient_accumulation={hp.gradient_accumulation} does not work under --strategy "
                           f"{distribution.name}: Keras accumulates inside a conditional that tf.distribute cannot "

@@ -12,7 +12,8 @@ import pytest
 import kerasapps
 from kerasapps.core.errors import ConfigError
 from kerasapps.data.image_practice import augmentation, mix_probabilities
-from kerasapps.training.losses import SmoothedSparseCrossentropy, choose_loss, example_weights
+from kerasapps.training.losses import (SmoothedSparseCrossentropy, choose_loss, example_weights,
+                                       sampling_probabilities)
 from kerasapps.training.optimizers import build_optimizer, decay_kernels_only
 
 
@@ -110,6 +111,44 @@ def test_class_weights_change_the_loss_of_an_imbalanced_batch():
     logged = model.fit(ds, verbose=0).history["loss"][0]
     np.testing.assert_allclose(logged, (weights * per_example).mean(), rtol=1e-5)
     assert logged > per_example.mean() + 0.4  # the minority's large losses weigh as much as the majority's
+
+
+def test_the_balanced_sampler_draws_every_class_equally_often_and_repeats_with_its_seed():
+    """class_weight=sampler: weights stay 1; each epoch draws its examples with replacement, classes alike in
+    expectation; the same (seed, stage, epoch) draws the same order (exact resume), another epoch another."""
+    from kerasapps.data.pipelines import training_dataset
+
+    y = np.array([0] * 90 + [1] * 9 + [2])
+    recipe, hp = _recipe_hp("mlp_tabular", class_weight="sampler")
+    assert example_weights(hp, y) is None
+    x = np.arange(len(y), dtype="float32").reshape(-1, 1)
+    counts = np.zeros(3)
+
+    def drawn(epoch_from, epochs):
+        ds, steps = training_dataset((x, y), batch_size=20, seed=3, stage_index=0, first_epoch=epoch_from,
+                                     epochs=epochs, steps_per_epoch=None,
+                                     sampling=sampling_probabilities(hp, y))
+        return [b[1].numpy() for b in ds], steps
+
+    batches, steps = drawn(0, 30)
+    assert steps == 5 and len(batches) == 150  # as many steps as without the sampler
+    for labels in batches:
+        counts += np.bincount(labels, minlength=3)
+    np.testing.assert_allclose(counts / counts.sum(), [1 / 3] * 3, atol=0.03)  # 3,000 draws; unsampled: 0.9/0.09/0.01
+    again, _ = drawn(12, 14)  # epochs 12-13 alone, as a resumed run builds them
+    for a, b in zip(again, batches[60:70]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(batches[0], batches[5])  # each epoch draws anew
+    assert sampling_probabilities(recipe.resolve(), y) is None
+
+
+def test_lbfgs_refuses_what_only_minibatch_updates_do(tmp_path, recipe_data_dir):
+    for key, value in (("class_weight", "sampler"), ("ema", "0.99"), ("gradient_accumulation", "2")):
+        with pytest.raises(ConfigError, match=f"optimizer=lbfgs minimises the plain full-batch loss; it cannot "
+                                              f"take {key}="):
+            kerasapps.train("mlp_mnist", run_dir=tmp_path / key, data_dir=recipe_data_dir,
+                            set={"optimizer": "lbfgs", key: value}, smoke=True, verbose=0)
+        assert not (tmp_path / key).exists()  # refused before the run wrote anything
 
 
 # ----------------------------------------------------------------------------- MixUp and CutMix

@@ -24,6 +24,7 @@ GROUPS = {
                "tta": "flip"},
     "optimizer": {"optimizer": "adamw", "ema": 0.9, "gradient_accumulation": 2, "class_weight": "balanced",
                   "early_stopping": True, "early_stopping_min_delta": 100.0},
+    "sampler": {"class_weight": "sampler", "mixup": 0.4},
 }
 
 
