@@ -12,7 +12,7 @@ from __future__ import annotations
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, classes_in
-from kerasapps.recipes.mnist_transfer import load_mnist
+from kerasapps.recipes.mnist_transfer import MNIST_EPOCHS, load_mnist
 from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -96,8 +96,8 @@ MLP_MNIST = Recipe(
     # the other losses users compare here: hinge and squared error take the plain targets). The classic constant
     # Adam 1e-3 without smoothing is `--set lr_schedule=constant --set learning_rate=0.001 --set
     # label_smoothing=0` away
-    defaults={"epochs": 10, "batch_size": 128, "learning_rate": 3e-3, "lr_schedule": "cosine",
-              "label_smoothing": "auto"},
+    defaults={"batch_size": 128, "learning_rate": 3e-3, "lr_schedule": "cosine", "label_smoothing": "auto",
+              **MNIST_EPOCHS},
     preprocess=preprocess,
     serving=ImageClassifier(28, 28),
     task="image_classification",

@@ -60,6 +60,14 @@ def preprocess(images):
     return x
 
 
+# The MNIST recipes' epochs follow the data (issue 26): as many training examples as 10 epochs of MNIST's 54,000
+# training digits (so exactly 10 epochs there), up to 100 epochs on a smaller --data set, with early stopping
+# (patience 10, the best weights kept). Chosen on the validation split of 4,500 MNIST digits as a PNG folder, 3
+# seeds: mlp_mnist 0.9680 against 0.9587 at a fixed 10 epochs, lenet5_mnist 0.9713 against 0.9527.
+MNIST_EPOCHS = {"epochs": "auto", "auto_examples": 540_000, "max_epochs": 100, "early_stopping": True,
+                "early_stopping_patience": 10}
+
+
 def load_mnist(hp, ctx):
     """Full MNIST as uint8 [N, 28, 28] images and integer labels: local npz, else TFDS."""
     if ctx.data_dir is not None:

@@ -74,7 +74,7 @@ def test_smoke_search_checks_a_space_in_seconds_and_its_caps_stay_out_of_the_con
     assert trained.exit_code == 0, trained.output
     ran = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["hparams"]
     assert ran["learning_rate"] == pytest.approx(best["learning_rate"]) and ran["units"] == 32
-    assert ran["steps_per_epoch"] is None and ran["epochs"] == 10  # the recipe's own: no search cap carried
+    assert ran["steps_per_epoch"] is None and ran["epochs"] == "auto"  # the recipe's own: no search cap carried
 
     space.write_text("learning_rate: [0.01, 0.05]\n")  # a smoke search is replaced, not resumed
     again = invoke(*args)

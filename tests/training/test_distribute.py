@@ -191,7 +191,7 @@ SHARDED = textwrap.dedent("""
 
     recipe = dataclasses.replace(kerasapps.get_recipe("mlp_mnist"), name="mlp_traced", load_data=load)
     kerasapps.train(recipe, run_dir=run_dir, epochs=2, batch_size=8, seed=5, strategy="multi_worker", verbose=0,
-                    set={"units": 16, "validation_split": 0.0})
+                    set={"units": 16, "validation_split": 0.0, "early_stopping": False})
 """)
 
 
