@@ -34,7 +34,7 @@ an MAE at most 2% above the best scikit-learn MAE) in at most 30 s; ``resnet20_c
 at least 70% in at most 20 minutes; ``imdb_sentiment`` on ``imdb`` at least 90%.
 
 Rough durations per seed on 2 CPU cores: the four tables about 2 minutes together, ``reviews`` about 2,
-``photos`` about 8. Slow, left out of a quick run with ``--sets``: ``cifar10_subset`` about 18 minutes per seed
+``photos`` about 7. Slow, left out of a quick run with ``--sets``: ``cifar10_subset`` about 18 minutes per seed
 (``resnet20_cifar10`` trains 100 epochs in about 17), ``mnist`` about 20 (the CNN and the logistic regression on 60,000
 digits), ``imdb`` (the recipe trains in about 1.5 minutes at its defaults since issue 26; the whole set per seed,
 with the baselines and the 25,000 test answers, not yet timed).
