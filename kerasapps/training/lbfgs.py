@@ -121,13 +121,13 @@ def minimize(model, x, y, loss, *, max_iterations: int = 100, chunk: int = 8192,
                        seconds=time.perf_counter() - started, message=str(result.message), history=history)
 
 
-def check_full_batch(recipe_name: str, stage: str, train_split, *, augment, strategy_name: str, hp=None) -> None:
+def check_full_batch(recipe_name: str, stage: str, train_split, *, augment, strategy_name: str, hp) -> None:
     """Refuse, in one line, what full-batch L-BFGS cannot do (called before anything is written)."""
     from kerasapps.core.errors import ConfigError
     from kerasapps.data.splits import length
 
     batch_keys = {"class_weight": "none", "ema": None, "gradient_accumulation": 1}  # what minibatch updates do
-    asked = [f"{key}={hp[key]}" for key, off in batch_keys.items() if hp is not None and hp.get(key, off) != off]
+    asked = [f"{key}={hp[key]}" for key, off in batch_keys.items() if hp.get(key, off) != off]
     if asked:
         raise ConfigError(f"optimizer=lbfgs minimises the plain full-batch loss; it cannot take {', '.join(asked)} "
                           "(unset them, or choose another optimizer)")
