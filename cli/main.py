@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -185,7 +186,26 @@ def train(settings, name, epochs, batch_size, steps_per_epoch, seed, assignments
                              smoke=smoke, strategy=strategy, tpu=tpu, backup_steps=backup_steps)
     click.echo(f"run directory: {result.run_dir}")
     click.echo(describe_test(result.metrics))
+    for line in describe_validation(result.metrics, result.run_dir):
+        click.echo(line)
     click.echo(f"next: kerasapps export {result.run_dir}")
+
+
+def describe_validation(metrics: dict, run_dir) -> list[str]:
+    """A classifier's validation accuracy and balanced accuracy beside always answering its most frequent class,
+    and a warning where it does no better."""
+    stages = list(metrics.get("stages", {}).values())
+    check = stages[-1].get("validation") if stages else None
+    if not check:
+        return []
+    majority = repr(check["majority_class"])
+    lines = [f"validation: accuracy {check['accuracy']:.4f}, balanced accuracy {check['balanced_accuracy']:.4f} "
+             f"(always answering {majority}: {check['majority_accuracy']:.4f}, "
+             f"{check['majority_balanced_accuracy']:.4f})"]
+    if check["no_better"]:
+        lines.append(f"WARNING: this classifier does no better than always answering {majority} on the validation "
+                     f"split; see its classes with: kerasapps evaluate {run_dir}")
+    return lines
 
 
 def describe_test(metrics: dict) -> str:
@@ -216,6 +236,42 @@ def evaluate(settings, run_dir, split, data_dir, data, as_json):
         return echo_json(result)
     click.echo(f"{result['recipe']} {split} ({result['examples']} examples): "
                + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
+    for line in describe_evaluation(result, run_dir):
+        click.echo(line)
+
+
+CLASSES_SHOWN = 20  # more classes than this: the table shows the ones recalled worst
+
+
+def describe_evaluation(result: dict, run_dir) -> list[str]:
+    """The compact table ``evaluate`` prints: per-class scores, the confusions, the regression errors, the files."""
+    lines = []
+    classes, regression = result.get("classes"), result.get("regression")
+    if classes:
+        majority = classes.get("majority_class")
+        lines.append(f"balanced accuracy {classes['balanced_accuracy']:.4f}, macro F1 {classes['macro_f1']:.4f}"
+                     + (f", ROC AUC {classes['roc_auc']:.4f}, PR AUC {classes['pr_auc']:.4f}" if "roc_auc" in classes
+                        else "")
+                     + (f" (always answering {majority['class']!r}: accuracy {majority['accuracy']:.4f}, balanced "
+                        f"{majority['balanced_accuracy']:.4f})" if majority else ""))
+        rows = classes["per_class"]
+        if len(rows) > CLASSES_SHOWN:
+            rows = sorted(rows, key=lambda r: r["recall"])[:CLASSES_SHOWN // 2]
+            lines.append(f"the {len(rows)} classes recalled worst of {len(classes['per_class'])}:")
+        width = max([len("class")] + [len(str(r["class"])) for r in rows])
+        lines.append(f"{'class':<{width}}  precision  recall      f1  support")
+        lines += [f"{r['class']:<{width}}  {r['precision']:9.4f}  {r['recall']:6.4f}  {r['f1']:6.4f}  {r['support']:7d}"
+                  for r in rows]
+        if classes["top_confusions"]:
+            lines.append("most frequent confusions (true -> predicted): " + ", ".join(
+                f"{c['true']} -> {c['predicted']} {c['count']}" for c in classes["top_confusions"]))
+    if regression:
+        mean = regression.get("training_mean")
+        lines.append(f"MAE {regression['mae']:.4f}, RMSE {regression['rmse']:.4f}, R2 {regression['r2']:.4f}"
+                     + (f" (the training mean: MAE {mean['mae']:.4f})" if mean else ""))
+    if result.get("files"):
+        lines.append("wrote " + ", ".join(str(Path(run_dir) / name) for name in result["files"].values()))
+    return lines
 
 
 @cli.command()

@@ -29,6 +29,7 @@ from kerasapps.core.errors import DataError, UsageError
 from kerasapps.core.recipe import DATA_DIR_ENV, Splits
 from kerasapps.data.builtin import load_npz
 from kerasapps.data.files import Examples, Reader, check_images
+from kerasapps.data.images import fit_images
 from kerasapps.data.tables import column, read_table, split_files
 
 PAD, UNK, START, END = "", "[UNK]", "<start>", "<end>"
@@ -101,15 +102,12 @@ def read_subset(ctx) -> tuple[np.ndarray, list[dict]]:
 
 def _tfds_coco(image_size: int) -> tuple[np.ndarray, list[dict]]:  # pragma: no cover - needs the network
     try:
-        import tensorflow as tf
         import tensorflow_datasets as tfds
 
         entries, images = [], []
         for split, name in (("train", "train"), ("val", "dev"), ("test", "test")):
             for example in tfds.as_numpy(tfds.load("coco_captions", split=split)):
-                image = tf.image.resize(center_square(example["image"][None]), (image_size, image_size),
-                                        antialias=True)
-                images.append(np.clip(np.round(image.numpy()[0]), 0, 255).astype(np.uint8))
+                images.append(resize_uint8(example["image"][None], image_size)[0])
                 texts = [t.decode("utf-8") for t in example["captions"]["text"][:5]]
                 entries.append({"flickr8k_split": name, "captions": texts})
         return np.stack(images), entries
@@ -213,29 +211,19 @@ def read_captioned_images(hp, source) -> dict[str, tuple[Examples, list[list[str
     return parts
 
 
-def center_square(images):
-    """Crop [N, H, W, C] (numpy or tensor) to its central square, as the subset's images were made."""
+def resize_uint8(images, size: int) -> np.ndarray:
+    """uint8 [N, H, W, 3] (numpy or tensor) -> their central squares at ``size`` x ``size``, as files are read."""
     import tensorflow as tf
 
-    shape = tf.shape(images)
-    side = tf.minimum(shape[1], shape[2])
-    return tf.image.crop_to_bounding_box(images, (shape[1] - side) // 2, (shape[2] - side) // 2, side, side)
-
-
-def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
-    import tensorflow as tf
-
-    resized = tf.image.resize(center_square(images), (size, size), antialias=True)
-    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+    return fit_images(tf.convert_to_tensor(images, tf.uint8), (size, size, 3), square=True).numpy()
 
 
 def prepare_images(raw, size: int):
-    """uint8 [N, H, W, 3] of any size -> float32 [N, size, size, 3] in [0, 1] (central square, resized)."""
+    """uint8 [N, H, W, 3] of any size -> float32 [N, size, size, 3] in [0, 1]: fitted as training reads image
+    files (central square, antialiased resize, rounded to uint8: :func:`kerasapps.data.images.fit_images`)."""
     import tensorflow as tf
 
-    images = tf.cast(center_square(raw), tf.float32)
-    images = tf.image.resize(images, (size, size), antialias=True)
-    return tf.clip_by_value(images, 0.0, 255.0) / 255.0
+    return tf.cast(fit_images(raw, (size, size, 3), square=True), tf.float32) / 255.0
 
 
 def preprocess(batch):

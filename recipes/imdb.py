@@ -68,6 +68,9 @@ class TextClassifier(Serving):
         negative, positive = record["class_names"]
         return TextClassifier(positive=positive, negative=negative, threshold=self.threshold)
 
+    def class_labels(self):
+        return self.negative, self.positive
+
     def outputs(self, model, preprocess, raw) -> dict:
         import tensorflow as tf
 

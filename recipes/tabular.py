@@ -3,7 +3,12 @@
 Every column but the label (``label_column``) is a feature: a column whose values all parse as numbers
 is numeric, standardised inside the model by a Keras ``Normalization`` layer adapted on the training
 split; any other column is categorical, one-hot encoded by ``StringLookup`` over its training values
-(an unseen value gets the out-of-vocabulary slot). ``objective=classification`` (default) predicts the
+(an unseen value gets the out-of-vocabulary slot). In a numeric column, an empty cell, ``NA``, ``n/a``,
+``nan``, ``null``, ``?`` or ``-`` (:data:`kerasapps.data.tables.MISSING`) is a missing value: the model
+replaces it by the column's training median and, where training had missing cells, adds a missing indicator
+feature (``MissingValues``); the export takes NaN as missing. A column of at least 90% numbers with a few
+other strings is refused in one line naming them, never turned categorical; ``categorical_columns`` and
+``numeric_columns`` override the inference. ``objective=classification`` (default) predicts the
 label column's values as classes (softmax; accuracy); ``objective=regression`` predicts its number
 (mean squared error; mean absolute error and root mean squared error; ``--set loss=`` takes any
 regression loss, mean absolute percentage error included). The export takes the raw columns as named
@@ -14,6 +19,7 @@ characters other than letters, digits, ``_``, ``.`` and ``-`` replaced by ``_``)
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -24,9 +30,11 @@ from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Serving, Splits
 from kerasapps.data.splits import class_names, split_off
-from kerasapps.data.tables import column, input_name, read_table, split_files
+from kerasapps.data.tables import column, input_name, is_missing, number_or_nan, read_table, split_files
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
+log = logging.getLogger("kerasapps")
+NUMERIC_SHARE = 0.9  # a column with at least this share of numbers among its other cells is refused, not categorical
 
 OBJECTIVES = ("classification", "regression")
 # what `kerasapps info` builds the model with, no table being loaded
@@ -43,23 +51,48 @@ def _number(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def describe_columns(train: dict[str, list], label: str) -> list[dict]:
-    """Each feature column's kind, with what its layer is adapted to: mean and variance, or the vocabulary."""
+def names_in(text: str) -> list[str]:
+    """``categorical_columns`` / ``numeric_columns``: column names separated by commas."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def describe_columns(train: dict[str, list], label: str, categorical=(), numeric=()) -> list[dict]:
+    """Each feature column's kind, with what its layers are built from: mean, variance, median and the count of
+    missing cells (numeric), or the vocabulary (categorical); ``categorical`` and ``numeric`` name columns whose
+    kind is given rather than inferred."""
+    named = [*categorical, *numeric]
+    unknown = [name for name in named if name not in train or name == label]
+    if unknown:
+        raise DataError(f"categorical_columns / numeric_columns name {', '.join(map(repr, unknown))}, not feature "
+                        f"columns of the table (its columns: {', '.join(train)})")
+    if set(categorical) & set(numeric):
+        raise DataError(f"{', '.join(sorted(set(categorical) & set(numeric)))}: named in both categorical_columns "
+                        "and numeric_columns")
     columns = []
     for name, values in train.items():
         if name == label:
             continue
-        numbers = [_number(v) for v in values]
         spec = {"name": name, "input": input_name(name)}
-        if all(n is not None for n in numbers):
-            array = np.array(numbers, np.float64)
-            variance = float(array.var())  # a column constant in training is centred, not scaled: a value it
-            # never took (a digit's always-blank corner pixel inked in a test row) then stays a few units away,
-            # where dividing by a variance of ~0 put it at 1e7 (scikit-learn's StandardScaler does the same)
-            columns.append({**spec, "kind": "numeric", "mean": float(array.mean()),
-                            "variance": variance if variance > 1e-12 else 1.0})
-        else:
+        present = [v for v in values if not is_missing(v)]
+        others = [v for v in present if number_or_nan(v) is None]
+        if name in categorical or name not in numeric and (not present or len(others) > (1 - NUMERIC_SHARE) * len(
+                present)):
             columns.append({**spec, "kind": "categorical", "vocabulary": sorted({str(v) for v in values})})
+            continue
+        if others:
+            shown = ", ".join(repr(v) for v in list(dict.fromkeys(map(str, others)))[:3])
+            why = "is named in numeric_columns" if name in numeric else \
+                f"holds numbers in {len(present) - len(others)} of its {len(present)} filled cells"
+            raise DataError(f"column {name!r} {why} but {len(others)} other value(s): {shown}; fix them, write them "
+                            f"as missing (an empty cell, NA, n/a, nan, null, ? or -), or pass --set "
+                            f"categorical_columns={name}")
+        array = np.array([number_or_nan(v) for v in present], np.float64)
+        variance = float(array.var())  # a column constant in training is centred, not scaled: a value it
+        # never took (a digit's always-blank corner pixel inked in a test row) then stays a few units away,
+        # where dividing by a variance of ~0 put it at 1e7 (scikit-learn's StandardScaler does the same)
+        columns.append({**spec, "kind": "numeric", "mean": float(array.mean()),
+                        "variance": variance if variance > 1e-12 else 1.0, "median": float(np.median(array)),
+                        "missing": len(values) - len(present)})
     inputs = [c["input"] for c in columns]
     if len(set(inputs)) != len(inputs):
         raise DataError(f"two columns map to one input name ({', '.join(sorted(inputs))}); rename them")
@@ -68,12 +101,24 @@ def describe_columns(train: dict[str, list], label: str) -> list[dict]:
     return columns
 
 
+def report_columns(columns: list[dict], rows: int) -> None:
+    """The kinds chosen, and each column's missing cells, in the run's log (before training starts)."""
+    numeric = [c for c in columns if c["kind"] == "numeric"]
+    categorical = [c["name"] for c in columns if c["kind"] == "categorical"]
+    log.info(f"table columns: {len(numeric)} numeric, {len(categorical)} categorical"
+             + (f" ({', '.join(categorical[:8])}{', ...' if len(categorical) > 8 else ''})" if categorical else ""))
+    for spec in numeric:
+        if spec.get("missing"):
+            log.info(f"column {spec['name']!r}: {spec['missing']} of its {rows} training cells missing, filled with "
+                     f"the median {spec['median']:g}, with a missing indicator")
+
+
 def _inputs(table: dict[str, list], columns: list[dict]) -> dict[str, np.ndarray]:
     out = {}
     for spec in columns:
         values = table[spec["name"]]
         if spec["kind"] == "numeric":
-            numbers = [_number(v) for v in values]
+            numbers = [number_or_nan(v) for v in values]  # a missing-value marker is NaN, the model fills it
             if any(n is None for n in numbers):
                 bad = next(v for v, n in zip(values, numbers) if n is None)
                 raise DataError(f"column {spec['name']!r} is numeric in training but holds {bad!r} here")
@@ -91,7 +136,14 @@ def load_tabular(hp, ctx) -> Splits:
         raise DataError(f"mlp_tabular takes a .csv or .jsonl table; --data {ctx.source} is not one")
     files = split_files(path)
     tables = {split: read_table(file) for split, file in files.items()}
-    columns = describe_columns(tables["train"], hp.label_column)
+    training = tables["train"]
+    if "test" not in tables:  # the rows the test split will take are not looked at: the same seeded carve below
+        rows = np.arange(len(next(iter(training.values()))))
+        kept = split_off((rows, rows), hp.test_split, hp.seed, salt=104729)[0][0]
+        training = {name: [values[i] for i in kept] for name, values in training.items()}
+    columns = describe_columns(training, hp.label_column, names_in(hp.categorical_columns),
+                               names_in(hp.numeric_columns))
+    report_columns(columns, len(next(iter(training.values()))))
     labels = {split: column(table, hp.label_column, files[split], "label") for split, table in tables.items()}
     names = class_names(labels, path, f"value(s) in the label column {hp.label_column!r}",
                         " (or --set objective=regression)") if hp.objective == "classification" else None
@@ -118,14 +170,20 @@ def tabular_mlp(columns: list[dict], *, outputs: int, units: int = 64, depth: in
 
     ``outputs`` > 1: softmax over that many classes; 1: a linear regression output.
     """
+    from kerasapps.models.layers import MissingValues
+
     inputs, encoded = {}, []
     for spec in columns:
         key = spec["input"]
         if spec["kind"] == "numeric":
             inputs[key] = keras.Input(shape=(), dtype="float32", name=key)
             values = keras.layers.Reshape((1,), name=f"{key}_column")(inputs[key])
-            encoded.append(keras.layers.Normalization(mean=[spec["mean"]], variance=[spec["variance"]],
-                                                      name=f"{key}_standardise")(values))
+            values = keras.layers.Normalization(mean=[spec["mean"]], variance=[spec["variance"]],
+                                                name=f"{key}_standardise")(values)
+            if "median" in spec:  # NaN (missing) -> the training median; runs from before it kept NaN
+                fill = (spec["median"] - spec["mean"]) / math.sqrt(spec["variance"])
+                values = MissingValues(fill, indicator=spec["missing"] > 0, name=f"{key}_missing")(values)
+            encoded.append(values)
         else:
             inputs[key] = keras.Input(shape=(), dtype="string", name=key)
             encoded.append(keras.layers.StringLookup(vocabulary=spec["vocabulary"], output_mode="one_hot",
@@ -166,6 +224,9 @@ class TableSignature(Serving):
             return self
         return TableSignature(record["columns"], record.get("class_names"))
 
+    def class_labels(self):
+        return self.class_names
+
     def input_signature(self) -> list:
         import tensorflow as tf
 
@@ -200,6 +261,9 @@ MLP_TABULAR = Recipe(
         "units": HParam(64, int, "units per hidden layer", minimum=1),
         "depth": HParam(2, int, "hidden layers", minimum=1),
         "dropout": HParam(0.1, float, "dropout after each hidden layer", minimum=0.0, maximum=0.9),
+        "categorical_columns": HParam("", str, "columns to one-hot whatever they hold (names, comma-separated)"),
+        "numeric_columns": HParam("", str, "columns to read as numbers with missing values (names, "
+                                           "comma-separated); a cell that is neither is refused"),
     },
     # chosen on the validation splits of scikit-learn's breast cancer, wine, digits and diabetes tables, 3 seeds
     # each (benchmarks/choose_defaults.py; the settings and scores are in the README): epochs follow the table's

@@ -4,7 +4,9 @@ features, then its top blocks fine-tuned at a lower rate.
 ``image_transfer`` takes any image source (``--data PHOTOS/``, a table of image paths, ``tfds:NAME``;
 without one, the CIFAR-10 subset) and any canon image factory as ``backbone``. The model is
 
-    images uint8 [N, H, W, C], any size -> central square resized to image_size (``resize``)
+    images uint8 [N, H, W, C], any size -> central square resized to image_size and rounded, as training reads
+    the files (the export's signature: kerasapps.data.images.fit_images) -> ``resize`` (the model's own layer:
+    nothing left to do at that size)
     -> ``standardize`` (the preprocessing the weights expect, inside the model and so inside the export)
     -> ``backbone`` (the factory without its top, global average pooling)
     -> ``head_dropout`` -> ``predictions`` (one unit per class of the data, softmax)
@@ -255,7 +257,7 @@ class TransferSignature(ImageClassifier):
     """``images`` uint8 [N, H, W, C] of any size -> ``probabilities``, ``class_ids``, ``classes`` (the data's)."""
 
     def __init__(self, channels: int = 3, class_names=CIFAR10_CLASSES, read_size=(128, 128)):
-        super().__init__(None, None, channels, class_names=class_names, read_size=read_size)
+        super().__init__(None, None, channels, class_names=class_names, read_size=read_size, square=True)
 
     def configure(self, hp):
         spec = BACKBONES[hp.backbone]
@@ -264,10 +266,6 @@ class TransferSignature(ImageClassifier):
     def for_data(self, record):
         names = record.get("class_names")
         return TransferSignature(self.channels, names, self.read_size) if names else self
-
-    @property
-    def square(self) -> bool:
-        return True  # files are read as their central square, as the model's resize crops
 
 
 def transfers(hp) -> bool:

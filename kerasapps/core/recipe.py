@@ -146,6 +146,10 @@ class Serving:
         calls it; a signature the data does not change returns itself."""
         return self
 
+    def class_labels(self) -> tuple[str, ...] | None:
+        """A classifier's answer for each output class, in output order (``classes``); None where it names none."""
+        return None
+
     def describe(self) -> str:
         raise NotImplementedError
 

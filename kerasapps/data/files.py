@@ -2,10 +2,10 @@
 
 A split of a ``--data`` source keeps its inputs as :class:`Examples`: the file paths and a
 :class:`Reader` that turns one path into the recipe's raw input inside ``tf.data`` (an image decoded,
-converted to the recipe's channels and resized to its input size; a text file's UTF-8 text). It
-indexes like an array (``examples[mask]``, ``examples[3:10]``), so carving validation splits,
-smoke slices and a stage's selection work on it as on numpy arrays, and the training pipeline
-reads the files of each seeded epoch order (:mod:`kerasapps.data.pipelines`).
+converted to the recipe's channels and resized to its input size by :mod:`kerasapps.data.images`, as the
+export and ``predict`` do; a text file's UTF-8 text). It indexes like an array (``examples[mask]``,
+``examples[3:10]``), so carving validation splits, smoke slices and a stage's selection work on it as on numpy
+arrays, and the training pipeline reads the files of each seeded epoch order (:mod:`kerasapps.data.pipelines`).
 
 ``cache=memory`` decodes every file once into a numpy array (the split becomes an ordinary
 in-memory one); ``cache=disk`` decodes every file once into a raw file under the cache directory
@@ -15,6 +15,7 @@ flat as the data grows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -26,6 +27,7 @@ import numpy as np
 
 from kerasapps.core.errors import DataError
 from kerasapps.core.progress import NO_PROGRESS, Progress, progress
+from kerasapps.data.images import decode_image
 
 log = logging.getLogger("kerasapps")
 CACHE_DIR_ENV = "KERASAPPS_CACHE_DIR"
@@ -50,47 +52,11 @@ class Reader:
             return data
         if self.kind == "raw":
             return tf.reshape(tf.io.decode_raw(data, tf.uint8), self.shape)
-        if self.square:
-            image = tf.io.decode_image(data, expand_animations=False)
-            side = tf.minimum(tf.shape(image)[0], tf.shape(image)[1])
-            image = tf.image.crop_to_bounding_box(image, (tf.shape(image)[0] - side) // 2,
-                                                  (tf.shape(image)[1] - side) // 2, side, side)
-            return conform_image(image, self.shape)
-        return decode_image(data, self.shape)
+        return decode_image(data, self.shape, self.square)
 
     def describe(self) -> str:
         return {"text": "UTF-8 text", "image": f"uint8 images {'x'.join(map(str, self.shape))}",
                 "raw": "decoded images"}[self.kind]
-
-
-def decode_image(data, shape: tuple):
-    """PNG/JPEG/BMP/GIF bytes -> uint8 ``shape`` (see :func:`conform_image`); a GIF gives its first frame."""
-    import tensorflow as tf
-
-    return conform_image(tf.io.decode_image(data, expand_animations=False), shape)
-
-
-def conform_image(image, shape: tuple):
-    """A uint8 image [H, W, C] -> ``shape``: grey, RGB and RGBA converted to its channels, resized to its
-    height and width (bilinear with antialiasing; an image of that size already is left as it is)."""
-    import tensorflow as tf
-
-    height, width = shape[:2]
-    channels = shape[2] if len(shape) == 3 else 1
-    have = tf.shape(image)[-1]
-    if channels == 3:
-        image = tf.cond(have == 1, lambda: tf.image.grayscale_to_rgb(image[..., :1]), lambda: image[..., :3])
-    else:
-        image = tf.cond(have == 1, lambda: image[..., :1],
-                        lambda: tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image[..., :3], tf.float32))),
-                                        tf.uint8))
-    image.set_shape([None, None, channels])
-    size = tf.shape(image)[:2]
-    image = tf.cond(tf.reduce_all(size == [height, width]), lambda: image,
-                    lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, (height, width), antialias=True)),
-                                                     0, 255), tf.uint8))
-    image = tf.reshape(image, (height, width, channels))
-    return image if len(shape) == 3 else image[..., 0]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -174,21 +140,28 @@ def files_in(folder: Path, suffixes: Sequence[str]) -> list[Path]:
 
 
 def check_images(paths: Sequence[Path], bad_files: str, bar: Progress = NO_PROGRESS) -> list[Path]:
-    """``paths`` whose header is a decodable PNG/JPEG/BMP/GIF; the others are an error naming the first ones,
-    or (``bad_files=skip``) left out with a one-line count. ``bar`` advances by one a file."""
-    from PIL import Image, UnidentifiedImageError
+    """``paths`` that TensorFlow decodes whole as PNG/JPEG/BMP/GIF images, with the decoder training uses
+    (a truncated file fails here, not mid-epoch; Pillow reads some files TensorFlow refuses); the others are an
+    error naming the first ones, or (``bad_files=skip``) left out with a one-line count. ``bar`` advances by
+    one a file."""
+    import tensorflow as tf
 
     good, bad = [], []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                if image.format not in ("PNG", "JPEG", "BMP", "GIF", "MPO"):
-                    raise UnidentifiedImageError(image.format)
-            good.append(path)
-        except (UnidentifiedImageError, OSError, ValueError):
-            bad.append(path)
-        bar.advance()
-    return _keep(good, bad, bad_files, "are not decodable PNG, JPEG, BMP or GIF images")
+    if paths:
+        @tf.autograph.experimental.do_not_convert
+        def decoded_shape(path):
+            return tf.shape(decode_image(tf.io.read_file(path)))
+
+        shapes = iter(tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
+                      .map(decoded_shape, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+        for path in paths:  # a file that fails fails alone: the dataset goes on with the next one
+            try:
+                next(shapes)
+                good.append(path)
+            except tf.errors.OpError:
+                bad.append(path)
+            bar.advance()
+    return _keep(good, bad, bad_files, "are not decodable PNG, JPEG, BMP or GIF images (or are truncated)")
 
 
 def check_texts(paths: Sequence[Path], bad_files: str, bar: Progress = NO_PROGRESS) -> list[Path]:
@@ -202,6 +175,34 @@ def check_texts(paths: Sequence[Path], bad_files: str, bar: Progress = NO_PROGRE
             bad.append(path)
         bar.advance()
     return _keep(good, bad, bad_files, "are not UTF-8 text")
+
+
+def unreadable(splits) -> str | None:
+    """The first file of ``splits``' :class:`Examples` that cannot be read as its reader reads it (checked
+    again, as before training: a file changed on disk since), or None."""
+    for x, _ in (split for split in splits.values() if isinstance(split, tuple)):
+        for examples in (x.values() if isinstance(x, dict) else [x]):
+            if not isinstance(examples, Examples) or examples.reader.kind == "raw":
+                continue
+            paths = [Path(p) for p in examples.paths]
+            check = check_images if examples.reader.kind == "image" else check_texts
+            with _quiet():
+                good = set(check(paths, "skip"))
+            bad = [p for p in paths if p not in good]
+            if bad:
+                return str(bad[0])
+    return None
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The skip warning of a check that looks for the culprit is not news to the user."""
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _keep(good: list, bad: list, bad_files: str, what: str) -> list:

@@ -25,6 +25,25 @@ from kerasapps.data.files import Examples, Reader, check_images
 from kerasapps.data.splits import class_names, split_off
 
 SUFFIXES = (".csv", ".jsonl")
+# cells that stand for a missing value in a numeric column (compared stripped and lower-cased; JSON null too)
+MISSING = ("", "na", "n/a", "nan", "null", "none", "?", "-")
+
+
+def is_missing(value) -> bool:
+    return value is None or isinstance(value, str) and value.strip().lower() in MISSING
+
+
+def number_or_nan(value) -> float | None:
+    """A cell of a numeric column: its number, NaN where it is a missing-value marker, None where it is neither."""
+    if is_missing(value):
+        return float("nan")
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
 
 
 def input_name(column_name: str) -> str:

@@ -20,7 +20,8 @@ import numpy as np
 
 from kerasapps.core.errors import DataError
 from kerasapps.core.recipe import Splits
-from kerasapps.data.files import Examples, Reader, cache_dir, conform_image
+from kerasapps.data.files import Examples, Reader, cache_dir
+from kerasapps.data.images import fit_images
 from kerasapps.data.splits import split_off
 
 log = logging.getLogger("kerasapps")
@@ -99,7 +100,7 @@ def _read_split(builder, split: str, input_key: str, label_key: str, reader: Rea
         return Examples(paths, Reader("raw", reader.shape)), labels
     folder.mkdir(parents=True, exist_ok=True)
     log.info("--data tfds:%s: decoding the %s split once into %s", name, split, folder)
-    conform = tf.function(lambda image: conform_image(image, reader.shape))
+    conform = tf.function(lambda image: fit_images(image, reader.shape, reader.square))
     paths = []
     for index, example in enumerate(dataset):
         target = folder / f"{index:07d}.raw"

@@ -7,6 +7,8 @@ Everything here uses `keras.layers` / `keras.ops` only, so it runs on every Kera
     `ChannelPadding`              zero channels appended to a tensor (the parameter-free "option A"
                                   ResNet shortcut).
     `Maxout`                      the max of `pieces` linear pieces (Goodfellow et al. 2013).
+    `MissingValues`               NaN (a missing cell of a table) replaced by a value, with a missing
+                                  indicator beside it.
 
 Loading a saved model that holds them needs this module imported (the run directory's loader
 imports it).
@@ -15,7 +17,8 @@ imports it).
 import keras
 from keras import ops
 
-__all__ = ["LocalResponseNormalization", "ChannelPadding", "Maxout", "ImageStandardization", "IMAGE_STANDARDIZATIONS"]
+__all__ = ["LocalResponseNormalization", "ChannelPadding", "Maxout", "MissingValues", "ImageStandardization",
+           "IMAGE_STANDARDIZATIONS"]
 
 
 @keras.saving.register_keras_serializable(package="kerasapps")
@@ -144,6 +147,28 @@ class Maxout(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pieces": self.pieces}
+
+
+@keras.saving.register_keras_serializable(package="kerasapps")
+class MissingValues(keras.layers.Layer):
+    """A column of numbers ``[N, 1]`` with NaN for missing cells -> ``[N, 2]``: the numbers with NaN replaced by
+    ``fill`` (a training median, standardised), and 1.0 where the cell was missing (0.0 elsewhere); with
+    ``indicator=False``, ``[N, 1]``, the filled numbers alone."""
+
+    def __init__(self, fill: float = 0.0, indicator: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.fill, self.indicator = float(fill), bool(indicator)
+
+    def call(self, inputs):
+        missing = ops.isnan(inputs)
+        filled = ops.where(missing, ops.full_like(inputs, self.fill), inputs)
+        return ops.concatenate([filled, ops.cast(missing, inputs.dtype)], axis=-1) if self.indicator else filled
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] * (2 if self.indicator else 1))
+
+    def get_config(self):
+        return {**super().get_config(), "fill": self.fill, "indicator": self.indicator}
 
 
 # keras.applications' preprocess_input modes, as (reverse channels, scale, per-channel mean, per-channel std):

@@ -5,8 +5,9 @@ export, a run directory and a remote server's metadata: numeric inputs take PNG/
 images (converted to the input's channels) and ``.npy`` arrays; string inputs take text files,
 one example per file (its whole UTF-8 text: a review, a prompt). Neither TensorFlow nor Keras is
 imported here: images are read with Pillow and must have the input's size, unless the caller passes
-``decode`` (a local model: the training pipeline's own decoding and resizing, so that a model trained on a
-folder of photos of any size answers for those photos as it was trained and evaluated on them).
+``decode`` (a local model: the training pipeline's own decoding and resizing, or for an input of any size its
+decoding alone, which the export's own fitting follows, so that a model trained on a folder of photos of any size
+answers for those photos as it was trained and evaluated on them).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class InputSpec:
 
 
 Decode = Callable[[Path, tuple], np.ndarray]  # (image file, the input's [H, W(, C)]) -> uint8 array of that shape
+# (H and W None: of the file's own size)
 
 
 def load_inputs(paths: Sequence[str], spec: InputSpec, decode: Decode | None = None
@@ -71,8 +73,9 @@ def load_inputs(paths: Sequence[str], spec: InputSpec, decode: Decode | None = N
 
 def load_table_inputs(paths: Sequence[str], specs: Sequence[InputSpec]) -> list[tuple[dict, list[str], list[int]]]:
     """Tables (``.csv``/``.jsonl``, a row per example) for a signature of named columns ([N] each): one batch
-    per file, its columns matched to the inputs by name (:func:`kerasapps.data.tables.input_name`)."""
-    from kerasapps.data.tables import input_name, read_table
+    per file, its columns matched to the inputs by name (:func:`kerasapps.data.tables.input_name`); in a numeric
+    column, a missing-value marker (:data:`kerasapps.data.tables.MISSING`) is NaN, which the model imputes."""
+    from kerasapps.data.tables import input_name, number_or_nan, read_table
 
     batches, count = [], 0
     for name in paths:
@@ -84,11 +87,18 @@ def load_table_inputs(paths: Sequence[str], specs: Sequence[InputSpec]) -> list[
         missing = [spec.name for spec in specs if spec.name not in by_input]
         if missing:
             raise UsageError(f"{name} lacks the column(s) {', '.join(missing)} (it has {', '.join(table)})")
-        try:
-            batch = {spec.name: np.array([str(v) for v in by_input[spec.name]], dtype=object) if spec.dtype == "string"
-                     else np.array(by_input[spec.name], dtype=spec.dtype) for spec in specs}
-        except ValueError as exc:
-            raise UsageError(f"{name}: a value does not fit its column's type ({exc})") from None
+        batch = {}
+        for spec in specs:
+            values = by_input[spec.name]
+            if spec.dtype == "string":
+                batch[spec.name] = np.array([str(v) for v in values], dtype=object)
+                continue
+            numbers = [number_or_nan(v) for v in values]  # missing-value markers (empty, NA, n/a, ...): NaN
+            if None in numbers:
+                row = numbers.index(None)
+                raise UsageError(f"{name}, row {row + 1}: column {spec.name!r} takes numbers (or a missing-value "
+                                 f"marker); got {values[row]!r}")
+            batch[spec.name] = np.array(numbers, dtype=spec.dtype)
         rows = len(next(iter(table.values())))
         batches.append((batch, [f"{name}[{i}]" for i in range(rows)], list(range(count, count + rows))))
         count += rows
@@ -135,7 +145,7 @@ def _read_numeric(path: Path, spec: InputSpec, decode: Decode | None = None) -> 
         single = array.ndim == len(expected)
         if single:
             array = array[None]
-    elif decode is not None and expected[0] is not None and np.dtype(dtype) == np.uint8:
+    elif decode is not None and np.dtype(dtype) == np.uint8:
         _read_image(path, expected, header_only=True)  # a picture, not too large: then as training reads it
         array, single = decode(path, expected)[None], True
     else:

@@ -95,10 +95,11 @@ def rows(outputs: dict[str, np.ndarray], sources: Sequence[str]) -> list[dict]:
 
 def decode_like_training(path: Path, shape: tuple) -> np.ndarray:
     """An image file as a ``--data`` run's training and evaluation read it: TensorFlow's decoding, converted to
-    the input's channels and resized to its size (:func:`kerasapps.data.files.decode_image`)."""
+    the input's channels and resized to its size (:func:`kerasapps.data.images.decode_image`); for an input of
+    any size, at its own size (the export fits it as training did)."""
     import tensorflow as tf
 
-    from kerasapps.data.files import decode_image
+    from kerasapps.data.images import decode_image
 
     try:
         return decode_image(tf.io.read_file(str(path)), shape).numpy()

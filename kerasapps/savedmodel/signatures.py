@@ -14,6 +14,10 @@ class ImageClassifier(Serving):
     """``images`` (uint8, [N, H, W] or [N, H, W, C]) -> ``probabilities`` [N, K] float32, ``class_ids`` [N] int64
     and ``classes`` [N] string, the class names.
 
+    An input of any size (``height`` and ``width`` None) is fitted to ``read_size`` inside the signature as
+    training read the files (:func:`kerasapps.data.images.fit_images`: channels, the central square with
+    ``square``, the antialiased resize, rounding to uint8), so the export answers as the run was evaluated.
+
     ``class_names`` name the head's outputs in order: the data's own labels (the run's, through
     :meth:`for_data`), else the recipe's. ``class_ids`` maps output index to the class id returned
     (the transfer recipe's head predicts digits 5-9 as indices 0-4 and returns 5-9); such a recipe names
@@ -24,8 +28,9 @@ class ImageClassifier(Serving):
 
     def __init__(self, height: int | None, width: int | None, channels: int | None = None,
                  class_ids: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
-                 read_size: tuple[int, int] | None = None, knows: str | None = None):
+                 read_size: tuple[int, int] | None = None, knows: str | None = None, square: bool = False):
         self.height, self.width, self.channels = height, width, channels
+        self.square = square  # any-size images: their central square is read (no stretching)
         self.knows = knows
         self.class_ids = tuple(class_ids) if class_ids is not None else None
         self.class_names = tuple(map(str, class_names)) if class_names is not None else None
@@ -51,11 +56,21 @@ class ImageClassifier(Serving):
         names = record.get("class_names")
         if names is None or self.class_ids is not None:
             return self
-        return ImageClassifier(self.height, self.width, self.channels, class_names=names, read_size=self.read_size)
+        return ImageClassifier(self.height, self.width, self.channels, class_names=names, read_size=self.read_size,
+                               square=self.square)
+
+    def class_labels(self):
+        if self.class_names is not None:
+            return self.class_names
+        return tuple(map(str, self.class_ids)) if self.class_ids is not None else None
 
     def outputs(self, model, preprocess, raw) -> dict:
         import tensorflow as tf
 
+        from kerasapps.data.images import fit_images
+
+        if self.height is None and self.read_size:
+            raw = fit_images(raw, self.read_shape, self.square)
         x = preprocess(raw) if preprocess is not None else raw
         probabilities = model(x, training=False)
         return {"probabilities": probabilities, **class_outputs(tf.argmax(probabilities, axis=-1), self.class_ids,

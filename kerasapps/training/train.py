@@ -26,11 +26,12 @@ from typing import Any
 
 import keras
 
-from kerasapps.core.errors import ConfigError, RunError, UsageError
+from kerasapps.core.errors import ConfigError, DataError, RunError, UsageError
 from kerasapps.core.hparams import HParams, dump_config
 from kerasapps.core.recipe import DataContext, Recipe, Splits
 from kerasapps.core.registry import REGISTRY
 from kerasapps.core.schema import FULL_BATCH
+from kerasapps.data.files import unreadable
 from kerasapps.data.image_practice import augmentation
 from kerasapps.data.sources import load_splits
 from kerasapps.data.splits import length, stage_splits
@@ -44,6 +45,7 @@ from kerasapps.training.checkpoints import (
 )
 from kerasapps.training.curves import plot_curves
 from kerasapps.training.distribute import Distribution
+from kerasapps.training.evaluate import class_check
 from kerasapps.training.features import check_cache_features
 from kerasapps.training.lbfgs import check_full_batch
 from kerasapps.training.losses import class_ids
@@ -141,9 +143,28 @@ def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(),
         run = Run(recipe, hp, writes, run_dir, state, splits, ctx, smoke, resume, distribution)
         try:
             return _run_stages(run, first_model, callbacks, verbose)
+        except Exception as exc:
+            _unreadable_file(run, exc)
+            raise
         finally:
             if not distribution.chief:  # other workers' logs and checkpoints go where nobody looks
                 shutil.rmtree(writes, ignore_errors=True)
+
+
+def _unreadable_file(run: Run, exc: Exception) -> None:
+    """A TensorFlow error while training reads its files: where a file no longer reads as it did at the check
+    before training (changed on disk since), the run is marked failed and the error is one line naming it."""
+    import tensorflow as tf
+
+    if not isinstance(exc, (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError)):
+        return
+    culprit = unreadable(run.splits)
+    if culprit is None:
+        return
+    run.save_state("failed")
+    raise DataError(f"{culprit} can no longer be read as training read it before it started (changed on disk "
+                    f"since?); the run is marked failed: fix or remove the file, or start again with --overwrite "
+                    f"--set bad_files=skip") from None
 
 
 def _resumed(recipe, run_dir, config_file, overrides, flags):
@@ -284,6 +305,7 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
     recipe, distribution = run.recipe, run.distribution
     metrics: dict[str, Any] = dict(run.state.get("metrics", {}))
     previous = None  # the last finished stage's saved model, when no model is in memory
+    last = [stage.name for stage in recipe.stages if stage.runs(run.hp)][-1]
     for index, stage in enumerate(recipe.stages):
         if not stage.runs(run.hp):  # e.g. image_transfer's finetune with finetune_blocks=0
             continue
@@ -322,6 +344,9 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
         if plan.epochs_rule:
             info["epochs_rule"] = plan.epochs_rule
         done = info["lbfgs"]["iterations"] if "lbfgs" in info else plan.epochs  # L-BFGS: iterations, as in the CSV
+        check = class_check(plan, model) if stage.name == last and not distribution.custom_loop else {}
+        if result.test is not None and "test" in check:
+            result.test.update(check["test"])
         metrics[stage.name] = {"test": result.test, "epochs": done, "seconds": info.get("seconds"),
                                "samples_per_second": info.get("samples_per_second"),
                                **({"precision": info["precision"]} if "precision" in info else {}),
@@ -329,7 +354,8 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
                                **({"early_stopping": info["early_stopping"]} if "early_stopping" in info else {}),
                                **({"lbfgs": info["lbfgs"]} if "lbfgs" in info else {}),
                                **({"features_cached_in_seconds": info["features_seconds"]}
-                                  if "features_seconds" in info else {})}
+                                  if "features_seconds" in info else {}),
+                               **({"validation": check["validation"]} if "validation" in check else {})}
         save_model(model, stage_path)
         info["done"] = True
         run.state["metrics"] = metrics

@@ -296,9 +296,9 @@ def test_a_tfds_builder_prepared_from_local_files_trains(sources, tmp_path, monk
     assert out["classes"].numpy()[0].decode() in CIFAR[:5]
 
 
-@pytest.mark.parametrize("case", ["missing", "empty_class", "one_class", "text_for_images", "bad_image",
+@pytest.mark.parametrize("case", ["missing", "empty_class", "one_class", "text_for_images", "bad_image", "truncated",
                                   "table_columns", "unseen_label", "builtin_only", "tfds_unknown", "two_classes"])
-def test_bad_sources_are_one_line_before_anything_is_written(case, sources, tmp_path):
+def test_bad_sources_are_one_line_before_anything_is_written(case, sources, recipe_data_dir, tmp_path):
     recipe, source, fragments = "resnet20_cifar10", tmp_path / "src", []
     if case == "missing":
         fragments = ["takes images in class folders", "is nothing (no such file or directory)"]
@@ -321,6 +321,16 @@ def test_bad_sources_are_one_line_before_anything_is_written(case, sources, tmp_
                 Image.fromarray(np.full((32, 32, 3), 9 * i, np.uint8)).save(source / name / f"{i}.png")
         (source / "dog" / "broken.png").write_bytes(b"not a png")
         fragments = ["1 file(s) are not decodable", "broken.png", "bad_files=skip"]
+    elif case == "truncated":  # real photos as JPEG files, one cut short: its header still reads
+        photos = np.load(recipe_data_dir / "flickr8k_subset" / "images_64.npz")["images"][:8]
+        for i, image in enumerate(photos):
+            (source / ("cat", "dog")[i % 2]).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(source / ("cat", "dog")[i % 2] / f"{i}.jpg", quality=95)
+        whole = (source / "dog" / "3.jpg").read_bytes()
+        (source / "dog" / "3.jpg").write_bytes(whole[:len(whole) // 3])
+        with Image.open(source / "dog" / "3.jpg") as picture:
+            assert picture.format == "JPEG"  # what the pre-check looked at before: it passed
+        fragments = ["1 file(s) are not decodable", "3.jpg", "bad_files=skip"]
     elif case == "table_columns":
         source = write_table(tmp_path / "t.csv", ["path", "label"], [["a.png", "cat"], ["b.png", "dog"]])
         fragments = ["no image column 'image'", "its columns: path, label", "--set image_column=NAME"]
@@ -350,6 +360,35 @@ def test_bad_sources_are_one_line_before_anything_is_written(case, sources, tmp_
     for fragment in fragments:
         assert fragment in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_file_that_breaks_during_training_fails_the_run_in_one_line(sources, tmp_path):
+    """A file that changes on disk after the check: one line naming it, the run marked failed, and
+    --overwrite --set bad_files=skip starts it again without it."""
+    import shutil
+
+    import keras
+
+    source = shutil.copytree(sources["mnist"], tmp_path / "digits")
+    victim = sorted((source / "train" / "7").glob("*.png"))[0]
+
+    class Truncate(keras.callbacks.Callback):  # after the check, as a user's sync tool might leave a file
+        def on_train_begin(self, logs=None):
+            victim.write_bytes(victim.read_bytes()[:60])
+
+    options = dict(data=str(source), run_dir=tmp_path / "run", verbose=0, epochs=2, batch_size=16)
+    with pytest.raises(DataError) as raised:
+        kerasapps.train("lenet5_mnist", callbacks=[Truncate()], **options)
+    message = str(raised.value)
+    assert str(victim) in message and "--overwrite --set bad_files=skip" in message and "\n" not in message
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["status"] == "failed"
+    before = json.loads((tmp_path / "run" / "data.json").read_text())["examples"]
+    result = CliRunner().invoke(cli, ["train", "lenet5_mnist", "--data", str(source), "--run-dir",
+                                      str(tmp_path / "run"), "--epochs", "1", "--overwrite", "--set",
+                                      "bad_files=skip"])
+    assert result.exit_code == 0, result.output
+    after = json.loads((tmp_path / "run" / "data.json").read_text())["examples"]
+    assert sum(after.values()) == sum(before.values()) - 1 and after["test"] == before["test"]
 
 
 def test_bad_files_skip_leaves_them_out_with_a_count(tmp_path, caplog):

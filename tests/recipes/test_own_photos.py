@@ -6,34 +6,22 @@ every test photo (7 dogs of 24)."""
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 import kerasapps
+from kerasapps.cli.main import cli
+from conftest import photo_folder
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
-DOG = {"dog", "dogs", "puppy"}
-PEOPLE = set("man men woman women boy boys girl girls person people child children kid kids player lady guy crowd "
-             "baby".split())
-SPLITS = {"train": "train", "dev": "validation", "test": "test", "none": "train"}
 
 
 @pytest.fixture(scope="module")
 def photos(real_data_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("photos") / "photos"
-    source = real_data_dir / "flickr8k_subset"
-    images = np.load(source / "images_64.npz")["images"]
-    for entry in json.loads((source / "captions.json").read_text())["images"]:
-        words = set(re.findall(r"[a-z]+", " ".join(entry["captions"]).lower()))
-        label = "dog" if words & DOG else "people" if words & PEOPLE else None
-        if label is not None:
-            folder = root / SPLITS[entry["flickr8k_split"]] / label
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(images[entry["index"]]).save(folder / f"{entry['index']:04d}.png")
-    return root
+    return photo_folder(real_data_dir, tmp_path_factory.mktemp("photos") / "photos")
 
 
 def test_image_transfer_at_its_defaults_recalls_the_minority_class(photos, tmp_path):
@@ -46,3 +34,14 @@ def test_image_transfer_at_its_defaults_recalls_the_minority_class(photos, tmp_p
     balanced = (recall["dog"] + recall["people"]) / 2
     assert recall["dog"] >= 0.4, recall  # the old defaults: 7 of 24 (0.29); always "people": 0
     assert balanced >= 0.6, recall  # chance, whatever the rate of "dog" answers: 0.5
+    # evaluate shows the minority class's recall, as the answers above give it, and draws the matrix and mistakes
+    printed = CliRunner().invoke(cli, ["evaluate", str(run.run_dir)])
+    assert printed.exit_code == 0, printed.output
+    dog = next(line.split() for line in printed.stdout.splitlines() if line.startswith("dog "))
+    assert float(dog[2]) == pytest.approx(recall["dog"], abs=1e-4) and int(dog[4]) == len(files["dog"])
+    classes = json.loads((run.run_dir / "evaluation-test.json").read_text())["classes"]
+    assert classes["confusion_matrix"][0][0] == sum(answer == "dog" for answer in answers["dog"])
+    assert classes["majority_class"]["class"] == "people"
+    for name in ("confusion_matrix-test.png", "mistakes-test.png"):
+        with Image.open(run.run_dir / name) as picture:
+            assert picture.format == "PNG" and min(picture.size) > 200

@@ -1,0 +1,53 @@
+"""One way from image bytes or pixels to what a model was trained on, for every path an image takes.
+
+Training and evaluation read image files with :func:`decode_image`; an export whose input takes images of any
+size fits them inside its signature with :func:`fit_images`; ``kerasapps predict`` decodes files with
+:func:`decode_image` too (at the input's size, or at their own size for an input of any size, which the export
+then fits). So one photo gets one answer whether it is evaluated, predicted from a run directory or sent to the
+export: the same TensorFlow decoder (Pillow's JPEG decoder differs from it by a level here and there), the same
+crop, the same antialiased resize and the same rounding to uint8.
+"""
+
+from __future__ import annotations
+
+
+def decode_image(data, shape: tuple | None = None, square: bool = False):
+    """PNG/JPEG/BMP/GIF bytes (a scalar string tensor) -> uint8 ``shape`` (:func:`fit_images`); a GIF gives its
+    first frame. ``shape`` None or of unknown height and width: the decoded size kept, only the channels
+    converted (to ``shape``'s, if it gives them)."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(data, expand_animations=False)
+    return fit_images(image, shape, square) if shape is not None else image
+
+
+def fit_images(images, shape: tuple, square: bool = False):
+    """uint8 images [H, W, C] or [N, H, W, C] (a batch of one size) -> ``shape`` [H', W'(, C')], batched as
+    given: grey, RGB and RGBA converted to its channels; with ``square``, the central square cropped (no
+    stretching); resized to its height and width, bilinear with antialiasing, rounded to uint8 (an image of
+    that size already is left as it is). A ``shape`` whose height and width are None keeps the size."""
+    import tensorflow as tf
+
+    height, width = shape[:2]
+    channels = shape[2] if len(shape) == 3 else 1
+    batched = images.shape.rank == 4
+    have = tf.shape(images)[-1]
+    if channels == 3:
+        images = tf.cond(have == 1, lambda: tf.image.grayscale_to_rgb(images[..., :1]), lambda: images[..., :3])
+    else:
+        images = tf.cond(have == 1, lambda: images[..., :1],
+                         lambda: tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(images[..., :3], tf.float32))),
+                                         tf.uint8))
+    images.set_shape([None] * (images.shape.rank - 1) + [channels])
+    if height is None:
+        return images if len(shape) == 3 else images[..., 0]
+    if square:
+        size = tf.shape(images)[-3:-1]
+        side = tf.minimum(size[0], size[1])
+        images = tf.image.crop_to_bounding_box(images, (size[0] - side) // 2, (size[1] - side) // 2, side, side)
+    size = tf.shape(images)[-3:-1]
+    images = tf.cond(tf.reduce_all(size == [height, width]), lambda: images,
+                     lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(images, (height, width),
+                                                                                antialias=True)), 0, 255), tf.uint8))
+    images = tf.reshape(images, ((-1,) if batched else ()) + (height, width, channels))
+    return images if len(shape) == 3 else images[..., 0]
