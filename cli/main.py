@@ -275,6 +275,18 @@ def describe_evaluation(result: dict, run_dir) -> list[str]:
 
 
 @cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(), metavar="RUN_DIR...")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="The HTML file (default: RUN_DIR/report.html for one run, report.html for several).")
+@pass_settings
+def report(settings, run_dirs, out):
+    """One self-contained HTML page about finished runs (run kerasapps evaluate first for its class tables)."""
+    import kerasapps  # neither TensorFlow nor Keras: the page is made from the run's files
+
+    click.echo(f"wrote {kerasapps.report(list(run_dirs), out=out)}")
+
+
+@cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--version", "version", type=click.IntRange(min=1), help="Version number (default: next).")
 @click.option("--out", default=EXPORT_ROOT, show_default=True, type=click.Path(file_okay=False),

@@ -27,12 +27,14 @@ from kerasapps.api import (
                            list_recipes,
                            predict,
                            register_recipe,
+                           report,
                            serve,
                            train,
                            tune,
 )
 from kerasapps.core.version import __version__
 
-__all__ = ["__version__", "list_recipes", "get_recipe", "register_recipe", "info", "train", "evaluate", "export",
+__all__ = ["__version__", "list_recipes", "get_recipe", "register_recipe", "info", "train", "evaluate", "report",
+           "export",
            "predict", "serve", "generate", "tune", "diagnose_init", "diagnose_overfit", "diagnose_lr",
            "diagnose_filters", "diagnose_features"]

@@ -28,8 +28,8 @@ from kerasapps.serving.options import ServingOptions
 PathLike = Union[str, os.PathLike]
 Assignments = Union[Iterable[str], Mapping[str, Any]]  # --set: "key=value" strings, or a mapping
 
-__all__ = ["list_recipes", "get_recipe", "register_recipe", "info", "train", "evaluate", "export", "predict",
-           "serve", "generate", "tune", "diagnose_init", "diagnose_overfit", "diagnose_lr", "diagnose_filters",
+__all__ = ["list_recipes", "get_recipe", "register_recipe", "info", "train", "evaluate", "report", "export",
+           "predict", "serve", "generate", "tune", "diagnose_init", "diagnose_overfit", "diagnose_lr", "diagnose_filters",
            "diagnose_features"]
 
 
@@ -111,6 +111,16 @@ def evaluate(run_dir: PathLike, *, split: str = "test", data_dir: PathLike | Non
     from kerasapps.training.evaluate import evaluate as run
 
     return run(run_dir, split=split, data_dir=data_dir, data=data, verbose=verbose)
+
+
+def report(run_dirs: Sequence[PathLike], *, out: PathLike | None = None) -> Path:
+    """One self-contained HTML page about finished runs: configuration, data, training curves, every evaluation
+    (tables and pictures), the worst mistakes and, for several runs, their settings and scores side by side.
+    Written to ``out`` (default ``RUN_DIR/report.html`` for one run, ``report.html`` for several)
+    (``kerasapps report``)."""
+    from kerasapps.tools.report import report as run
+
+    return run([Path(p) for p in ([run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else run_dirs)], out=out)
 
 
 # ----------------------------------------------------------------------------- export and serving

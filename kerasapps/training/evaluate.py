@@ -6,7 +6,6 @@ metrics (``model.evaluate``), and for a classifier or a regressor what it does e
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -182,12 +181,10 @@ def _shown(x, indices: list[int]):
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", newline="", encoding="utf-8") as handle:
+    with rundir.atomic_path(path) as partial, partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["index"])
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(partial, path)
 
 
 def _check_classes(run_dir: Path, names) -> None:

@@ -3,12 +3,13 @@ of the worst mistakes. Each is written whole, then renamed into place."""
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from kerasapps.training.rundir import atomic_path
 
 MAX_ANNOTATED = 30  # classes up to which every cell of the matrix shows its count
 MAX_PICTURED = 100  # classes up to which the matrix is drawn (its numbers are in evaluation-SPLIT.json)
@@ -26,9 +27,8 @@ def _figure(width: float, height: float):
 
 def _save(figure, path: Path) -> Path:
     path = Path(path)
-    partial = path.with_name(path.name + ".partial.png")
-    figure.savefig(partial, format="png", bbox_inches="tight")
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        figure.savefig(partial, format="png", bbox_inches="tight")
     return path
 
 

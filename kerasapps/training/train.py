@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from kerasapps.core.errors import ConfigError, DataError, RunError, UsageError
 from kerasapps.core.hparams import HParams, dump_config
@@ -261,11 +262,18 @@ def _start(run: Run) -> dict:
 
 
 def data_record(ctx: DataContext, splits: Splits) -> dict:
-    """``RUN_DIR/data.json``: where the data came from, how many examples each split has, the class names
-    (the labels the model's outputs stand for; the export returns them) and a table's columns."""
+    """``RUN_DIR/data.json``: where the data came from, how many examples each split has (and of each class,
+    for class-id labels), the class names (the labels the model's outputs stand for; the export returns them)
+    and a table's columns."""
+    counts = {}
+    for name, split in splits.items():
+        y = np.asarray(split[1]) if split is not None and not isinstance(split[1], (tuple, dict)) else None
+        if y is not None and y.ndim == 1 and np.issubdtype(y.dtype, np.integer) and len(y):
+            counts[name] = np.bincount(y, minlength=len(splits.meta.get("class_names") or ())).tolist()
     return {"source": ctx.source or "built-in", "data_dir": str(ctx.data_dir) if ctx.data_dir else None,
             "examples": {name: length(split) for name, split in splits.items() if split is not None},
             "class_names": splits.meta.get("class_names"),
+            **({"class_counts": counts} if counts else {}),
             **({"columns": splits.meta["columns"]} if "columns" in splits.meta else {})}
 
 
