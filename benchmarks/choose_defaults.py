@@ -64,7 +64,8 @@ def score(run_dir: Path, data_dir, data) -> dict:
     else:
         evaluated = __import__("kerasapps").evaluate(run_dir, split="validation", data_dir=data_dir, data=data,
                                                      verbose=0)
-        return {f"val_{k}": v for k, v in evaluated["metrics"].items()}
+        captions = {f"val_{k}": v for k, v in evaluated.get("captions", {}).items() if k.startswith("bleu")}
+        return {**{f"val_{k}": v for k, v in evaluated["metrics"].items()}, **captions}
     return {"accuracy": float(np.mean(predicted == y)), "balanced_accuracy": float(balanced_accuracy_score(y, predicted))}
 
 

@@ -269,6 +269,13 @@ def describe_evaluation(result: dict, run_dir) -> list[str]:
         mean = regression.get("training_mean")
         lines.append(f"MAE {regression['mae']:.4f}, RMSE {regression['rmse']:.4f}, R2 {regression['r2']:.4f}"
                      + (f" (the training mean: MAE {mean['mae']:.4f})" if mean else ""))
+    captions = result.get("captions")
+    if captions:
+        lines.append(f"BLEU-1..4 of the {captions['images']} images' captions ({captions['decoding']}): "
+                     + ", ".join(f"{100 * captions[f'bleu{n}']:.1f}" for n in range(1, 5)))
+        lines += [f"  {c['source']}: {c['caption']}" for c in captions["examples"]]
+    if "bits_per_character" in result:
+        lines.append(f"bits per character {result['bits_per_character']:.4f}")
     if result.get("files"):
         lines.append("wrote " + ", ".join(str(Path(run_dir) / name) for name in result["files"].values()))
     return lines

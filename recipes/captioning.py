@@ -30,6 +30,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import numpy as np
+
 from kerasapps.core.errors import UsageError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
@@ -212,6 +214,30 @@ class CaptionGenerator(Serving):
                 f"(beam search, width {self.beam_width}, length penalty {self.length_penalty:g}); signature 'sample' adds temperature float32, seed int64")
 
 
+EXAMPLES_SHOWN = 5
+
+
+def caption_scores(model, hp, data, split, meta, metrics) -> dict:
+    """``evaluate``'s addition: corpus BLEU-1..4 (nltk, Papineni et al. 2002) of the export's captions (beam 5,
+    length penalty 0.5) for the split's images, against all their reference captions, with a few examples."""
+    from kerasapps.data.files import materialize
+    from kerasapps.recipes.captioning_decode import caption
+    from kerasapps.recipes.captioning_eval import corpus_bleu
+
+    groups = (meta.get("references") or {}).get(split)
+    if not groups:
+        return {}
+    images = data[0][0]
+    first = np.asarray(groups["first"])
+    pixels = np.asarray(materialize(images[first])).astype(np.float32) / 255.0
+    captions = caption(model, pixels)
+    sources = [str(p) for p in images.paths[first]] if hasattr(images, "paths") else [f"{split}[{i}]" for i in first]
+    return {"captions": {"decoding": "beam 5, length penalty 0.5, as the export decodes", "images": len(first),
+                         **corpus_bleu(captions, groups["captions"]),
+                         "examples": [{"source": s, "caption": c, "references": r} for s, c, r in
+                                      list(zip(sources, captions, groups["captions"]))[:EXAMPLES_SHOWN]]}}
+
+
 CAPTIONING = Recipe(
     name=NAME,
     summary="Image captioning: CNN encoder + RNN/LSTM/GRU decoder with the image vector injected; exports captions",
@@ -251,6 +277,7 @@ CAPTIONING = Recipe(
     serving=CaptionGenerator(),
     augmentable=True,
     task="captioned_images",
+    evaluation=caption_scores,
     data="your own table of image paths and captions (--data captions.csv), or flickr8k_subset (images_64.npz, captions.json: official split 753/113/125 images x 5 captions) in the "
          "data directory, else TFDS 'coco_captions'",
     reference="Vinyals et al. 2015 (Show and Tell); Karpathy & Fei-Fei 2015; loss in nats per word",

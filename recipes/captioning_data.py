@@ -171,9 +171,12 @@ def _splits(hp, parts: dict, words=None, meta=None) -> Splits:
         return (imgs[np.repeat(np.arange(len(refs)), counts)], caption_in), token_ids(rows_out, words)
 
     validation = parts.get("validation")
+    # each image's first row and its reference captions, per split: what BLEU scores a split's captions against
+    references = {name: {"first": np.cumsum([0] + [len(r) for r in refs[:-1]]).tolist(), "captions": refs}
+                  for name, (_, refs) in parts.items() if len(refs)}
     return Splits(train=pairs(parts["train"]), test=pairs(parts["test"]),
                   validation=pairs(validation) if validation is not None and len(validation[1]) else None,
-                  meta={"words": words, **(meta or {})})
+                  meta={"words": words, "references": references, **(meta or {})})
 
 
 def read_captioned_images(hp, source) -> dict[str, tuple[Examples, list[list[str]]]]:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 
@@ -36,7 +37,9 @@ def corpus_bleu(hypotheses: Sequence, references: Sequence[Sequence]) -> dict[st
     hyps = [_tokens(h) for h in hypotheses]
     refs = [[_tokens(r) for r in rs] for rs in references]
     weights = [(1.0,), (0.5, 0.5), (1 / 3, 1 / 3, 1 / 3), (0.25, 0.25, 0.25, 0.25)]
-    scores = nltk_corpus_bleu(refs, hyps, weights=weights)
+    with warnings.catch_warnings():  # nltk warns where no n-gram matches; the score (0) says so itself
+        warnings.simplefilter("ignore", UserWarning)
+        scores = nltk_corpus_bleu(refs, hyps, weights=weights)
     return {f"bleu{n}": float(s) for n, s in enumerate(scores, start=1)}
 
 

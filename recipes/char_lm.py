@@ -40,6 +40,7 @@ temperature and seed give the same text. Rules:
 from __future__ import annotations
 
 import logging
+import math
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -310,6 +311,11 @@ def generate(model_or_run_dir, prompt: str | bytes | Sequence[str | bytes] = "",
     return texts[0] if single else texts
 
 
+def bits_per_character(model, hp, data, split, meta, metrics) -> dict:
+    """``evaluate``'s addition: the loss in bits per character (nats / ln 2), as char-rnn results are quoted."""
+    return {"bits_per_character": metrics["loss"] / math.log(2)} if "loss" in metrics else {}
+
+
 CHAR_LM = Recipe(
     name="char_lm",
     summary="Character-level LSTM language model (char-rnn) on Tiny Shakespeare; exports a text generator",
@@ -333,6 +339,7 @@ CHAR_LM = Recipe(
     metrics=("accuracy",),
     serving=TextGenerator(),
     task="text_corpus",
+    evaluation=bits_per_character,
     data="Tiny Shakespeare (tinyshakespeare/input.txt in the data directory, else TFDS 'tiny_shakespeare'); "
          "first 90% train, last 10% validation (also reported as test)",
     reference="Karpathy char-rnn (2015); Graves 2013; Hochreiter & Schmidhuber 1997; val_loss in nats/char",

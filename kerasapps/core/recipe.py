@@ -205,6 +205,10 @@ class Recipe:
     # auxiliary training heads whose losses count this much each (GoogLeNet's 0.3, Szegedy et al. 2014 sec. 5).
     aux_loss_weight: float = 0.3
     augmentable: bool = False  # the (first) model input is an image batch [N, H, W, C] augment_* keys may transform
+    # evaluation(model, hp, data, split, meta, metrics) -> dict: what `evaluate` adds for this recipe beyond the
+    # loss, the metrics and (for a classifier or regressor) the per-example scores, from the split's (x, y) ``data``,
+    # its name and the data's meta: a captioner's BLEU, a language model's bits per character
+    evaluation: Callable[..., dict] | None = None
 
     def __post_init__(self):
         if not self.name or not self.name.replace("_", "").isalnum() or not self.name[0].isalpha():

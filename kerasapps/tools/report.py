@@ -270,6 +270,15 @@ def _evaluation_section(path: Path, split: str, evaluation: dict) -> list[str]:
         if regression.get("residuals"):
             out.append("<p>residuals (answer - target): "
                        + ", ".join(f"{k} {v:.3f}" for k, v in regression["residuals"].items()) + "</p>")
+    captions = evaluation.get("captions")
+    if captions:
+        out.append(_table(["", "value"], [[f"BLEU-{n}", captions[f"bleu{n}"]] for n in range(1, 5)]
+                          + [["images", captions["images"]], ["decoding", captions["decoding"]]]))
+        out.append(_table(["image", "caption", "first reference"],
+                          [[c["source"], c["caption"], (c["references"] or [""])[0]] for c in captions["examples"]],
+                          text_columns=3))
+    if "bits_per_character" in evaluation:
+        out.append(f"<p>bits per character: {evaluation['bits_per_character']:.4f}</p>")
     if files.get("predictions"):
         out.append(f"<p class='note'>every example's answer: {_e(os.fspath(path / files['predictions']))}</p>")
     return out
