@@ -250,8 +250,8 @@ def describe_evaluation(result: dict, run_dir) -> list[str]:
     if classes:
         majority = classes.get("majority_class")
         lines.append(f"balanced accuracy {classes['balanced_accuracy']:.4f}, macro F1 {classes['macro_f1']:.4f}"
-                     + (f", ROC AUC {classes['roc_auc']:.4f}, PR AUC {classes['pr_auc']:.4f}" if "roc_auc" in classes
-                        else "")
+                     + (f", ROC AUC {classes['roc_auc']:.4f}, PR AUC {classes['pr_auc']:.4f} (positive class "
+                        f"{classes['positive_class']!r})" if "roc_auc" in classes else "")
                      + (f" (always answering {majority['class']!r}: accuracy {majority['accuracy']:.4f}, balanced "
                         f"{majority['balanced_accuracy']:.4f})" if majority else ""))
         rows = classes["per_class"]

@@ -241,7 +241,8 @@ def _evaluation_section(path: Path, split: str, evaluation: dict) -> list[str]:
         majority = classes.get("majority_class")
         summary = [["accuracy", classes["accuracy"]], ["balanced accuracy", classes["balanced_accuracy"]],
                    ["macro F1", classes["macro_f1"]]]
-        summary += [[name.replace("_", " ").upper(), classes[name]] for name in ("roc_auc", "pr_auc") if name in classes]
+        summary += [[f"{name.replace('_', ' ').upper()} (positive class {classes['positive_class']!r})", classes[name]]
+                    for name in ("roc_auc", "pr_auc") if name in classes]
         if majority:
             summary += [[f"always answering {majority['class']!r}: accuracy", majority["accuracy"]],
                         [f"always answering {majority['class']!r}: balanced accuracy", majority["balanced_accuracy"]]]

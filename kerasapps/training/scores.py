@@ -73,7 +73,8 @@ def classifier_scores(found: Answers, names: Sequence[str], train_labels=None) -
         "confusion_matrix": matrix.tolist(),
         "top_confusions": [{"true": names[t], "predicted": names[p], "count": count} for count, t, p in confusions],
     }
-    if len(names) == 2 and len(present) == 2:
+    if len(names) == 2 and len(present) == 2:  # the second class is the positive one, as scikit-learn takes it
+        out["positive_class"] = names[1]
         out["roc_auc"] = float(roc_auc_score(y, found.probabilities[:, 1]))
         out["pr_auc"] = float(average_precision_score(y, found.probabilities[:, 1]))
     if train_labels is not None and len(train_labels):
