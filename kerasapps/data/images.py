@@ -10,6 +10,8 @@ crop, the same antialiased resize and the same rounding to uint8.
 
 from __future__ import annotations
 
+import re
+
 
 def decode_image(data, shape: tuple | None = None, square: bool = False):
     """PNG/JPEG/BMP/GIF bytes (a scalar string tensor) -> uint8 ``shape`` (:func:`fit_images`); a GIF gives its
@@ -51,3 +53,11 @@ def fit_images(images, shape: tuple, square: bool = False):
                                                                                 antialias=True)), 0, 255), tf.uint8))
     images = tf.reshape(images, ((-1,) if batched else ()) + (height, width, channels))
     return images if len(shape) == 3 else images[..., 0]
+
+
+def decode_error(exc) -> str:
+    """TensorFlow's decoding error in a line a user reads: "jpeg::Uncompress failed. Invalid JPEG data or crop
+    window." without the op's wrapper names."""
+    message = (getattr(exc, "message", None) or str(exc)).splitlines()[0] if str(exc) else type(exc).__name__
+    message = re.sub(r"\{\{[^}]*\}\}\s*", "", message)
+    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", message).strip() or type(exc).__name__

@@ -67,6 +67,11 @@ def test_an_image_folder_of_odd_jpegs_evaluates_as_its_export_answers(real_data_
     export = kerasapps.export(run.run_dir, out=tmp_path / "models")
     for model in (export, run.run_dir):  # the export and the run directory, from the same files
         _agree(rows, kerasapps.predict(model, sources))
+    whole = Path(sources[0]).read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[:len(whole) // 3])  # a truncated photo: one line naming it
+    printed = CliRunner().invoke(cli, ["predict", str(export), str(tmp_path / "cut.jpg")])
+    assert printed.exit_code == 2 and printed.stderr.strip().splitlines() == [
+        f"error: cannot decode image {tmp_path / 'cut.jpg'}: jpeg::Uncompress failed. Invalid JPEG data or crop window."]
     mistakes = result["classes"]["worst_mistakes"]
     assert all(m["true"] != m["predicted"] and m["source"] in sources for m in mistakes)
     assert [m["probability"] for m in mistakes] == sorted((m["probability"] for m in mistakes), reverse=True)
