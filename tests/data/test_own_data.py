@@ -18,7 +18,7 @@ import kerasapps
 from kerasapps.cli.main import cli
 from kerasapps.core.errors import DataError
 
-from conftest import sklearn_tables, write_table
+from user_data import sklearn_tables, write_table
 
 CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 

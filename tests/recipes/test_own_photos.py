@@ -14,7 +14,7 @@ from PIL import Image
 
 import kerasapps
 from kerasapps.cli.main import cli
-from conftest import photo_folder
+from user_data import photo_folder
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 import kerasapps
 from kerasapps.cli.main import cli
-from conftest import photo_folder, sklearn_tables, write_table
+from user_data import photo_folder, sklearn_tables, write_table
 
 pytestmark = [pytest.mark.realdata]
 TOLERANCE = 1e-4
