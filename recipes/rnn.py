@@ -26,6 +26,7 @@ from __future__ import annotations
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, classes_in
+from kerasapps.recipes.mnist_transfer import MNIST_EPOCHS
 from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -143,9 +144,12 @@ MNIST_ROWS = Recipe(
     build_model=build_mnist_rows,
     load_data=load_mnist_rows,
     hparams=RNN_HPARAMS,
-    # 5 epochs at lr 1e-3 reached 97.70% with the LSTM; the issue's target is 98.5%.
-    defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": 10,
-              "batch_size": 128, "clipnorm": 1.0},
+    # 5 epochs at lr 1e-3 reached 97.70% with the LSTM; the issue's target is 98.5%. Issue 26, on validation
+    # splits over 3 seeds: epochs follow the data as for the other MNIST recipes (on 4,500 PNG digits 0.9660
+    # against 0.9460 at a fixed 10 epochs), and label smoothing (0.9713 there; on MNIST 0.9886 against 0.9891,
+    # within a seed's spread); on MNIST itself the rule gives the same 10 epochs
+    defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "batch_size": 128,
+              "clipnorm": 1.0, "label_smoothing": "auto", **MNIST_EPOCHS},
     preprocess=preprocess_rows,
     serving=ImageClassifier(28, 28),
     task="image_classification",

@@ -66,6 +66,8 @@ def evaluate(run_dir, *, split: str = "test", data_dir=None, data: str | None = 
     out = {"recipe": recipe.name, "split": split, "examples": length(splits[split]),
            "metrics": {k: float(v) for k, v in metrics.items()}}
     out.update(_examples(run_dir, recipe, hp, model, ds, raw, split))
+    if "classes" in out:  # beside the recipe's metrics, as training's last test line gives it
+        out["metrics"]["balanced_accuracy"] = out["classes"]["balanced_accuracy"]
     if recipe.evaluation is not None:
         out.update(recipe.evaluation(model, stage_hp, raw[split], split, loaded.meta, out["metrics"]))
     rundir.write_json(run_dir / f"evaluation-{split}.json", out)

@@ -58,6 +58,17 @@ def test_train_evaluate_export_reload_and_serve(name, recipe_data_dir, real_tabl
     assert all(np.isfinite(v) for v in run.metrics["test"].values())
     evaluation = kerasapps.evaluate(run.run_dir, data_dir=recipe_data_dir)
     assert evaluation["metrics"] == pytest.approx(run.metrics["test"], rel=1e-5, abs=1e-6)
+    if "classes" in evaluation:  # a classifier: its classes' supports are the test split's labels
+        classes = evaluation["classes"]
+        assert sum(r["support"] for r in classes["per_class"]) == evaluation["examples"]
+        if "accuracy" in run.metrics["test"]:  # Keras's accuracy and scikit-learn's, from the same answers
+            assert classes["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"], abs=1e-6)
+    if name == "char_lm":  # the loss in bits: nats / ln 2
+        assert evaluation["bits_per_character"] == pytest.approx(evaluation["metrics"]["loss"] / np.log(2))
+    if name == "captioning_flickr8k":  # corpus BLEU of the export's captions for the images of the split
+        captions = evaluation["captions"]
+        assert captions["images"] >= 1 and all(0 <= captions[f"bleu{n}"] <= 1 for n in range(1, 5))
+        assert all(example["caption"] for example in captions["examples"])
     path = kerasapps.export(run.run_dir, out=tmp_path / "models")
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     inputs = real_raw_inputs(recipe, recipe.resolve(), recipe_data_dir, serve.structured_input_signature[1], source)

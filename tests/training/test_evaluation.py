@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,23 @@ def test_a_builtin_set_evaluates_as_its_export_answers(real_data_dir, tmp_path):
     answers = [{"classes": c.decode(), "probabilities": p.tolist()}
                for c, p in zip(out["classes"].numpy(), out["probabilities"].numpy())]
     _agree(rows, answers)
+
+
+def test_training_says_when_a_classifier_does_no_better_than_its_majority_class(tmp_path):
+    """Real wine measurements with a label unrelated to them, 19 rows in 20 "common": the model can only answer
+    "common", and the last lines say so; the real cultivars get no warning."""
+    wine, _ = sklearn_tables(tmp_path)
+    with wine.open(newline="") as handle:
+        lines = list(csv.reader(handle))
+    rows = [line[:-1] + ["rare" if i % 20 == 0 else "common"] for i, line in enumerate(lines[1:])]
+    table = write_table(tmp_path / "noise.csv", lines[0], rows)
+    printed = CliRunner().invoke(cli, ["train", "mlp_tabular", "--data", str(table), "--run-dir",
+                                       str(tmp_path / "noise"), "--epochs", "5"])
+    assert printed.exit_code == 0, printed.output
+    assert "validation: accuracy" in printed.stdout and "(always answering 'common': " in printed.stdout
+    assert "WARNING: this classifier does no better than always answering 'common' on the validation split" \
+        in printed.stdout
+    assert re.search(r"^test: accuracy [0-9.]+, loss [0-9.]+, balanced_accuracy [0-9.]+$", printed.stdout, re.M)
+    printed = CliRunner().invoke(cli, ["train", "mlp_tabular", "--data", str(wine), "--run-dir",
+                                       str(tmp_path / "wine"), "--epochs", "20"])
+    assert printed.exit_code == 0 and "validation: accuracy" in printed.stdout and "WARNING" not in printed.stdout
