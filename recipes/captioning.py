@@ -272,8 +272,13 @@ CAPTIONING = Recipe(
                           minimum=0.0, maximum=0.9),
         "caption_column": HParam("caption", str, "--data table: the column of captions (one row per caption)"),
     },
-    defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": 15,
-              "batch_size": 64, "clipnorm": 5.0, "augment_flip": "horizontal"},
+    # Issue 26, on the 113 dev images over 3 seeds: 30 epochs against 15, validation word accuracy 0.3527 against
+    # 0.3419 and BLEU-4 0.0907 against 0.0799 (label smoothing 0.1 and EMA 0.99 at 15 epochs: level, 1 seed). The
+    # 30 epochs are the subset's 3,765 training captions x 30 as a number of examples: a table of captions of
+    # another size gets as many steps (at most 100 epochs)
+    defaults={"optimizer": "adam", "learning_rate": 2e-3, "lr_schedule": "cosine", "epochs": "auto",
+              "auto_examples": 112_950, "max_epochs": 100, "batch_size": 64, "clipnorm": 5.0,
+              "augment_flip": "horizontal"},
     preprocess=preprocess,
     loss={"class_name": "SparseCategoricalCrossentropy",  # a Keras config: declaring the recipe imports no Keras
           "config": {"from_logits": True, "ignore_class": 0}},
