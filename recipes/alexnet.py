@@ -167,7 +167,7 @@ def eight_layer_net(input_shape, *, conv1, conv2, pool_padding, groups, lrn, con
 # ---------------------------------------------------------------------------- recipe
 
 def _recipe():
-    from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
+    from kerasapps.recipes.cifar import CNN_HPARAMS, PRACTICE, cifar10_recipe
 
     def build(hp, meta):
         return alexnet(input_shape=(32, 32, 3), classes=classes_in(meta, 10), stem="small", dropout=hp.dropout,
@@ -177,7 +177,7 @@ def _recipe():
         "alexnet_cifar10", alexnet, "AlexNet (Krizhevsky et al. 2012) with LRN, small stem, on CIFAR-10",
         "Krizhevsky et al. 2012 (ImageNet); CIFAR-10 adaptation: 5x5/1 conv1, 'same' pools, fc 1024",
         hparams=CNN_HPARAMS(lrn=True, fc_units=1024), build=build,
-        defaults={"learning_rate": 0.01, "l2": 5e-4, "nesterov": False})
+        defaults={"learning_rate": 0.01, "l2": 5e-4, "nesterov": False, **PRACTICE})
 
 
 RECIPES = [_recipe()]

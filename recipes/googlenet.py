@@ -218,7 +218,7 @@ def googlenet(
 
 def _recipe():
     from kerasapps.core.hparams import HParam
-    from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
+    from kerasapps.recipes.cifar import CNN_HPARAMS, PRACTICE, cifar10_recipe
 
     def build(hp, meta):
         return googlenet(input_shape=(32, 32, 3), classes=classes_in(meta, 10), stem="small", dropout=hp.dropout,
@@ -231,7 +231,7 @@ def _recipe():
         hparams={**CNN_HPARAMS(dropout=0.4, lrn=False, batch_norm=True),
                  "aux_heads": HParam(False, bool, "train the two auxiliary classifiers of section 5 beside the "
                                      "main head (losses weighted 0.3 each; the export serves the main head only)")},
-        build=build, defaults={"learning_rate": 0.05, "warmup_epochs": 2.0})
+        build=build, defaults={"learning_rate": 0.05, "warmup_epochs": 2.0, **PRACTICE})
 
 
 RECIPES = [_recipe()]

@@ -203,7 +203,7 @@ vgg19.__doc__ = _DOC.format(
 # ---------------------------------------------------------------------------- recipe
 
 def _recipe():
-    from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
+    from kerasapps.recipes.cifar import CNN_HPARAMS, PRACTICE, cifar10_recipe
 
     def build(hp, meta):
         return vgg16(input_shape=(32, 32, 3), classes=classes_in(meta, 10), dropout=hp.dropout,
@@ -213,7 +213,7 @@ def _recipe():
         "vgg16_cifar10", vgg16, "VGG-16 (Simonyan & Zisserman 2014) with batch norm on CIFAR-10",
         "Simonyan & Zisserman 2014 (ImageNet); CIFAR-10 adaptation: batch norm after each conv, fc 512",
         hparams=CNN_HPARAMS(batch_norm=True, fc_units=512), build=build,
-        defaults={"learning_rate": 0.05, "l2": 5e-4, "warmup_epochs": 2.0})
+        defaults={"learning_rate": 0.05, "l2": 5e-4, "warmup_epochs": 2.0, **PRACTICE})
 
 
 RECIPES = [_recipe()]

@@ -129,7 +129,7 @@ def zfnet(
 # ---------------------------------------------------------------------------- recipe
 
 def _recipe():
-    from kerasapps.recipes.cifar import CNN_HPARAMS, cifar10_recipe
+    from kerasapps.recipes.cifar import CNN_HPARAMS, PRACTICE, cifar10_recipe
 
     def build(hp, meta):
         return zfnet(input_shape=(32, 32, 3), classes=classes_in(meta, 10), stem="small", dropout=hp.dropout,
@@ -139,7 +139,7 @@ def _recipe():
         "zfnet_cifar10", zfnet, "ZFNet (Zeiler & Fergus 2013) with LRN, small stem, on CIFAR-10",
         "Zeiler & Fergus 2013 (ImageNet); CIFAR-10 adaptation: small stem, fc 1024",
         hparams=CNN_HPARAMS(lrn=True, fc_units=1024), build=build,
-        defaults={"learning_rate": 0.01, "l2": 5e-4, "nesterov": False})
+        defaults={"learning_rate": 0.01, "l2": 5e-4, "nesterov": False, **PRACTICE})
 
 
 RECIPES = [_recipe()]
