@@ -57,11 +57,11 @@ def test_warmup_longer_than_the_stage_is_cut_to_it(tmp_path, tiny_data_dir, capl
 def test_warmup_schedule_values():
     from kerasapps.training.optimizers import build_optimizer
 
-    hp = kerasapps.get_recipe("resnet56_cifar10").resolve()
-    assert hp.warmup_epochs == 2.0 and hp.learning_rate == 0.1  # the deep CIFAR nets warm up by default
+    hp = kerasapps.get_recipe("resnet56_cifar10").resolve(flags={"epochs": 30})
+    assert hp.warmup_epochs == 2.0 and hp.learning_rate == 0.05  # the deep CIFAR nets warm up by default
     schedule = build_optimizer(hp, steps_per_epoch=10)._learning_rate
     rates = [float(schedule(step)) for step in (0, 10, 20, 160, 300)]
-    np.testing.assert_allclose(rates, [0.01, 0.055, 0.1, 0.05, 0.0], atol=1e-6)
+    np.testing.assert_allclose(rates, [0.005, 0.0275, 0.05, 0.025, 0.0], atol=1e-6)
     assert not kerasapps.get_recipe("resnet20_cifar10").resolve().warmup_epochs
 
 
