@@ -30,7 +30,7 @@ from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Serving, Splits
 from kerasapps.data.splits import class_names, split_off
-from kerasapps.data.tables import column, input_name, is_missing, number_or_nan, read_table, split_files
+from kerasapps.data.tables import column, input_name, is_missing, number_or_nan, read_table, split_files, to_number
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 log = logging.getLogger("kerasapps")
@@ -39,16 +39,6 @@ NUMERIC_SHARE = 0.9  # a column with at least this share of numbers among its ot
 OBJECTIVES = ("classification", "regression")
 # what `kerasapps info` builds the model with, no table being loaded
 PLACEHOLDER = [{"name": "feature", "input": "feature", "kind": "numeric", "mean": 0.0, "variance": 1.0}]
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def names_in(text: str) -> list[str]:
@@ -153,7 +143,7 @@ def load_tabular(hp, ctx) -> Splits:
         if names is not None:
             y = np.array([names.index(str(v)) for v in labels], np.int64)
         else:
-            numbers = [_number(v) for v in labels]
+            numbers = [to_number(v) for v in labels]
             if any(n is None for n in numbers):
                 raise DataError(f"--data {files[split]}: objective=regression needs numbers in {hp.label_column!r}")
             y = np.array(numbers, np.float32)

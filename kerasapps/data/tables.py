@@ -33,10 +33,8 @@ def is_missing(value) -> bool:
     return value is None or isinstance(value, str) and value.strip().lower() in MISSING
 
 
-def number_or_nan(value) -> float | None:
-    """A cell of a numeric column: its number, NaN where it is a missing-value marker, None where it is neither."""
-    if is_missing(value):
-        return float("nan")
+def to_number(value) -> float | None:
+    """A cell's finite number, or None (a word, a boolean, inf or nan)."""
     if isinstance(value, bool):
         return None
     try:
@@ -44,6 +42,11 @@ def number_or_nan(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if np.isfinite(number) else None
+
+
+def number_or_nan(value) -> float | None:
+    """A cell of a numeric column: its number, NaN where it is a missing-value marker, None where it is neither."""
+    return float("nan") if is_missing(value) else to_number(value)
 
 
 def input_name(column_name: str) -> str:
