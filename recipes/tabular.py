@@ -29,7 +29,7 @@ from kerasapps.core.errors import DataError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Serving, Splits
-from kerasapps.data.splits import class_names, split_off
+from kerasapps.data.splits import class_names, split_off, take
 from kerasapps.data.tables import column, input_name, is_missing, number_or_nan, read_table, split_files, to_number
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -126,11 +126,11 @@ def load_tabular(hp, ctx) -> Splits:
         raise DataError(f"mlp_tabular takes a .csv or .jsonl table; --data {ctx.source} is not one")
     files = split_files(path)
     tables = {split: read_table(file) for split, file in files.items()}
-    training = tables["train"]
-    if "test" not in tables:  # the rows the test split will take are not looked at: the same seeded carve below
+    training, carve = tables["train"], None
+    if "test" not in tables:  # the test rows, carved by a seeded permutation, are not looked at for the columns
         rows = np.arange(len(next(iter(training.values()))))
-        kept = split_off((rows, rows), hp.test_split, hp.seed, salt=104729)[0][0]
-        training = {name: [values[i] for i in kept] for name, values in training.items()}
+        carve = split_off(rows, hp.test_split, hp.seed, salt=104729)  # (kept rows, held rows or None)
+        training = {name: [values[i] for i in carve[0]] for name, values in training.items()}
     columns = describe_columns(training, hp.label_column, names_in(hp.categorical_columns),
                                names_in(hp.numeric_columns))
     report_columns(columns, len(next(iter(training.values()))))
@@ -149,8 +149,9 @@ def load_tabular(hp, ctx) -> Splits:
             y = np.array(numbers, np.float32)
         splits[split] = (_inputs(table, columns), y)
     result = Splits(splits, meta={"columns": columns, "class_names": names, "source": str(path)})
-    if "test" not in result:
-        result["train"], result["test"] = split_off(result["train"], hp.test_split, hp.seed, salt=104729)
+    if carve is not None:
+        (kept, held), whole = carve, result["train"]
+        result["train"], result["test"] = take(whole, kept), take(whole, held) if held is not None else None
     return result
 
 

@@ -15,7 +15,6 @@ flat as the data grows.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -144,6 +143,12 @@ def check_images(paths: Sequence[Path], bad_files: str, bar: Progress = NO_PROGR
     (a truncated file fails here, not mid-epoch; Pillow reads some files TensorFlow refuses); the others are an
     error naming the first ones, or (``bad_files=skip``) left out with a one-line count. ``bar`` advances by
     one a file."""
+    good, bad = _decodable(paths, bar)
+    return _keep(good, bad, bad_files, "are not decodable PNG, JPEG, BMP or GIF images (or are truncated)")
+
+
+def _decodable(paths: Sequence[Path], bar: Progress = NO_PROGRESS) -> tuple[list[Path], list[Path]]:
+    """(the image files TensorFlow decodes whole, the others)."""
     import tensorflow as tf
 
     good, bad = [], []
@@ -161,11 +166,16 @@ def check_images(paths: Sequence[Path], bad_files: str, bar: Progress = NO_PROGR
             except tf.errors.OpError:
                 bad.append(path)
             bar.advance()
-    return _keep(good, bad, bad_files, "are not decodable PNG, JPEG, BMP or GIF images (or are truncated)")
+    return good, bad
 
 
 def check_texts(paths: Sequence[Path], bad_files: str, bar: Progress = NO_PROGRESS) -> list[Path]:
     """``paths`` that hold UTF-8 text; the others as in :func:`check_images`."""
+    return _keep(*_utf8(paths, bar), bad_files, "are not UTF-8 text")
+
+
+def _utf8(paths: Sequence[Path], bar: Progress = NO_PROGRESS) -> tuple[list[Path], list[Path]]:
+    """(the files that hold UTF-8 text, the others)."""
     good, bad = [], []
     for path in paths:
         try:
@@ -174,7 +184,7 @@ def check_texts(paths: Sequence[Path], bad_files: str, bar: Progress = NO_PROGRE
         except (UnicodeDecodeError, OSError):
             bad.append(path)
         bar.advance()
-    return _keep(good, bad, bad_files, "are not UTF-8 text")
+    return good, bad
 
 
 def unreadable(splits) -> str | None:
@@ -184,25 +194,11 @@ def unreadable(splits) -> str | None:
         for examples in (x.values() if isinstance(x, dict) else [x]):
             if not isinstance(examples, Examples) or examples.reader.kind == "raw":
                 continue
-            paths = [Path(p) for p in examples.paths]
-            check = check_images if examples.reader.kind == "image" else check_texts
-            with _quiet():
-                good = set(check(paths, "skip"))
-            bad = [p for p in paths if p not in good]
+            sort = _decodable if examples.reader.kind == "image" else _utf8
+            _, bad = sort([Path(p) for p in examples.paths])
             if bad:
                 return str(bad[0])
     return None
-
-
-@contextlib.contextmanager
-def _quiet():
-    """The skip warning of a check that looks for the culprit is not news to the user."""
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
 
 
 def _keep(good: list, bad: list, bad_files: str, what: str) -> list:

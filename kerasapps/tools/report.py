@@ -30,7 +30,6 @@ th, td { border: 1px solid #ccd; padding: .25em .6em; text-align: right; }
 th { background: #eef; } td.text, th.text { text-align: left; }
 .warn { background: #fee; border-left: 4px solid #c33; padding: .4em .8em; }
 .note { color: #666; } img { max-width: 100%; border: 1px solid #ddd; margin: .4em 0; }
-pre { background: #f6f6f9; padding: .6em; overflow-x: auto; }
 """
 SCRIPT = """
 window.addEventListener('load', function () {
@@ -80,8 +79,9 @@ def _read(path: Path) -> dict:
 
 
 def _json(path: Path) -> dict:
+    """A run's JSON file, or {} where it is missing or unreadable (the page shows what there is)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return rundir.read_json(path) if path.is_file() else {}
     except (OSError, ValueError):
         return {}
 

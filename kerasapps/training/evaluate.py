@@ -21,7 +21,7 @@ from kerasapps.data.splits import length, stage_splits
 from kerasapps.training import rundir
 from kerasapps.training.checkpoints import load_model, recipe_objects
 from kerasapps.training import evaluation_plots as plots, scores
-from kerasapps.training.losses import choose_loss, with_auxiliary_targets
+from kerasapps.training.losses import choose_loss, main_head, with_auxiliary_targets
 from kerasapps.training.regularizers import apply_weight_penalties
 from kerasapps.training.tta import with_tta
 
@@ -76,12 +76,11 @@ def evaluate(run_dir, *, split: str = "test", data_dir=None, data: str | None = 
 
 def _examples(run_dir: Path, recipe, hp, model, ds, splits, split: str) -> dict:
     """A classifier's or regressor's answers example by example: the scores, the pictures, the answers' table."""
-    units, activation = _main_head(model)
+    units, activation = main_head(model)
     x, y = splits[split]
     if units is None or np.asarray(y).ndim != 1:
         return {}
-    outputs = model.predict(ds, verbose=0)
-    found = scores.answers(outputs[0] if isinstance(outputs, (list, tuple)) else outputs, y, units, activation)
+    found = _answers(model, ds, y, units, activation)
     if found is None:
         return {}
     sources = [str(p) for p in x.paths] if isinstance(x, Examples) else [f"{split}[{i}]" for i in range(len(y))]
@@ -117,7 +116,7 @@ def class_check(plan, model) -> dict:
     """At the end of training, for a classifier: the test split's balanced accuracy (``test``), and the validation
     split's accuracy and balanced accuracy beside always answering the training split's most frequent class
     (``validation``; ``no_better`` where the model is within a point of it on both). {} for other models."""
-    units, activation = _main_head(model)
+    units, activation = main_head(model)
     if units is None or not all(np.asarray(y).ndim == 1 for _, y in plan.data.values()):
         return {}
     hp = plan.hp
@@ -128,9 +127,7 @@ def class_check(plan, model) -> dict:
             continue
         ds = evaluation_dataset(plan.data[split], batch_size=plan.batch_size, preprocess=plan.recipe.preprocess,
                                 cache=False)
-        outputs = scored.predict(ds, verbose=0)
-        found = scores.answers(outputs[0] if isinstance(outputs, (list, tuple)) else outputs, plan.data[split][1],
-                               units, activation)
+        found = _answers(scored, ds, plan.data[split][1], units, activation)
         if found is None or found.kind != "classes":
             return {}
         names = class_names(plan.recipe, hp, plan.meta, found.probabilities.shape[1])
@@ -148,19 +145,10 @@ def class_check(plan, model) -> dict:
     return out
 
 
-def _main_head(model) -> tuple[int | None, str]:
-    """(units, activation) of the model's main output (the one named ``predictions`` where there are several)."""
-    if len(model.outputs) == 1:
-        layer = model.layers[-1]
-    else:
-        names = [layer.name for layer in model.layers]
-        if "predictions" not in names:
-            return None, "linear"
-        layer = model.get_layer("predictions")
-    activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
-    if type(layer).__name__ == "Softmax":
-        activation = "softmax"
-    return int(layer.output.shape[-1]), activation
+def _answers(model, ds, y, units: int, activation: str):
+    """The model's answers on ``ds`` (its main output's, where it has several) beside the targets ``y``."""
+    outputs = model.predict(ds, verbose=0)
+    return scores.answers(outputs[0] if isinstance(outputs, (list, tuple)) else outputs, y, units, activation)
 
 
 def class_names(recipe, hp, record, count: int) -> list[str]:

@@ -158,12 +158,25 @@ def head_of(model) -> tuple[int, str]:
     """(output units, activation name: softmax, sigmoid, linear or another) of a single-output model."""
     if len(model.outputs) != 1:
         raise ConfigError(f"loss= needs a single-output model; {model.name} has {len(model.outputs)} outputs")
-    units = model.outputs[0].shape[-1]
-    layer = model.layers[-1]
+    return layer_head(model.layers[-1])
+
+
+def main_head(model) -> tuple[int | None, str]:
+    """(units, activation) of a model's answer: its one output, or the layer named ``predictions`` among several
+    (GoogLeNet's main head beside its auxiliary ones); (None, "linear") where there is no such layer."""
+    if len(model.outputs) == 1:
+        return layer_head(model.layers[-1])
+    if "predictions" not in [layer.name for layer in model.layers]:
+        return None, "linear"
+    return layer_head(model.get_layer("predictions"))
+
+
+def layer_head(layer) -> tuple[int, str]:
+    """(output units, activation name) of a model's last layer."""
     activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
-    if type(layer).__name__ in ("Softmax",):
+    if type(layer).__name__ == "Softmax":
         activation = "softmax"
-    return units, activation
+    return int(layer.output.shape[-1]), activation
 
 
 def one_hot(classes: int) -> Callable[[np.ndarray], np.ndarray]:
