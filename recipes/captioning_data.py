@@ -30,6 +30,8 @@ from kerasapps.core.recipe import DATA_DIR_ENV, Splits
 from kerasapps.data.builtin import load_npz
 from kerasapps.data.files import Examples, Reader, check_images
 from kerasapps.data.images import fit_images
+from kerasapps.data.sources import own_data
+from kerasapps.data.tables import SUFFIXES as TABLE_SUFFIXES
 from kerasapps.data.tables import column, read_table, split_files
 
 PAD, UNK, START, END = "", "[UNK]", "<start>", "<end>"
@@ -141,11 +143,12 @@ def load_captioning(hp, ctx):
                          "(the conv encoder is always trained jointly)")
     if hp.encoder_weights:
         weights_path(hp.encoder_weights)
-    if ctx.source:
+    source = own_data(ctx)  # a table of image paths and captions (load_splits refused any other kind)
+    if source is not None:
         if hp.vocabulary != "train":
             raise UsageError(f"vocabulary={hp.vocabulary} reads Flickr8k's own captions; with --data the vocabulary "
                              "comes from the table's training captions (vocabulary=train)")
-        return _splits(hp, read_captioned_images(hp, ctx.source), meta={"source": str(ctx.source)})
+        return _splits(hp, read_captioned_images(hp, source.path), meta={"source": source.text})
     if ctx.data_dir is not None:
         images, entries = read_subset(ctx)
     else:
@@ -182,7 +185,7 @@ def _splits(hp, parts: dict, words=None, meta=None) -> Splits:
 def read_captioned_images(hp, source) -> dict[str, tuple[Examples, list[list[str]]]]:
     """A table of image paths and captions -> per split (the images as files, their reference captions)."""
     path = Path(source).expanduser()
-    if path.suffix.lower() not in (".csv", ".jsonl"):
+    if path.suffix.lower() not in TABLE_SUFFIXES:
         raise DataError(f"the captioning recipe takes a .csv or .jsonl table of image paths and captions (columns "
                         f"{hp.image_column!r}, {hp.caption_column!r}); --data {source} is not one")
     reader = Reader("image", (hp.image_size, hp.image_size, 3), square=True)

@@ -52,7 +52,7 @@ from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import DATA_DIR_ENV, Recipe, Serving, Splits
 from kerasapps.core.schema import GENERATION
-from kerasapps.data.sources import read_corpus
+from kerasapps.data.sources import own_data, read_corpus
 from kerasapps.recipes.rnn import CELLS, rnn_stack
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -103,8 +103,9 @@ def load_char_lm(hp, ctx):
 
     The text: ``--data`` (a text file, or a folder of them read in sorted order), else Tiny Shakespeare.
     """
-    if ctx.source:
-        text = read_corpus(ctx.source)
+    source = own_data(ctx)
+    if source is not None:
+        text = read_corpus(source.path)
     elif ctx.data_dir is not None:
         text = read_text(ctx.require("tinyshakespeare/input.txt", "Karpathy's char-rnn input.txt"))
     else:

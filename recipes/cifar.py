@@ -14,11 +14,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from kerasapps.core.errors import DataError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, classes_in
-from kerasapps.data.builtin import load_npz, tfds_arrays
+from kerasapps.data.builtin import load_cifar10
 from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -26,23 +25,6 @@ keras = lazy_import("keras")  # loaded when a model is built, not when the regis
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def load_cifar10(hp, ctx):
-    if ctx.data_dir is not None:
-        path = ctx.require("cifar10_subset/cifar10_subset.npz", "keys x_train, y_train, x_test, y_test")
-        arrays = load_npz(path, ["x_train", "y_train", "x_test", "y_test"])
-        splits = {"train": (arrays["x_train"], arrays["y_train"]), "test": (arrays["x_test"], arrays["y_test"])}
-    else:
-        splits = {name: tfds_arrays("cifar10", name, "cifar10_subset/cifar10_subset.npz")
-                  for name in ("train", "test")}
-    out = {}
-    for name, (x, y) in splits.items():
-        x = np.asarray(x)
-        if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8:
-            raise DataError(f"CIFAR-10 {name} images must be uint8 [N, 32, 32, 3]; got {x.dtype} {list(x.shape)}")
-        out[name] = (x, np.asarray(y).reshape(-1).astype(np.int64))
-    return out
 
 
 def preprocess(images):

@@ -11,7 +11,8 @@ from kerasapps.models.arguments import (
     resolve_input_shape,
 )
 from kerasapps.models.blocks import pool_features
-from kerasapps.recipes.mnist_transfer import MNIST_EPOCHS, load_mnist
+from kerasapps.data.builtin import load_mnist
+from kerasapps.recipes.mnist_transfer import MNIST_EPOCHS
 from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes

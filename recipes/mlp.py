@@ -12,7 +12,8 @@ from __future__ import annotations
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, classes_in
-from kerasapps.recipes.mnist_transfer import MNIST_EPOCHS, load_mnist
+from kerasapps.data.builtin import load_mnist
+from kerasapps.recipes.mnist_transfer import MNIST_EPOCHS
 from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes

@@ -16,13 +16,11 @@ same validation accuracy over 3 seeds); the saved and exported model is float32 
 
 from __future__ import annotations
 
-import numpy as np
 
-from kerasapps.core.errors import DataError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Stage
-from kerasapps.data.builtin import load_npz, tfds_arrays
+from kerasapps.data.builtin import load_mnist
 from kerasapps.savedmodel.signatures import ImageClassifier
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -66,25 +64,6 @@ def preprocess(images):
 # seeds: mlp_mnist 0.9680 against 0.9587 at a fixed 10 epochs, lenet5_mnist 0.9713 against 0.9527.
 MNIST_EPOCHS = {"epochs": "auto", "auto_examples": 540_000, "max_epochs": 100, "early_stopping": True,
                 "early_stopping_patience": 10}
-
-
-def load_mnist(hp, ctx):
-    """Full MNIST as uint8 [N, 28, 28] images and integer labels: local npz, else TFDS."""
-    if ctx.data_dir is not None:
-        path = ctx.require("mnist/mnist.npz", "the keras.datasets.mnist layout: x_train, y_train, x_test, y_test")
-        arrays = load_npz(path, ["x_train", "y_train", "x_test", "y_test"])
-        splits = {"train": (arrays["x_train"], arrays["y_train"]), "test": (arrays["x_test"], arrays["y_test"])}
-    else:
-        splits = {name: tfds_arrays("mnist", name, "mnist/mnist.npz") for name in ("train", "test")}
-    out = {}
-    for name, (x, y) in splits.items():
-        x = np.asarray(x)
-        if x.ndim == 4 and x.shape[-1] == 1:
-            x = x[..., 0]
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
-            raise DataError(f"MNIST {name} images must be uint8 [N, 28, 28]; got {x.dtype} {list(x.shape)}")
-        out[name] = (x, np.asarray(y).astype(np.int64))
-    return out
 
 
 def _digits(low, high):

@@ -117,7 +117,7 @@ def preprocess_rows(images):
 
 
 def load_mnist_rows(hp, ctx):
-    from kerasapps.recipes.mnist_transfer import load_mnist
+    from kerasapps.data.builtin import load_mnist
 
     return load_mnist(hp, ctx)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from kerasapps.core.errors import DataError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Serving, Splits
+from kerasapps.data.sources import own_data
 from kerasapps.data.splits import class_names, split_off, take
 from kerasapps.data.tables import column, input_name, is_missing, number_or_nan, read_table, split_files, to_number
 
@@ -119,11 +119,10 @@ def _inputs(table: dict[str, list], columns: list[dict]) -> dict[str, np.ndarray
 
 
 def load_tabular(hp, ctx) -> Splits:
-    if not ctx.source:
+    source = own_data(ctx)  # a table (load_splits refused any other kind)
+    if source is None:
         raise DataError("mlp_tabular trains on a table of yours: pass --data TABLE.csv (or .jsonl)")
-    path = Path(ctx.source).expanduser()
-    if path.suffix.lower() not in (".csv", ".jsonl"):
-        raise DataError(f"mlp_tabular takes a .csv or .jsonl table; --data {ctx.source} is not one")
+    path = source.path
     files = split_files(path)
     tables = {split: read_table(file) for split, file in files.items()}
     training, carve = tables["train"], None

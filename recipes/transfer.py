@@ -48,7 +48,8 @@ from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Splits, Stage, classes_in
 from kerasapps.recipes import resnet
 from kerasapps.recipes.alexnet import alexnet
-from kerasapps.recipes.cifar import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, load_cifar10
+from kerasapps.data.builtin import load_cifar10
+from kerasapps.recipes.cifar import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from kerasapps.recipes.googlenet import googlenet
 from kerasapps.recipes.lenet import lenet5
 from kerasapps.recipes.vgg import vgg16, vgg19

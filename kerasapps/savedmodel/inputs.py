@@ -75,11 +75,11 @@ def load_table_inputs(paths: Sequence[str], specs: Sequence[InputSpec]) -> list[
     """Tables (``.csv``/``.jsonl``, a row per example) for a signature of named columns ([N] each): one batch
     per file, its columns matched to the inputs by name (:func:`kerasapps.data.tables.input_name`); in a numeric
     column, a missing-value marker (:data:`kerasapps.data.tables.MISSING`) is NaN, which the model imputes."""
-    from kerasapps.data.tables import input_name, number_or_nan, read_table
+    from kerasapps.data.tables import SUFFIXES, input_name, number_or_nan, read_table
 
     batches, count = [], 0
     for name in paths:
-        if Path(name).suffix.lower() not in (".csv", ".jsonl"):
+        if Path(name).suffix.lower() not in SUFFIXES:
             raise UsageError(f"{name}: this model takes the named columns {', '.join(s.name for s in specs)}; "
                              "give .csv or .jsonl tables, a row per example")
         table = read_table(Path(name))

@@ -47,7 +47,8 @@ EXTERNAL = textwrap.dedent('''
     import keras
     from kerasapps.core.recipe import Recipe
     from kerasapps.savedmodel.signatures import ImageClassifier
-    from kerasapps.recipes.mnist_transfer import load_mnist, preprocess
+    from kerasapps.data.builtin import load_mnist
+    from kerasapps.recipes.mnist_transfer import preprocess
 
     def build(hp, meta):
         inputs = keras.Input((28, 28, 1))
