@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import UsageError
-from kerasapps.savedmodel.export import EXPORT_INFO, is_export, run_serving, serving_function, serving_model, versions
+from kerasapps.savedmodel.export import run_serving, serving_function, serving_model
+from kerasapps.savedmodel.formats import EXPORT_INFO, is_export, versions
 from kerasapps.savedmodel.inputs import InputSpec, read_inputs
 
 
