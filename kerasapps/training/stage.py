@@ -143,6 +143,32 @@ class StageResult:
     features_seconds: float | None = None  # the stage trained its head on frozen features computed once, in this time
     precision: str = "float32"  # the policy it trained in (every model it hands on is float32)
 
+    def record(self, info: dict, *, epochs: int, epochs_rule: str = "", validation: dict | None = None) -> dict:
+        """Write what the stage left into its entry of the run's state (``info``: time, speed, precision, early
+        stopping, L-BFGS, ...; a resumed stage adds its time to the earlier part's) and return its entry of
+        ``metrics.json``: the test metrics, the epochs trained (``epochs``, or L-BFGS's iterations), the
+        same facts and the ``validation`` split's class check."""
+        if self.lbfgs is not None:  # an interrupted L-BFGS stage is redone whole
+            info["seconds"] = round(self.seconds, 2)
+        elif self.history:
+            info["seconds"] = round(info.get("seconds", 0.0) + self.seconds, 2)
+        if self.history or self.lbfgs:
+            info["samples_per_second"] = self.samples_per_second
+            info["precision"] = self.precision
+        for key, value in (("early_stopping", self.early_stopping), ("lbfgs", self.lbfgs),
+                           ("features_seconds", self.features_seconds), ("epochs_rule", epochs_rule or None)):
+            if value is not None:
+                info[key] = value
+        metrics = {"test": self.test, "epochs": info["lbfgs"]["iterations"] if "lbfgs" in info else epochs,
+                   "seconds": info.get("seconds"), "samples_per_second": info.get("samples_per_second")}
+        metrics.update({name: info[key] for key, name in STATE_TO_METRICS if key in info})
+        return {**metrics, **({"validation": validation} if validation else {})}
+
+
+# the facts a stage's state entry keeps that its metrics.json entry repeats, under the metrics' names
+STATE_TO_METRICS = (("precision", "precision"), ("epochs_rule", "epochs_rule"), ("early_stopping", "early_stopping"),
+                    ("lbfgs", "lbfgs"), ("features_seconds", "features_cached_in_seconds"))
+
 
 def epochs_for(hp: HParams, examples: int) -> tuple[int, str]:
     """(epochs, how they were chosen) for a stage of ``examples`` training examples: ``epochs`` as given, or
@@ -194,10 +220,23 @@ def freeze(model, prefixes: Iterable[str], *, rule: bool = False) -> list[str]:
     return frozen
 
 
-def stage_freeze(plan: "StagePlan", model) -> tuple[str, ...]:
-    """The layer-name prefixes the plan's stage freezes: ``Stage.freeze`` itself, or what it says for this model."""
-    rule = plan.stage.freeze
-    return tuple(rule(plan.hp, model)) if callable(rule) else tuple(rule)
+def freeze_prefixes(stage, hp: HParams, model) -> tuple[str, ...]:
+    """The layer-name prefixes ``stage`` freezes with the stage's hyper-parameters ``hp``: ``Stage.freeze``
+    itself, or what its rule says for ``model``."""
+    rule = stage.freeze
+    return tuple(rule(hp, model)) if callable(rule) else tuple(rule)
+
+
+def freeze_stage(stage, hp: HParams, model) -> list[str]:
+    """Freeze ``model`` as ``stage`` trains it (:func:`freeze` with the stage's prefixes or rule)."""
+    return freeze(model, freeze_prefixes(stage, hp, model), rule=callable(stage.freeze))
+
+
+def check_early_stopping(hp: HParams, has_validation: bool) -> None:
+    """Refuse early stopping on a validation metric in a run without a validation split."""
+    if hp.early_stopping and hp.early_stopping_monitor.startswith("val_") and not has_validation:
+        raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
+                          "validation split (validation_split is 0)")
 
 
 def check_loss(recipe: Recipe, hp: HParams, model) -> None:
@@ -233,7 +272,7 @@ def run_stage(plan: StagePlan, model=None, *, checkpoint: Path | None = None,
             elif isinstance(model, (str, Path)):
                 model = load_model(model, compile=False)
             model = precision.in_policy(model, policy)
-            freeze(model, stage_freeze(plan, model), rule=callable(plan.stage.freeze))
+            freeze_stage(plan.stage, hp, model)
             apply_weight_penalties(model, hp)
             _compile(model, plan)
             if distribution.custom_loop:
@@ -304,9 +343,7 @@ def _callbacks(plan: StagePlan, data, guard, extra, initial_epoch: int) -> tuple
         if schedule is not None:
             callbacks.append(schedule)
         if hp.early_stopping:
-            if hp.early_stopping_monitor.startswith("val_") and "validation" not in data:
-                raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
-                                  "validation split (validation_split is 0)")
+            check_early_stopping(hp, "validation" in data)
             # in a run directory its state is kept beside the checkpoints, so a resume keeps the best epoch
             state_dir = plan.run_dir / "checkpoints" / plan.stage.name if plan.run_dir is not None else None
             stopper = EarlyStopping(monitor=hp.early_stopping_monitor, patience=hp.early_stopping_patience,

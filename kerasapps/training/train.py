@@ -51,7 +51,8 @@ from kerasapps.training.features import check_cache_features
 from kerasapps.training.lbfgs import check_full_batch
 from kerasapps.training.losses import class_ids
 from kerasapps.training.optimizers import check_schedule, current_lr
-from kerasapps.training.stage import StagePlan, check_loss, freeze, run_stage, seed_everything
+from kerasapps.training.stage import (StagePlan, check_early_stopping, check_loss, freeze_stage, run_stage,
+                                      seed_everything)
 from kerasapps.training.tta import check_tta
 
 log = logging.getLogger("kerasapps")
@@ -215,9 +216,7 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
                           f"{distribution.name}: Keras accumulates inside a conditional that tf.distribute cannot "
                           "synchronise in (keras-team/keras#20582); replicas already add up to a larger batch: "
                           "raise batch_size instead, or train with --strategy default")
-    if hp.early_stopping and hp.early_stopping_monitor.startswith("val_") and splits.get("validation") is None:
-        raise ConfigError(f"early stopping monitors {hp.early_stopping_monitor}, but this run has no "
-                          "validation split (validation_split is 0)")
+    check_early_stopping(hp, splits.get("validation") is not None)
     if not built:
         return None
     with distribution.scope():  # built now so that what only building finds (weights that will not load) is
@@ -234,8 +233,7 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
         for stage in recipe.stages:
             if stage.runs(hp) and stage.freeze:  # a stage that freezes nothing has nothing to cache
                 stage_hp = stage.hparams(hp)
-                rule = stage.freeze
-                freeze(model, rule(stage_hp, model) if callable(rule) else rule, rule=callable(rule))
+                freeze_stage(stage, stage_hp, model)
                 check_cache_features(stage_hp, stage, model,
                                      augment=augments[stage.name] is not None,
                                      custom_loop=distribution.custom_loop,
@@ -335,35 +333,11 @@ def _run_stages(run: Run, model, user_callbacks, verbose) -> RunResult:
             run.save_state("diverged")
             raise RunError(result.diverged)
         model = result.model
-        if result.lbfgs is not None:  # an interrupted L-BFGS stage is redone whole
-            info["seconds"] = round(result.seconds, 2)
-        elif result.history:
-            info["seconds"] = round(info.get("seconds", 0.0) + result.seconds, 2)
-        if result.history or result.lbfgs:
-            info["samples_per_second"] = result.samples_per_second
-        if result.early_stopping is not None:
-            info["early_stopping"] = result.early_stopping
-        if result.lbfgs is not None:
-            info["lbfgs"] = result.lbfgs
-        if result.features_seconds is not None:
-            info["features_seconds"] = result.features_seconds
-        if result.history or result.lbfgs:
-            info["precision"] = result.precision
-        if plan.epochs_rule:
-            info["epochs_rule"] = plan.epochs_rule
-        done = info["lbfgs"]["iterations"] if "lbfgs" in info else plan.epochs  # L-BFGS: iterations, as in the CSV
         check = class_check(plan, model) if stage.name == last and not distribution.custom_loop else {}
         if result.test is not None and "test" in check:
             result.test.update(check["test"])
-        metrics[stage.name] = {"test": result.test, "epochs": done, "seconds": info.get("seconds"),
-                               "samples_per_second": info.get("samples_per_second"),
-                               **({"precision": info["precision"]} if "precision" in info else {}),
-                               **({"epochs_rule": info["epochs_rule"]} if "epochs_rule" in info else {}),
-                               **({"early_stopping": info["early_stopping"]} if "early_stopping" in info else {}),
-                               **({"lbfgs": info["lbfgs"]} if "lbfgs" in info else {}),
-                               **({"features_cached_in_seconds": info["features_seconds"]}
-                                  if "features_seconds" in info else {}),
-                               **({"validation": check["validation"]} if "validation" in check else {})}
+        metrics[stage.name] = result.record(info, epochs=plan.epochs, epochs_rule=plan.epochs_rule,
+                                            validation=check.get("validation"))
         save_model(model, stage_path)
         info["done"] = True
         run.state["metrics"] = metrics
