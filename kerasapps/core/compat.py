@@ -46,3 +46,21 @@ def set_keras_mask(tensor, mask) -> None:
     from keras.src import backend
 
     backend.set_keras_mask(tensor, mask=mask)
+
+
+def tracked_layers(layer) -> list:
+    """``layer`` and every layer it tracks, however deep (``layer._flatten_layers()``): also the sublayers a
+    custom layer holds as attributes, which the public ``Model.layers`` (one level, models only) misses. Keras
+    passes ``trainable`` down to all of them, so whoever saves and restores ``trainable`` flags needs them all."""
+    return list(layer._flatten_layers())
+
+
+def data_layer_base():
+    """Keras's base of its random preprocessing layers (``keras.src.layers.preprocessing.data_layer.DataLayer``,
+    ``TFDataLayer`` before Keras 3.11): inside a ``tf.data`` graph it switches its ops to the TensorFlow backend,
+    so a subclass runs in ``Dataset.map`` whatever the Keras backend. Keras exports no public counterpart."""
+    try:  # Keras >= 3.11
+        from keras.src.layers.preprocessing.data_layer import DataLayer
+    except ImportError:  # pragma: no cover - older Keras 3
+        from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as DataLayer
+    return DataLayer

@@ -16,12 +16,10 @@ Always pass `training=True`: without it `ElasticDistortion` is the identity.
 import keras
 import numpy as np
 
+from kerasapps.core.compat import data_layer_base
 from kerasapps.core.schema import FLIPS
 
-try:  # Keras >= 3.11
-    from keras.src.layers.preprocessing.data_layer import DataLayer as _DataLayer
-except ImportError:  # pragma: no cover - older Keras 3
-    from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as _DataLayer
+_DataLayer = data_layer_base()  # Keras's base of its random layers (not public: see compat)
 
 __all__ = ["ElasticDistortion", "build_augmentation", "AUGMENTATION_KEYS"]
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from kerasapps.core.compat import tracked_layers
 from kerasapps.core.errors import ConfigError
 from kerasapps.data.splits import length
 
@@ -64,8 +65,7 @@ def live_reason(layer) -> str | None:
         return "trains its batch statistics"
     if layer.trainable and layer.trainable_weights:
         return "is trainable"
-    if getattr(layer, "seed_generator", None) is not None or any(
-            getattr(sub, "seed_generator", None) is not None for sub in getattr(layer, "_flatten_layers", lambda: [])()):
+    if any(getattr(sub, "seed_generator", None) is not None for sub in tracked_layers(layer)):
         return "is random in training"
     if hasattr(layer, "layers") and any(live_reason(sub) for sub in layer.layers):
         return "holds a live layer"
@@ -80,7 +80,10 @@ def find_cut(model) -> tuple[Cut | None, str]:
         reason = live_reason(layer)
         if reason is None:
             continue
-        inputs = layer._inbound_nodes[0].input_tensors if layer._inbound_nodes else []
+        try:  # the tensors of its first call in the model
+            inputs = keras.tree.flatten(layer.input)
+        except (ValueError, AttributeError):  # never called
+            inputs = []
         if len(inputs) != 1:
             return None, f"layer {layer.name!r} {reason} and takes {len(inputs)} inputs"
         tensor = inputs[0]

@@ -27,6 +27,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasapps.core.compat import tracked_layers
 from kerasapps.core.errors import ConfigError, DataError, RunError, UsageError
 from kerasapps.core.hparams import HParams, dump_config
 from kerasapps.core.recipe import DataContext, Recipe, Splits
@@ -229,7 +230,7 @@ def _check(recipe, hp, splits, distribution, *, built: bool):
             if stage.runs(hp):
                 class_ids(stage_splits(stage, splits)["train"][1], f" (recipe {recipe.name}, stage {stage.name})")
     if hp.cache_features == "true":  # each stage's frozen layers, as the stage will freeze them; then as built
-        built_as = [(layer, layer.trainable) for layer in model._flatten_layers()]
+        built_as = [(layer, layer.trainable) for layer in tracked_layers(model)]
         for stage in recipe.stages:
             if stage.runs(hp) and stage.freeze:  # a stage that freezes nothing has nothing to cache
                 stage_hp = stage.hparams(hp)
