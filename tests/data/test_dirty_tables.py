@@ -78,6 +78,29 @@ def test_missing_cells_are_imputed_inside_the_model_and_the_export_takes_them(re
     printed = CliRunner().invoke(cli, ["predict", str(tmp_path / "models" / "mlp_tabular"),
                                        str(tmp_path / "digits" / "test.csv")])
     assert printed.exit_code == 0 and len(printed.stdout.splitlines()) == 400, printed.output
+    _served_with_nan(tmp_path / "models", tmp_path / "digits" / "test.csv", answers)
+
+
+def _served_with_nan(model_base: Path, table: Path, answers: list[dict]) -> None:
+    """Over REST, a missing cell is JSON's ``NaN`` token (TF Serving's convention): the server answers every row
+    with the class the export gave the table's own markers."""
+    from starlette.testclient import TestClient
+
+    from kerasapps.serving.server import create_app
+
+    with table.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))[:50]
+    holed = [i for i, row in enumerate(rows) if any(row[name].strip().lower() in MISSING for name in HOLED)]
+    assert holed, "the first rows of the test table have missing cells"
+    cells = ["NaN" if value.strip().lower() in MISSING else value
+             for row in rows for name, value in row.items() if name != "label"]
+    body = "[" + ", ".join("{" + ", ".join(f'"{name}": {cell}' for name, cell in zip(rows[0], cells[49 * i:][:49]))
+                           + "}" for i in range(len(rows))) + "]"
+    with TestClient(create_app(str(model_base), poll_interval_s=0)) as client:
+        reply = client.post("/v1/models/mlp_tabular:predict", content=f'{{"instances": {body}}}')
+    assert reply.status_code == 200, reply.text
+    predictions = reply.json()["predictions"]
+    assert [p["classes"] for p in predictions] == [a["classes"] for a in answers[:50]]
 
 
 def _with_stray_words(folder: Path, column: str, words: list[str]) -> Path:
