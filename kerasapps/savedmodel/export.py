@@ -12,8 +12,8 @@ from kerasapps.core.errors import UsageError
 from kerasapps.core.progress import progress
 from kerasapps.core.recipe import Recipe
 from kerasapps.core.schema import EXPORT_ROOT
-from kerasapps.savedmodel.formats import (ExportFormat, export_format, register_export_format, version_folder,
-                                          write_version)
+from kerasapps.savedmodel.formats import (SAVED_MODEL_MARKER, ExportFormat, export_format, register_export_format,
+                                          version_folder, write_version)
 
 
 def serving_model(model, tta: str = "none"):
@@ -53,10 +53,11 @@ def serving_function(recipe: Recipe, model, serving=None):
     return tf.function(serve, input_signature=serving.input_signature())
 
 
-def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool = False,
+def export(run_dir, *, out=None, version: int | None = None, force: bool = False,
            format: str = "saved_model") -> Path:
     """Export a finished run's final model to ``ROOT/NAME/VERSION`` (default: the next version) in ``format``
-    (:data:`kerasapps.savedmodel.formats.FORMATS`; ``ROOT`` is ``out`` for a SavedModel)."""
+    (:data:`kerasapps.savedmodel.formats.FORMATS`); ``ROOT`` is ``out``, else the format's own root
+    (``saved_models`` for a SavedModel)."""
     from kerasapps.training import rundir
 
     fmt = export_format(format)
@@ -90,5 +91,5 @@ def write_saved_model(recipe: Recipe, hp, run_dir, model_path, folder: Path, bar
 
 
 SAVED_MODEL = register_export_format(ExportFormat(
-    "saved_model", "saved_model.pb", write_saved_model,
+    "saved_model", SAVED_MODEL_MARKER, write_saved_model, EXPORT_ROOT,
     summary="TensorFlow SavedModel (TF Serving's layout; served by TF Serving and kerasapps serve)"))

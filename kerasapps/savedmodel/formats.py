@@ -1,15 +1,16 @@
 """Export formats, one registry: each format says where its exports go and how one is written; versioning and
 the atomic write are shared.
 
-An export is ``ROOT/NAME/VERSION/`` (TensorFlow Serving's layout), where ``ROOT`` is the format's own root
-(:meth:`ExportFormat.root`): the SavedModel's is the export root itself, so a folder TF Serving scans holds
-SavedModels only. A version is written in a temporary folder beside it (``.tmp-VERSION-PID-...``) and renamed
-into place, so a half-written export never carries a version number, and ``--force`` swaps an existing
-version without a moment where it is missing. A version counts once its format's ``marker`` file is there.
+An export is ``ROOT/NAME/VERSION/`` (TensorFlow Serving's layout), where ``ROOT`` is ``--out`` or the format's
+own default root (``saved_models`` for the SavedModel, ``onnx_models``, ``litert_models``): a folder TF Serving
+scans holds SavedModels only, and another format is refused there in one line. A version is written in a
+temporary folder beside it (``.tmp-VERSION-PID-...``) and renamed into place, so a half-written export never
+carries a version number, and ``--force`` swaps an existing version without a moment where it is missing. A
+version counts once its format's ``marker`` file is there.
 
 A format is one :func:`register_export_format` call (the SavedModel registers itself in
-:mod:`kerasapps.savedmodel.export`): ``write(model_path, run_dir, folder, bar)`` fills ``folder`` and returns
-what ``assets.extra/kerasapps.json`` (:data:`EXPORT_INFO`) should add to the recipe, version and run.
+:mod:`kerasapps.savedmodel.export`): its ``write`` fills a version's folder and returns what
+``assets.extra/kerasapps.json`` (:data:`EXPORT_INFO`) adds to the recipe, version, run and format.
 """
 
 from __future__ import annotations
@@ -25,22 +26,32 @@ from pathlib import Path
 from kerasapps.core.errors import RunError, UsageError
 
 EXPORT_INFO = "assets.extra/kerasapps.json"
+SAVED_MODEL_MARKER = "saved_model.pb"
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportFormat:
     """How one format is written: ``marker`` is the file (relative to a version's folder) whose presence makes a
-    version complete; ``subfolder`` is the format's root under the export root ("" for the export root itself);
-    ``write(run_dir, folder, bar) -> dict`` writes the export of the finished run into ``folder``."""
+    version complete; ``default_out`` the root its exports go to without ``--out``; ``write(recipe, hp, run_dir,
+    model_path, folder, bar) -> dict`` writes the export of the finished run into ``folder`` and returns what the
+    export's info file adds."""
 
     name: str
     marker: str
     write: Callable[..., dict]
-    subfolder: str = ""
+    default_out: str
     summary: str = ""
 
-    def root(self, out) -> Path:
-        return Path(out) / self.subfolder if self.subfolder else Path(out)
+    def root(self, out=None) -> Path:
+        """Where this format's exports go: ``out``, else its default; a folder of SavedModels is refused to any
+        other format (TF Serving would find a version folder without ``saved_model.pb`` there)."""
+        root = Path(out if out is not None else self.default_out)
+        if self.marker != SAVED_MODEL_MARKER and root.is_dir() and any(
+                (version / SAVED_MODEL_MARKER).is_file() for model in root.iterdir() if model.is_dir()
+                for version in model.iterdir() if version.name.isdigit()):
+            raise UsageError(f"--out {root} holds SavedModels (a folder TF Serving scans); write the {self.name} "
+                             f"export elsewhere (default {self.default_out})")
+        return root
 
 
 FORMATS: dict[str, ExportFormat] = {}
@@ -58,16 +69,20 @@ def export_format(name: str) -> ExportFormat:
     return FORMATS[name]
 
 
-def is_export(path: Path, marker: str = "saved_model.pb") -> bool:
-    return (Path(path) / marker).is_file()
+def is_export(path: Path, marker: str | None = None) -> bool:
+    """Whether ``path`` is one complete version of an export (of the format whose ``marker`` is given, else of
+    any registered format)."""
+    markers = [marker] if marker else [fmt.marker for fmt in FORMATS.values()] or [SAVED_MODEL_MARKER]
+    return any((Path(path) / name).is_file() for name in markers)
 
 
-def versions(model_dir: Path, marker: str = "saved_model.pb") -> list[int]:
-    """The complete versions under ``model_dir`` (folders named by digits only that hold ``marker``), sorted."""
+def versions(model_dir: Path, marker: str | None = None) -> list[int]:
+    """The complete versions under ``model_dir`` (folders named by digits only that hold ``marker``, else any
+    registered format's marker), sorted."""
     if not Path(model_dir).is_dir():
         return []
     return sorted(int(p.name) for p in Path(model_dir).iterdir()
-                  if p.is_dir() and p.name.isdigit() and (p / marker).is_file())
+                  if p.is_dir() and p.name.isdigit() and is_export(p, marker))
 
 
 def remove_abandoned(model_dir: Path) -> None:
