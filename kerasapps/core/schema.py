@@ -30,6 +30,7 @@ FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "parameter_server", "tpu")
 
 SPLITS = ("train", "validation", "test")
+QUANTIZATIONS = ("none", "float16", "int8")  # export --quantize (LiteRT)
 
 # What a recipe takes (Recipe.task), and so which --data SOURCE fits it
 TASKS = ("image_classification", "text_classification", "text_corpus", "tabular", "captioned_images")

@@ -41,6 +41,7 @@ class ExportFormat:
     write: Callable[..., dict]
     default_out: str
     summary: str = ""
+    options: tuple[str, ...] = ()  # the keyword options ``write`` takes beyond the run (``quantize``)
 
     def root(self, out=None) -> Path:
         """Where this format's exports go: ``out``, else its default; a folder of SavedModels is refused to any

@@ -4,6 +4,7 @@ same serving functions the export would hold)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -12,13 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import UsageError
-from kerasapps.savedmodel.export import run_serving, serving_function, serving_model
-from kerasapps.savedmodel.formats import EXPORT_INFO, is_export, versions
+from kerasapps.savedmodel.formats import EXPORT_INFO, SAVED_MODEL_MARKER, is_export, versions
+from kerasapps.savedmodel.functions import run_serving, serving_function, serving_model
 from kerasapps.savedmodel.inputs import InputSpec, read_inputs
 
 
 class Signature:
     """One signature of an export or a run directory: its inputs and a call ``signature(**inputs) -> dict``."""
+
+    square = False  # an ONNX or LiteRT core of any-size images: files are read to its size as their central square
 
     def __init__(self, function, inputs: dict[str, InputSpec], owner):
         self._function, self.inputs, self._owner = function, inputs, owner  # the owner keeps the model alive
@@ -53,6 +56,8 @@ def load_signature(model: str | os.PathLike, signature: str = "serving_default")
     import tensorflow as tf
 
     path = resolve_model_path(model)
+    if is_export(path) and not is_export(path, SAVED_MODEL_MARKER):
+        return portable_signature(path, signature)
     if is_export(path):
         loaded = tf.saved_model.load(str(path))
         if signature not in loaded.signatures:
@@ -82,6 +87,46 @@ def load_signature(model: str | os.PathLike, signature: str = "serving_default")
     return Signature(call, {spec.name: InputSpec.of(spec) for spec in specs}, keras_model)
 
 
+def portable_signature(path: Path, signature: str = "serving_default") -> Signature:
+    """An ONNX or LiteRT export's numeric core (:mod:`kerasapps.savedmodel.portable`) as a signature that answers
+    as the SavedModel does: its info file gives the inputs and the class names (``classes``, from the most
+    probable output index); an input of any size is fitted by predict's reading, as training read files."""
+    info = json.loads((path / EXPORT_INFO).read_text())
+    if signature != "serving_default":
+        raise UsageError(f"{path} ({info['format']}) has only the signature 'serving_default'")
+    inputs = {name: InputSpec(name, (None, *spec["shape"]), spec["dtype"]) for name, spec in info["inputs"].items()}
+    if (path / "model.onnx").is_file():
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+        names = [output.name for output in session.get_outputs()]
+
+        def core(**batch):
+            return dict(zip(names, session.run(names, batch)))
+        owner = session
+    else:
+        from ai_edge_litert.interpreter import Interpreter
+
+        owner = Interpreter(model_path=str(path / "model.tflite"))
+        runner = owner.get_signature_runner()
+
+        def core(**batch):
+            return runner(**batch)
+    labels = info.get("class_names")
+
+    def call(**batch):
+        outputs = {name: np.asarray(value) for name, value in core(**batch).items()}
+        if "probabilities" in outputs:
+            index = outputs["probabilities"].argmax(axis=-1)
+            outputs["classes"] = (np.array(labels, dtype=object)[index] if labels is not None else
+                                  np.array([str(i) for i in outputs.get("class_ids", index)], dtype=object))
+        return outputs
+
+    signature = Signature(call, inputs, owner)
+    signature.square = bool(info.get("fit_images", {}).get("square", False))
+    return signature
+
+
 def rows(outputs: dict[str, np.ndarray], sources: Sequence[str]) -> list[dict]:
     """One dict per example: ``input`` (its file) and each output as plain Python values (strings decoded)."""
     out = []
@@ -94,7 +139,7 @@ def rows(outputs: dict[str, np.ndarray], sources: Sequence[str]) -> list[dict]:
     return out
 
 
-def decode_like_training(path: Path, shape: tuple) -> np.ndarray:
+def decode_like_training(path: Path, shape: tuple, square: bool = False) -> np.ndarray:
     """An image file as a ``--data`` run's training and evaluation read it: TensorFlow's decoding, converted to
     the input's channels and resized to its size (:func:`kerasapps.data.images.decode_image`); for an input of
     any size, at its own size (the export fits it as training did)."""
@@ -103,7 +148,7 @@ def decode_like_training(path: Path, shape: tuple) -> np.ndarray:
     from kerasapps.data.images import decode_error, decode_image
 
     try:
-        return decode_image(tf.io.read_file(str(path)), shape).numpy()
+        return decode_image(tf.io.read_file(str(path)), shape, square).numpy()
     except tf.errors.OpError as exc:
         raise UsageError(f"cannot decode image {path}: {decode_error(exc)}") from None
 
@@ -112,8 +157,9 @@ def predict(model, inputs: Sequence[str], *, signature: str = "serving_default")
     """Run an export or a run directory's model on input files (images, ``.npy`` arrays or text files, or
     tables for a model of named columns, as the signature takes); one dict per example, in the order given."""
     function = load_signature(model, signature)
+    decode = functools.partial(decode_like_training, square=function.square)
     placed = {}
-    for batch, sources, positions in read_inputs(list(inputs), function.inputs, decode=decode_like_training):
+    for batch, sources, positions in read_inputs(list(inputs), function.inputs, decode=decode):
         placed.update(zip(positions, rows(function(**batch), sources)))
     return [placed[i] for i in sorted(placed)]
 

@@ -52,6 +52,14 @@ class ImageClassifier(Serving):
 
         return [tf.TensorSpec((None, *self.raw_shape), tf.uint8, name=self.input_name)]
 
+    def fixed_size(self) -> "ImageClassifier":
+        """This signature taking images already fitted to ``read_shape`` (what formats without the resize
+        hold; their predict side fits files as training read them)."""
+        if self.height is not None or not self.read_size:
+            return self
+        return ImageClassifier(*self.read_size, self.channels, class_ids=self.class_ids, class_names=self.class_names,
+                               knows=self.knows, square=self.square)
+
     def for_data(self, record):
         names = record.get("class_names")
         if names is None or self.class_ids is not None:

@@ -1,0 +1,179 @@
+"""ONNX and LiteRT exports: the numeric core of a run's serving signature as one file, with what the file cannot
+hold written beside it.
+
+The core is the SavedModel's ``serving_default`` (:func:`kerasapps.savedmodel.export.serving_function`: the raw
+input, the recipe's preprocessing, the model) without its string outputs: ``probabilities`` and ``class_ids``
+for a classifier, ``prediction`` for a regression. The class names, and for an image model of any input size
+how a file becomes its fixed-size input (:func:`kerasapps.data.images.fit_images`, the function training reads
+files with: tf2onnx and LiteRT's built-in ops lack the antialiased resize), go into the export's info file
+(``assets.extra/kerasapps.json``), which :mod:`kerasapps.savedmodel.predict` reads. A model that takes text (or
+a table's string columns) is refused in one line: neither converter holds string ops.
+
+ONNX goes through tf2onnx (what ``keras.Model.export(format="onnx")`` uses), run by onnxruntime. LiteRT goes
+through TensorFlow's converter (what ``format="litert"`` uses) with built-in ops only (the pip runtime,
+``ai-edge-litert``, has no Select TF ops), optionally quantised: ``float16`` weights, or ``int8`` post-training
+quantisation calibrated on training examples (dynamic-range int8 where full int8 does not convert, said in one
+line).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from kerasapps.core.errors import RunError, UsageError
+from kerasapps.core.schema import QUANTIZATIONS
+from kerasapps.savedmodel.formats import ExportFormat, register_export_format
+from kerasapps.savedmodel.functions import run_serving, serving_model
+
+log = logging.getLogger("kerasapps")
+
+CALIBRATION_EXAMPLES = 300  # int8: the training examples the converter calibrates activation ranges on
+ONNX_OPSET = 17
+
+
+def numeric_core(recipe, hp, run_dir, model_path):
+    """(the ``tf.function`` of the numeric outputs, its input signature, the info a predict side needs)."""
+    import tensorflow as tf
+
+    from kerasapps.training.checkpoints import load_model
+
+    serving = run_serving(recipe, run_dir)
+    specs = serving.input_signature()[0]
+    named = specs if isinstance(specs, dict) else {specs.name: specs}
+    strings = [name for name, spec in named.items() if spec.dtype == tf.string]
+    if strings:
+        raise UsageError(f"recipe {recipe.name!r} takes text ({', '.join(strings)}: strings), and ONNX and LiteRT "
+                         "hold no string ops for its preprocessing; export it as a SavedModel (--format saved_model)")
+    info = {"inputs": {name: {"dtype": spec.dtype.name, "shape": spec.shape.as_list()[1:]}
+                       for name, spec in named.items()}}
+    read_shape = getattr(serving, "read_shape", None)
+    if not isinstance(specs, dict) and None in specs.shape.as_list()[1:] and read_shape:
+        # any-size images: the core takes them at the size training read files to; predict fits them to it
+        serving = serving.fixed_size()
+        specs = tf.TensorSpec((None, *read_shape), specs.dtype, name=specs.name)
+        info["inputs"] = {specs.name: {"dtype": specs.dtype.name, "shape": list(read_shape)}}
+        info["fit_images"] = {"shape": list(read_shape), "square": bool(getattr(serving, "square", False))}
+    model = serving_model(load_model(model_path, compile=False), hp.tta)
+
+    def numeric(inputs):
+        outputs = serving.outputs(model, recipe.preprocess, inputs)
+        return {name: value for name, value in outputs.items() if value.dtype != tf.string}
+
+    function = tf.function(numeric, input_signature=[specs])
+    labels = serving.class_labels()
+    if labels is not None:
+        info["class_names"] = list(labels)
+    return function, specs, model, info
+
+
+def write_onnx(recipe, hp, run_dir, model_path, folder: Path, bar) -> dict:
+    """``model.onnx``: the numeric core through tf2onnx."""
+    import tf2onnx
+
+    function, specs, _, info = numeric_core(recipe, hp, run_dir, model_path)
+    bar.advance(description=f"exporting {recipe.name}: converting to ONNX")
+    try:
+        tf2onnx.convert.from_function(function, input_signature=[specs], opset=ONNX_OPSET,
+                                      output_path=str(folder / "model.onnx"))
+    except Exception as exc:  # tf2onnx raises what its op handlers raise
+        raise RunError(f"tf2onnx could not convert {recipe.name}: {_first_line(exc)}") from None
+    bar.advance()
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    info["outputs"] = [output.name for output in session.get_outputs()]
+    bar.advance()
+    return info
+
+
+def write_litert(recipe, hp, run_dir, model_path, folder: Path, bar, quantize: str = "none") -> dict:
+    """``model.tflite``: the numeric core through TensorFlow's converter, built-in ops only, quantised as asked."""
+    import tensorflow as tf
+
+    if quantize not in QUANTIZATIONS:
+        raise UsageError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}; got {quantize!r}")
+    function, specs, model, info = numeric_core(recipe, hp, run_dir, model_path)
+    bar.advance(description=f"exporting {recipe.name}: converting to LiteRT" +
+                (f" ({quantize})" if quantize != "none" else ""))
+    import keras
+
+    archive = keras.export.ExportArchive()  # as keras.Model.export(format="litert") does: through a SavedModel,
+    archive.track(model)  # whose variables the converter freezes (a concrete function's stay variables)
+    archive.add_endpoint("serving_default", function)
+    saved = folder / ".savedmodel"
+    archive.write_out(str(saved), verbose=False)
+
+    def converter():
+        made = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        made.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize != "none":
+            made.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            made.target_spec.supported_types = [tf.float16]
+        return made
+
+    info["quantize"] = quantize
+    try:
+        if quantize == "int8":
+            made = converter()
+            made.representative_dataset = _calibration(recipe, run_dir, specs)
+            try:
+                flat = made.convert()
+                info["int8"] = "full integer (calibrated on training examples)"
+            except Exception as exc:  # a model whose ops have no int8 kernel: weights only
+                log.warning("int8: full integer quantisation did not convert (%s); wrote dynamic-range int8 "
+                            "(int8 weights, float activations)", _first_line(exc))
+                flat = converter().convert()
+                info["int8"] = "dynamic range (int8 weights, float activations)"
+        else:
+            flat = converter().convert()
+    except Exception as exc:
+        raise RunError(f"the LiteRT converter could not convert {recipe.name} with built-in ops only: "
+                       f"{_first_line(exc)}") from None
+    finally:
+        shutil.rmtree(saved, ignore_errors=True)
+    (folder / "model.tflite").write_bytes(flat)
+    bar.advance()
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_content=flat).get_signature_runner()
+    info["outputs"] = sorted(runner.get_output_details())
+    bar.advance()
+    return info
+
+
+def _calibration(recipe, run_dir, specs):
+    """A generator of ``CALIBRATION_EXAMPLES`` training inputs, one at a time, for the int8 converter."""
+    import numpy as np
+
+    from kerasapps.core.recipe import DataContext
+    from kerasapps.data.files import materialize
+    from kerasapps.data.sources import load_splits
+    from kerasapps.data.splits import take
+    from kerasapps.training import rundir
+
+    _, hp, saved = rundir.open_run(run_dir)
+    ctx = DataContext.from_option(rundir.recorded_data_dir(run_dir), bool(saved.get("smoke", False)),
+                                  saved.get("data"))
+    x, _ = take(load_splits(recipe, hp, ctx, test=False)["train"], slice(0, CALIBRATION_EXAMPLES))
+    x = np.asarray(materialize(x)).astype(specs.dtype.as_numpy_dtype)
+
+    def examples():
+        for i in range(len(x)):
+            yield [x[i:i + 1]]
+    return examples
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+ONNX = register_export_format(ExportFormat(
+    "onnx", "model.onnx", write_onnx, "onnx_models",
+    summary="ONNX (onnxruntime, Triton's ONNX backend): the numeric core, class names beside it"))
+LITERT = register_export_format(ExportFormat(
+    "litert", "model.tflite", write_litert, "litert_models",
+    summary="LiteRT (TensorFlow Lite) flatbuffer, built-in ops only, optionally float16 or int8",
+    options=("quantize",)))
