@@ -1,5 +1,7 @@
 """``kerasapps``: the command line. Each command parses its options, calls its function of the Python API
-(:mod:`kerasapps.api`) and prints.
+(:mod:`kerasapps.api`) and prints. The options are not written here: each command's come from its options
+dataclass (:mod:`kerasapps.core.commands`, :class:`kerasapps.serving.options.ServeOptions`) through
+:func:`kerasapps.cli.options.click_options`, and reach the API function under the same names.
 
 Imports are lazy, so ``--help``, ``list`` and ``predict --url`` answer without TensorFlow; the
 commands that run a model import it quietly first (its start-up chatter stays off stderr unless
