@@ -140,6 +140,10 @@ def takes(cls) -> Callable:
             return function(**values, options=options)
 
         call.__signature__ = signature
+        call.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()
+                                if p.annotation is not p.empty}
+        if signature.return_annotation is not signature.empty:
+            call.__annotations__["return"] = signature.return_annotation
         call.__doc__ = inspect.cleandoc(function.__doc__ or "") + "\n\n" + describe(cls)
         call.options = cls
         return call
