@@ -1,5 +1,7 @@
 """``kerasapps``: the command line. Each command parses its options, calls its function of the Python API
-(:mod:`kerasapps.api`) and prints.
+(:mod:`kerasapps.api`) and prints. The options are not written here: each command's come from its options
+dataclass (:mod:`kerasapps.core.commands`, :class:`kerasapps.serving.options.ServeOptions`) through
+:func:`kerasapps.cli.options.click_options`, and reach the API function under the same names.
 
 Imports are lazy, so ``--help``, ``list`` and ``predict --url`` answer without TensorFlow; the
 commands that run a model import it quietly first (its start-up chatter stays off stderr unless
@@ -15,21 +17,27 @@ from pathlib import Path
 
 import click
 
-from kerasapps.cli.diagnose import diagnose, tune
+from kerasapps.cli.diagnose import diagnose
 from kerasapps.cli.options import (
-    DATA,
-    DATA_DIR,
     JSON,
     RECIPE_NAME,
-    SET,
     Settings,
+    click_options,
     echo_json,
     pass_settings,
     quiet_for_json,
 )
-from kerasapps.core.schema import EXPORT_ROOT, GENERATION, SPLITS, STRATEGIES
+from kerasapps.cli.tune import tune
+from kerasapps.core.commands import (
+    EvaluateOptions,
+    ExportOptions,
+    GenerateOptions,
+    PredictOptions,
+    ReportOptions,
+    TrainOptions,
+)
 from kerasapps.core.version import __version__
-from kerasapps.serving.options import ServingOptions
+from kerasapps.serving.options import ServeOptions
 
 
 class _Handler(logging.Handler):
@@ -155,35 +163,14 @@ def info(settings, name, as_json):
 
 @cli.command()
 @RECIPE_NAME
-@click.option("--epochs", type=int, help="Epochs per stage (same as --set epochs=N).")
-@click.option("--batch-size", type=int, help="Examples per batch on each replica.")
-@click.option("--steps-per-epoch", type=int, help="Cap on training steps per epoch.")
-@click.option("--seed", type=int, help="Random seed (weights, shuffling, dropout, validation split).")
-@SET
-@click.option("--config", type=click.Path(dir_okay=True), help="YAML/JSON config (e.g. RUN_DIR/config.yaml).")
-@click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory (default runs/NAME-TIMESTAMP).")
-@DATA_DIR
-@DATA
-@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last completed epoch.")
-@click.option("--overwrite", is_flag=True, help="Replace the finished or failed run in --run-dir (removed once the "
-              "new run has checked its data and settings).")
-@click.option("--smoke", is_flag=True, help="Train on a tiny slice for a few steps (a quick end-to-end check).")
-@click.option("--strategy", default="default", show_default=True, type=click.Choice(STRATEGIES),
-              help="tf.distribute strategy; multi_worker reads the cluster from $TF_CONFIG. "
-                   "--batch-size is per replica.")
-@click.option("--tpu", metavar="ADDRESS", help="TPU to connect to with --strategy tpu/auto ('local' on a TPU VM).")
-@click.option("--backup-steps", type=int, help="multi_worker: also back up every N steps (default: each epoch).")
+@click_options(TrainOptions)
 @pass_settings
-def train(settings, name, epochs, batch_size, steps_per_epoch, seed, assignments, config, run_dir, data_dir, data,
-          resume, overwrite, smoke, strategy, tpu, backup_steps):
+def train(settings, name, **options):
     """Train recipe NAME into a run directory."""
     settings.import_tensorflow()
     import kerasapps
 
-    result = kerasapps.train(name, epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=seed,
-                             set=assignments, config=config, run_dir=run_dir, data_dir=data_dir, data=data,
-                             resume=resume, overwrite=overwrite,
-                             smoke=smoke, strategy=strategy, tpu=tpu, backup_steps=backup_steps)
+    result = kerasapps.train(name, **options)
     click.echo(f"run directory: {result.run_dir}")
     click.echo(describe_test(result.metrics))
     for line in describe_validation(result.metrics, result.run_dir):
@@ -220,21 +207,18 @@ def describe_test(metrics: dict) -> str:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
-@click.option("--split", default="test", show_default=True, type=click.Choice(SPLITS))
-@DATA_DIR
-@DATA
+@click_options(EvaluateOptions)
 @JSON
 @pass_settings
-def evaluate(settings, run_dir, split, data_dir, data, as_json):
+def evaluate(settings, run_dir, as_json, **options):
     """Evaluate a finished run's final model; writes RUN_DIR/evaluation-SPLIT.json."""
     settings.start(as_json)
     import kerasapps
 
-    result = kerasapps.evaluate(run_dir, split=split, data_dir=data_dir, data=data,
-                                verbose=0 if as_json else "auto")  # stdout carries only the JSON
+    result = kerasapps.evaluate(run_dir, **options, verbose=0 if as_json else "auto")  # stdout: only the JSON
     if as_json:
         return echo_json(result)
-    click.echo(f"{result['recipe']} {split} ({result['examples']} examples): "
+    click.echo(f"{result['recipe']} {options['split']} ({result['examples']} examples): "
                + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
     for line in describe_evaluation(result, run_dir):
         click.echo(line)
@@ -283,51 +267,47 @@ def describe_evaluation(result: dict, run_dir) -> list[str]:
 
 @cli.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(), metavar="RUN_DIR...")
-@click.option("--out", type=click.Path(dir_okay=False),
-              help="The HTML file (default: RUN_DIR/report.html for one run, report.html for several).")
+@click_options(ReportOptions)
 @pass_settings
-def report(settings, run_dirs, out):
+def report(settings, run_dirs, **options):
     """One self-contained HTML page about finished runs (run kerasapps evaluate first for its class tables)."""
     import kerasapps  # neither TensorFlow nor Keras: the page is made from the run's files
 
-    click.echo(f"wrote {kerasapps.report(list(run_dirs), out=out)}")
+    click.echo(f"wrote {kerasapps.report(list(run_dirs), **options)}")
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
-@click.option("--version", "version", type=click.IntRange(min=1), help="Version number (default: next).")
-@click.option("--out", default=EXPORT_ROOT, show_default=True, type=click.Path(file_okay=False),
-              help="Model base directory (TF Serving layout OUT/NAME/VERSION).")
-@click.option("--force", is_flag=True, help="Replace an existing version.")
+@click_options(ExportOptions)
 @pass_settings
-def export(settings, run_dir, version, out, force):
+def export(settings, run_dir, **options):
     """Export a finished run as a SavedModel that TF Serving serves unchanged."""
     settings.import_tensorflow()
     import kerasapps
 
-    path = kerasapps.export(run_dir, out=out, version=version, force=force)
+    path = kerasapps.export(run_dir, **options)
     click.echo(f"exported {path}")
 
 
 @cli.command()
 @click.argument("args", nargs=-1, required=True, metavar="[MODEL] INPUT...")
-@click.option("--url", help="Query a running server instead: http://HOST:PORT/v1/models/NAME.")
-@click.option("--signature", default="serving_default", show_default=True)
+@click_options(PredictOptions)
 @JSON
 @pass_settings
-def predict(settings, args, url, signature, as_json):
+def predict(settings, args, as_json, **options):
     """Predict with MODEL (an export or run directory) or --url on INPUT files: images (PNG/JPEG) or .npy
     arrays for image models, text files (one example each) for text models."""
     quiet_for_json(as_json)
     import kerasapps
 
+    url = options["url"]
     if url:
-        rows = kerasapps.predict(inputs=args, url=url, signature=signature)
+        rows = kerasapps.predict(inputs=args, **options)
     else:
         if len(args) < 2:
             raise click.UsageError("give MODEL and at least one INPUT (or --url URL INPUT...)")
         settings.import_tensorflow()
-        rows = kerasapps.predict(args[0], args[1:], signature=signature)
+        rows = kerasapps.predict(args[0], args[1:], **options)
     if as_json:
         return echo_json(rows)
     if not url:
@@ -341,7 +321,8 @@ def predict(settings, args, url, signature, as_json):
 
 
 def describe_prediction(row: dict) -> str:
-    """One prediction for a person: ``class cat (p=0.9812)`` for a classifier (its own label names), else ``k=v, ...``."""
+    """One prediction for a person: ``class cat (p=0.9812)`` for a classifier (its own label names), else
+    ``k=v, ...``."""
     if "classes" in row and ("probabilities" in row or "probability" in row):
         if "probabilities" in row:
             p = max(row["probabilities"])
@@ -353,83 +334,30 @@ def describe_prediction(row: dict) -> str:
 
 @cli.command()
 @click.argument("model", type=click.Path())
-@click.option("--prompt", default="", help="Text to continue (default: start from nothing).")
-@click.option("--length", default=GENERATION["length"], show_default=True, type=click.IntRange(min=0),
-              help="Characters to generate.")
-@click.option("--temperature", default=GENERATION["temperature"], show_default=True, type=click.FloatRange(min=0.0),
-              help="Sampling temperature; 0 is greedy.")
-@click.option("--seed", default=GENERATION["seed"], show_default=True, type=int,
-              help="Sampling seed (same seed, same text).")
+@click_options(GenerateOptions)
 @pass_settings
-def generate(settings, model, prompt, length, temperature, seed):
+def generate(settings, model, **options):
     """Generate text with a char_lm MODEL: a run directory or an export (saved_models/char_lm[/VERSION])."""
     settings.import_tensorflow()
     import kerasapps
 
-    click.echo(kerasapps.generate(model, prompt, length=length, temperature=temperature, seed=seed))
+    click.echo(kerasapps.generate(model, **options))
 
 
 @cli.command()
-@click.option("--model-base", default=EXPORT_ROOT, show_default=True, type=click.Path(file_okay=False),
-              help="Folder of NAME/VERSION/ SavedModels (what export writes).")
-@click.option("--model-config-file", type=click.Path(dir_okay=False),
-              help="TF Serving's model config (ModelServerConfig text protobuf): several model base paths, "
-                   "model_version_policy (latest N / all / specific), version_labels. Replaces --model-base.")
-@click.option("--host", default=ServingOptions.host, show_default=True, help="Interface to bind (loopback by default).")
-@click.option("--port", default=ServingOptions.port, show_default=True, type=click.IntRange(0, 65535),
-              help="REST port.")
-@click.option("--grpc-port", default=ServingOptions.grpc_port, type=click.IntRange(0, 65535),
-              help="Also serve TF Serving's gRPC API (PredictionService, ModelService) here; TF Serving uses 8500.")
-@click.option("--batching/--no-batching", default=ServingOptions.batching, show_default=True,
-              help="Group concurrent predict requests into one model call.")
-@click.option("--max-batch-size", default=ServingOptions.max_batch_size, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-timeout-ms", default=ServingOptions.batch_timeout_ms, show_default=True,
-              type=click.FloatRange(min=0))
-@click.option("--max-request-bytes", default=ServingOptions.max_request_bytes, show_default=True,
-              type=click.IntRange(min=1), help="Largest body (after gzip decoding) or gRPC message.")
-@click.option("--max-request-elements", default=ServingOptions.max_request_elements, show_default=True,
-              type=click.IntRange(min=1), help="Most values in one request, counted before they are allocated.")
-@click.option("--request-timeout", "request_timeout_s", default=ServingOptions.request_timeout_s, show_default=True,
-              type=click.FloatRange(min=0, min_open=True),
-              help="Seconds to read and answer a request; a model call past it is cancelled.")
-@click.option("--max-in-flight", default=ServingOptions.max_in_flight, type=click.IntRange(min=1),
-              help="Model calls running at once (default: min(32, cpus + 4)).")
-@click.option("--max-queued", default=ServingOptions.max_queued, show_default=True, type=click.IntRange(min=0),
-              help="Model calls waiting for a slot; past it requests get 503.")
-@click.option("--max-header-bytes", default=ServingOptions.max_header_bytes, show_default=True,
-              type=click.IntRange(min=1024), help="A request's line and headers; past it, 431.")
-@click.option("--max-headers", default=ServingOptions.max_headers, show_default=True, type=click.IntRange(min=1),
-              help="Header fields in one request; past it, 431.")
-@click.option("--header-timeout", "header_timeout_s", default=ServingOptions.header_timeout_s, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help="Seconds for a request's headers to arrive.")
-@click.option("--keep-alive-timeout", "keep_alive_timeout_s", default=ServingOptions.keep_alive_timeout_s,
-              show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Seconds an idle keep-alive connection stays open.")
-@click.option("--max-connections", default=ServingOptions.max_connections, show_default=True,
-              type=click.IntRange(min=1), help="Open connections at once; past it, new ones get 503.")
-@click.option("--load-retry-interval", "load_retry_interval_s", default=ServingOptions.load_retry_interval_s,
-              show_default=True, type=click.FloatRange(min=0), help="Seconds before a failed load is retried.")
+@click_options(ServeOptions)
 @pass_settings
-def serve(settings, model_base, model_config_file, host, port, grpc_port, batching, max_batch_size, batch_timeout_ms,
-          max_request_bytes, max_request_elements, request_timeout_s, max_in_flight, max_queued, max_header_bytes,
-          max_headers, header_timeout_s, keep_alive_timeout_s, max_connections, load_retry_interval_s):
+def serve(settings, **options):
     """Serve every export under --model-base with TensorFlow Serving's REST API (and gRPC with --grpc-port)."""
-    from pathlib import Path
-
     import kerasapps
 
-    if model_config_file or Path(model_base).is_dir():  # a missing model base is the API's one-line error
+    where = options["model_config_file"] or options["model_base"]
+    if options["model_config_file"] or Path(where).is_dir():  # a missing model base is the API's one-line error
         settings.import_tensorflow()
-        where = model_config_file or model_base
+        host, grpc_port = options["host"], options["grpc_port"]
         grpc = f" and grpc://{host}:{grpc_port}" if grpc_port is not None else ""
-        click.echo(f"serving {where} on http://{host}:{port}/v1/models/NAME{grpc} (Ctrl+C to stop)")
-    kerasapps.serve(model_base, host=host, port=port, grpc_port=grpc_port, model_config_file=model_config_file,
-                    batching=batching, max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms,
-                    max_request_bytes=max_request_bytes, max_request_elements=max_request_elements,
-                    request_timeout_s=request_timeout_s, max_in_flight=max_in_flight, max_queued=max_queued,
-                    max_header_bytes=max_header_bytes, max_headers=max_headers, header_timeout_s=header_timeout_s,
-                    keep_alive_timeout_s=keep_alive_timeout_s, max_connections=max_connections,
-                    load_retry_interval_s=load_retry_interval_s)
+        click.echo(f"serving {where} on http://{host}:{options['port']}/v1/models/NAME{grpc} (Ctrl+C to stop)")
+    kerasapps.serve(**options)
 
 
 cli.add_command(diagnose)

@@ -1,4 +1,6 @@
-"""What every command shares: the group's settings (``--verbose``, ``--debug``), common options and JSON output."""
+"""What every command shares: the group's settings (``--verbose``, ``--debug``), JSON output, the recipe NAME
+argument, and :func:`click_options`, which makes a command's click options from its options dataclass
+(:mod:`kerasapps.core.commands`, :mod:`kerasapps.serving.options`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import json
 import logging
 
 import click
+
+from kerasapps.core.options import base_type, options_of, required
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,13 +45,6 @@ def quiet_for_json(as_json: bool) -> None:
         logging.getLogger("kerasapps").setLevel(logging.WARNING)
 
 
-DATA_DIR = click.option("--data-dir", type=click.Path(), envvar="KERASAPPS_DATA_DIR", show_envvar=True,
-                        help="Local data directory (else TFDS downloads).")
-DATA = click.option("--data", "data", metavar="SOURCE",
-                    help="Your own data: a folder of class folders (images or .txt files), a .csv/.jsonl table, "
-                         "or tfds:NAME[/CONFIG][:VERSION].")
-SET = click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-                   help="Override a hyper-parameter (repeatable).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -59,3 +56,51 @@ def complete_recipe(ctx, param, incomplete: str) -> list:
 
 
 RECIPE_NAME = click.argument("name", shell_complete=complete_recipe)
+
+
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def _click_type(field, spec):
+    if spec.path is not None:
+        return click.Path(file_okay=spec.path != "dir", dir_okay=spec.path != "file")
+    if spec.choices is not None:
+        return click.Choice(spec.choices)
+    kind = _TYPES.get(base_type(field), str)
+    if kind is str or (spec.minimum is None and spec.maximum is None):
+        return kind
+    ranged = click.IntRange if kind is int else click.FloatRange
+    return ranged(spec.minimum, spec.maximum, min_open=spec.min_open)
+
+
+def click_option(field, spec):
+    """One declared option as a click option: ``--NAME`` (or ``spec.flag``), passed to the command as NAME."""
+    flag = base_type(field) == "bool" and "/" not in spec.flags(field.name)
+    settings = {"help": spec.help or None, "show_default": spec.show_default, "metavar": spec.metavar}
+    if spec.envvar:
+        settings.update(envvar=spec.envvar, show_envvar=True)
+    if flag:
+        settings["is_flag"] = True
+    elif base_type(field) != "bool":
+        settings["type"] = _click_type(field, spec)
+    if spec.multiple:
+        settings["multiple"] = True
+    if required(field):
+        settings["required"] = True
+    else:
+        settings["default"] = field.default
+    return click.option(spec.flags(field.name), field.name, **settings)
+
+
+def click_options(cls):
+    """Decorate a command with the options of ``cls`` (a dataclass of :func:`kerasapps.core.options.option`
+    fields), in their order; the command receives each as a keyword argument named like the field, as the
+    Python API function takes it."""
+    made = [click_option(field, spec) for field, spec in options_of(cls)]
+
+    def decorate(command):
+        for decorator in reversed(made):
+            command = decorator(command)
+        return command
+
+    return decorate

@@ -1,6 +1,11 @@
 """The Python API: one function per command, with the command's options as typed keyword arguments
 and the same defaults (``kerasapps train NAME --epochs 1`` is ``kerasapps.train(NAME, epochs=1)``).
 
+The options are declared once, as the fields of a dataclass per command (:mod:`kerasapps.core.commands`,
+:mod:`kerasapps.serving.options`); :func:`kerasapps.core.options.takes` makes them each function's parameters
+and the list of options in its docstring, and hands the function the options object. Parameters that only
+Python can pass (``callbacks``, ``verbose``, ``build``) are the functions' own.
+
 Each function imports the layer it calls when it is called, so ``import kerasapps`` loads neither
 TensorFlow nor Keras. Errors are :class:`kerasapps.core.errors.KerasappsError` subclasses whose
 message is the one line the command prints.
@@ -11,31 +16,29 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
 
-from kerasapps.core.errors import UsageError
-from kerasapps.core.schema import (
-    EXPORT_ROOT,
-    GENERATION,
-    INIT_EXPERIMENT,
-    LR_RANGE,
-    OVERFIT_EXAMPLES,
-    OVERFIT_MAX_EPOCHS,
-    TUNE_VALIDATION_SPLIT,
+from kerasapps.core.commands import (
+    EvaluateOptions,
+    ExportOptions,
+    FeaturesOptions,
+    FiltersOptions,
+    GenerateOptions,
+    InitOptions,
+    LrOptions,
+    OverfitOptions,
+    PredictOptions,
+    ReportOptions,
+    TrainOptions,
+    TuneOptions,
+    assignments,
 )
-from kerasapps.serving.options import ServingOptions
-
-PathLike = Union[str, os.PathLike]
-Assignments = Union[Iterable[str], Mapping[str, Any]]  # --set: "key=value" strings, or a mapping
+from kerasapps.core.errors import UsageError
+from kerasapps.core.options import PathLike, keywords, takes
+from kerasapps.serving.options import ServeOptions
 
 __all__ = ["list_recipes", "get_recipe", "register_recipe", "info", "train", "evaluate", "report", "export",
-           "predict", "serve", "generate", "tune", "diagnose_init", "diagnose_overfit", "diagnose_lr", "diagnose_filters",
-           "diagnose_features"]
-
-
-def _assignments(values: Assignments) -> Assignments:
-    """``set=`` as given: a single "key=value" string is one assignment, not a sequence of characters."""
-    return [values] if isinstance(values, str) else values
+           "predict", "serve", "generate", "tune", "diagnose_init", "diagnose_overfit", "diagnose_lr",
+           "diagnose_filters", "diagnose_features"]
 
 
 # ----------------------------------------------------------------------------- recipes
@@ -71,146 +74,111 @@ def info(name: str, *, build: bool = True) -> dict:
 
 # ----------------------------------------------------------------------------- training
 
-def train(recipe, *, epochs: int | None = None, batch_size: int | None = None, steps_per_epoch: int | None = None,
-          seed: int | None = None, set: Assignments = (), config: PathLike | None = None,
-          run_dir: PathLike | None = None, data_dir: PathLike | None = None, data: str | None = None,
-          resume: bool = False,
-          smoke: bool = False, strategy="default", tpu: str | None = None, backup_steps: int | None = None,
-          callbacks: Iterable = (), verbose: int | str = "auto", overwrite: bool = False):
+@takes(TrainOptions)
+def train(recipe, *, options: TrainOptions, callbacks: Iterable = (), verbose: int | str = "auto"):
     """Train ``recipe`` (a name or a Recipe) into a run directory (``kerasapps train``); returns a RunResult
     (``run_dir``, ``recipe``, ``metrics``).
 
     Hyper-parameters: the recipe's defaults, then ``config`` (a YAML/JSON file, e.g. a run's
     ``config.yaml``), then ``set`` (``["learning_rate=0.01"]`` or ``{"learning_rate": 0.01}``), then
     ``epochs`` (per stage), ``batch_size`` (per replica), ``steps_per_epoch`` and ``seed``.
-    ``run_dir`` defaults to ``runs/NAME-TIMESTAMP``; ``data_dir`` (else ``$KERASAPPS_DATA_DIR``)
-    holds the built-in data sets, without it the recipe downloads with TFDS; ``data`` is the user's own
-    instead: a folder of class folders (images or text files), a ``.csv``/``.jsonl`` table or
-    ``tfds:NAME[/CONFIG][:VERSION]`` (:mod:`kerasapps.data.sources`). ``resume`` continues ``run_dir``
-    from its last completed epoch; ``overwrite`` replaces a run directory that is not empty (a finished or
-    failed run; refused while a process trains in it), once the new run has checked its data and settings;
-    ``smoke`` trains a tiny slice for a few steps. ``strategy`` is a
-    ``tf.distribute`` strategy name (``auto``, ``default``, ``one_device``, ``mirrored``,
-    ``multi_worker``, ``tpu`` with ``tpu=ADDRESS``) or a Strategy; ``backup_steps`` adds mid-epoch
-    backups to multi-worker runs. ``callbacks`` are extra Keras callbacks for every stage.
+    ``data_dir`` (else ``$KERASAPPS_DATA_DIR``) holds the built-in data sets, without it the recipe
+    downloads with TFDS; ``data`` is the user's own instead (:mod:`kerasapps.data.sources`). ``strategy`` is a
+    ``tf.distribute`` strategy name or a Strategy. ``callbacks`` are extra Keras callbacks for every stage;
+    ``verbose`` is ``fit``'s ("auto": a progress bar when stdout is a terminal).
     """
     from kerasapps.training.train import train as run
 
-    flags = {"epochs": epochs, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch, "seed": seed}
-    return run(recipe, run_dir=run_dir, config_file=config, overrides=_assignments(set), flags=flags,
-               data_dir=data_dir, data=data, resume=resume, smoke=smoke, verbose=verbose, callbacks=callbacks,
-               strategy=strategy, tpu=tpu, backup_steps=backup_steps, overwrite=overwrite)
+    return run(recipe, options, callbacks=callbacks, verbose=verbose)
 
 
-def evaluate(run_dir: PathLike, *, split: str = "test", data_dir: PathLike | None = None,
-             data: str | None = None, verbose: int | str = "auto") -> dict:
+@takes(EvaluateOptions)
+def evaluate(run_dir: PathLike, *, options: EvaluateOptions, verbose: int | str = "auto") -> dict:
     """Evaluate a finished run's final model on ``split`` (train, validation or test) of its last stage, on
     the data it trained on or ``data`` (a source with the same classes); writes
     ``RUN_DIR/evaluation-SPLIT.json`` (``kerasapps evaluate``). ``verbose`` is ``model.evaluate``'s:
     "auto" shows its progress bar when stdout is a terminal, and nothing otherwise."""
     from kerasapps.training.evaluate import evaluate as run
 
-    return run(run_dir, split=split, data_dir=data_dir, data=data, verbose=verbose)
+    return run(run_dir, **keywords(options), verbose=verbose)
 
 
-def report(run_dirs: Sequence[PathLike], *, out: PathLike | None = None) -> Path:
+@takes(ReportOptions)
+def report(run_dirs: Sequence[PathLike], *, options: ReportOptions) -> Path:
     """One self-contained HTML page about finished runs: configuration, data, training curves, every evaluation
-    (tables and pictures), the worst mistakes and, for several runs, their settings and scores side by side.
-    Written to ``out`` (default ``RUN_DIR/report.html`` for one run, ``report.html`` for several)
+    (tables and pictures), the worst mistakes and, for several runs, their settings and scores side by side
     (``kerasapps report``)."""
     from kerasapps.tools.report import report as run
 
-    return run([Path(p) for p in ([run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else run_dirs)], out=out)
+    return run([Path(p) for p in ([run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else run_dirs)],
+               out=options.out)
 
 
 # ----------------------------------------------------------------------------- export and serving
 
-def export(run_dir: PathLike, *, version: int | None = None, out: PathLike = EXPORT_ROOT,
-           force: bool = False) -> Path:
+@takes(ExportOptions)
+def export(run_dir: PathLike, *, options: ExportOptions) -> Path:
     """Export a finished run as a SavedModel at ``out/NAME/VERSION`` (default: the next version), written
     atomically; an existing version is refused unless ``force`` (``kerasapps export``)."""
     from kerasapps.savedmodel.export import export as run
 
-    return run(run_dir, out=out, version=version, force=force)
+    return run(run_dir, **keywords(options))
 
 
-def predict(model: PathLike | None = None, inputs: Sequence[PathLike] = (), *, url: str | None = None,
-            signature: str = "serving_default") -> list[dict]:
+@takes(PredictOptions)
+def predict(model: PathLike | None = None, inputs: Sequence[PathLike] = (), *,
+            options: PredictOptions) -> list[dict]:
     """Predict on input files with ``model`` (an export, ``saved_models/NAME`` for its newest version, or a
     run directory), or with the server at ``url`` (``http://HOST:PORT/v1/models/NAME``, ours or TF
     Serving). Inputs are what the signature takes: images (PNG/JPEG/BMP/GIF) or ``.npy`` arrays for
     image inputs, text files (one example each) for string inputs. One dict per example, in order
     (``kerasapps predict``). With ``url`` neither TensorFlow nor Keras is imported."""
     inputs = [str(path) for path in inputs]
-    if url:
+    if options.url:
         from kerasapps.serving.client import predict_url
 
-        return predict_url(url, inputs, signature=signature)
+        return predict_url(options.url, inputs, signature=options.signature)
     if model is None or not inputs:
         raise UsageError("give MODEL and at least one INPUT (or --url URL INPUT...)")
     from kerasapps.savedmodel.predict import predict as run
 
-    return run(model, inputs, signature=signature)
+    return run(model, inputs, signature=options.signature)
 
 
-def generate(model: PathLike, prompt: str | Sequence[str] = "", *, length: int = GENERATION["length"],
-             temperature: float = GENERATION["temperature"], seed: int = GENERATION["seed"]) -> str | list[str]:
+@takes(GenerateOptions)
+def generate(model: PathLike, *, options: GenerateOptions) -> str | list[str]:
     """prompt + ``length`` generated characters from a text-generation export or run directory
     (``char_lm``; same seed, same text); 0 temperature is greedy (``kerasapps generate``)."""
     from kerasapps.savedmodel.predict import generate as run
 
-    return run(model, prompt, length=length, temperature=temperature, seed=seed)
+    return run(model, **keywords(options))
 
 
-def serve(model_base: PathLike = EXPORT_ROOT, *, host: str = ServingOptions.host, port: int = ServingOptions.port,
-          grpc_port: int | None = ServingOptions.grpc_port, model_config_file: PathLike | None = None,
-          batching: bool = ServingOptions.batching, max_batch_size: int = ServingOptions.max_batch_size,
-          batch_timeout_ms: float = ServingOptions.batch_timeout_ms,
-          max_request_bytes: int = ServingOptions.max_request_bytes,
-          max_request_elements: int = ServingOptions.max_request_elements,
-          request_timeout_s: float = ServingOptions.request_timeout_s,
-          max_in_flight: int | None = ServingOptions.max_in_flight, max_queued: int = ServingOptions.max_queued,
-          max_header_bytes: int = ServingOptions.max_header_bytes, max_headers: int = ServingOptions.max_headers,
-          header_timeout_s: float = ServingOptions.header_timeout_s,
-          keep_alive_timeout_s: float = ServingOptions.keep_alive_timeout_s,
-          max_connections: int = ServingOptions.max_connections,
-          load_retry_interval_s: float = ServingOptions.load_retry_interval_s,
-          poll_interval_s: float = ServingOptions.poll_interval_s) -> None:
+@takes(ServeOptions)
+def serve(*, options: ServeOptions) -> None:
     """Serve every export under ``model_base`` (or the models of ``model_config_file``, TF Serving's
     ModelServerConfig text protobuf) with TensorFlow Serving's REST API, and its gRPC API on ``grpc_port``,
     until interrupted (``kerasapps serve``). ``batching`` groups concurrent predict requests into one model
     call; the other options bound what one request or client may take (see ``ServingOptions``)."""
-    if model_config_file is not None:
+    if options.model_config_file is not None:
         from kerasapps.serving.repository import read_model_config
 
         try:
-            read_model_config(model_config_file)
+            read_model_config(options.model_config_file)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    elif not Path(model_base).is_dir():
-        raise UsageError(f"model base {model_base} does not exist; export a run first (kerasapps export RUN_DIR)")
+    elif not Path(options.model_base).is_dir():
+        raise UsageError(f"model base {options.model_base} does not exist; export a run first "
+                         "(kerasapps export RUN_DIR)")
     from kerasapps.serving.server import serve as run
 
-    try:
-        options = ServingOptions(
-            host=host, port=port, grpc_port=grpc_port,
-            model_config_file=None if model_config_file is None else str(model_config_file), batching=batching,
-            max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms, max_request_bytes=max_request_bytes,
-            max_request_elements=max_request_elements, request_timeout_s=request_timeout_s,
-            max_in_flight=max_in_flight, max_queued=max_queued, max_header_bytes=max_header_bytes,
-            max_headers=max_headers, header_timeout_s=header_timeout_s, keep_alive_timeout_s=keep_alive_timeout_s,
-            max_connections=max_connections, load_retry_interval_s=load_retry_interval_s,
-            poll_interval_s=poll_interval_s)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    run(model_base, host=host, port=port, options=options)
+    run(options.model_base, host=options.host, port=options.port, options=options.serving())
 
 
 # ----------------------------------------------------------------------------- tuning and diagnostics
 
-def tune(recipe, *, trials: int | None = None, max_epochs: int | None = None, space: Mapping | PathLike | None = None,
-         validation_split: float = TUNE_VALIDATION_SPLIT, out: PathLike | None = None, set: Assignments = (),
-         data_dir: PathLike | None = None, data: str | None = None, smoke: bool = False) -> dict:
+@takes(TuneOptions)
+def tune(recipe, *, options: TuneOptions) -> dict:
     """Random search (keras-tuner) over ``recipe``'s hyper-parameters, each trial scored on a validation
     split carved from the training data (the test split is never read); writes ``OUT/best_config.yaml``
     (default ``tune/NAME``): the best trial's values and the ``set`` values for a full run under
@@ -221,65 +189,65 @@ def tune(recipe, *, trials: int | None = None, max_epochs: int | None = None, sp
     to check the search end to end."""
     from kerasapps.tools.tune import tune as run
 
+    space = options.space
     mapping = space if isinstance(space, Mapping) else None
-    return run(recipe, trials=trials, max_epochs=max_epochs, space=mapping,
+    return run(recipe, trials=options.trials, max_epochs=options.max_epochs, space=mapping,
                space_file=None if space is None or mapping is not None else space,
-               validation_split=validation_split, out=out, overrides=_assignments(set), data_dir=data_dir, data=data,
-               smoke=smoke)
+               validation_split=options.validation_split, out=options.out, overrides=assignments(options.set),
+               data_dir=options.data_dir, data=options.data, smoke=options.smoke)
 
 
-def diagnose_init(activation: str = INIT_EXPERIMENT["activation"], init: str = INIT_EXPERIMENT["init"], *,
-                  layers: int = INIT_EXPERIMENT["layers"], units: int = INIT_EXPERIMENT["units"],
-                  examples: int = INIT_EXPERIMENT["examples"], seed: int = INIT_EXPERIMENT["seed"],
-                  png: PathLike | None = None) -> dict:
+@takes(InitOptions)
+def diagnose_init(*, options: InitOptions) -> dict:
     """Per-layer activation statistics of a deep MLP on random N(0, 1) input, and their histograms in
     ``png`` (default ``diagnostics/init-ACTIVATION-INIT.png``) (``kerasapps diagnose init``; NumPy only)."""
     from kerasapps.tools.initialization import init_statistics, plot_init_histograms
 
-    stats = init_statistics(activation, init, layers=layers, units=units, examples=examples, seed=seed,
-                            keep_activations=True)
-    path = plot_init_histograms(stats, png or f"diagnostics/init-{activation}-{init}.png")
+    stats = init_statistics(options.activation, options.init, layers=options.layers, units=options.units,
+                            examples=options.examples, seed=options.seed, keep_activations=True)
+    path = plot_init_histograms(stats, options.png or f"diagnostics/init-{options.activation}-{options.init}.png")
     stats.pop("activations")
     return {**stats, "png": str(path)}
 
 
-def diagnose_overfit(recipe, *, examples: int = OVERFIT_EXAMPLES, max_epochs: int = OVERFIT_MAX_EPOCHS,
-                     batch_size: int | None = None, set: Assignments = (), data_dir: PathLike | None = None,
-                     data: str | None = None) -> dict:
+@takes(OverfitOptions)
+def diagnose_overfit(recipe, *, options: OverfitOptions) -> dict:
     """Can ``recipe`` reach 100% training accuracy (or a loss near 0) on its first ``examples`` training
     examples? ``passed``, the loss curve and, when it fails, the likely ``cause`` (``kerasapps diagnose overfit``)."""
     from kerasapps.tools.diagnose import overfit_check
 
-    return overfit_check(recipe, examples=examples, max_epochs=max_epochs, batch_size=batch_size,
-                         overrides=_assignments(set), data_dir=data_dir, data=data)
+    return overfit_check(recipe, examples=options.examples, max_epochs=options.max_epochs,
+                         batch_size=options.batch_size, overrides=assignments(options.set),
+                         data_dir=options.data_dir, data=options.data)
 
 
-def diagnose_lr(recipe, *, min_lr: float = LR_RANGE["min_lr"], max_lr: float = LR_RANGE["max_lr"],
-                steps: int = LR_RANGE["steps"], batch_size: int | None = None, png: PathLike | None = None,
-                set: Assignments = (), data_dir: PathLike | None = None, data: str | None = None) -> dict:
+@takes(LrOptions)
+def diagnose_lr(recipe, *, options: LrOptions) -> dict:
     """Learning-rate range test: the rate grows exponentially from ``min_lr`` to ``max_lr`` over ``steps``
     batches; the suggested rate, where it diverges, and the plot in ``png`` (default
     ``diagnostics/lr-NAME.png``) (``kerasapps diagnose lr``)."""
     from kerasapps.tools.diagnose import lr_range_test, plot_lr_range
 
-    result = lr_range_test(recipe, min_lr=min_lr, max_lr=max_lr, steps=steps, batch_size=batch_size,
-                           overrides=_assignments(set), data_dir=data_dir, data=data)
-    result["png"] = str(plot_lr_range(result, png or f"diagnostics/lr-{result['recipe']}.png"))
+    result = lr_range_test(recipe, min_lr=options.min_lr, max_lr=options.max_lr, steps=options.steps,
+                           batch_size=options.batch_size, overrides=assignments(options.set),
+                           data_dir=options.data_dir, data=options.data)
+    result["png"] = str(plot_lr_range(result, options.png or f"diagnostics/lr-{result['recipe']}.png"))
     return result
 
 
-def diagnose_filters(run_dir: PathLike, *, layer: str | None = None, png: PathLike | None = None) -> dict:
+@takes(FiltersOptions)
+def diagnose_filters(run_dir: PathLike, *, options: FiltersOptions) -> dict:
     """A grid of a run's convolution filters (the first convolution, or ``layer``) with per-filter norms and
     pairwise correlations (``kerasapps diagnose filters``)."""
     from kerasapps.tools.filter_grids import filters_picture
 
-    return filters_picture(run_dir, layer=layer, png=png)
+    return filters_picture(run_dir, **keywords(options))
 
 
-def diagnose_features(run_dir: PathLike, input: PathLike, *, layer: str | None = None,
-                      png: PathLike | None = None) -> dict:
+@takes(FeaturesOptions)
+def diagnose_features(run_dir: PathLike, *, options: FeaturesOptions) -> dict:
     """A grid of the feature maps one input file produces at ``layer`` (default: the first convolution),
     with per-map statistics (``kerasapps diagnose features``)."""
     from kerasapps.tools.filter_grids import features_picture
 
-    return features_picture(run_dir, str(input), layer=layer, png=png)
+    return features_picture(run_dir, str(options.input), layer=options.layer, png=options.png)

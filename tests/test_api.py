@@ -19,14 +19,19 @@ def test_help_of_train_shows_its_parameters_and_defaults():
 
 
 def test_train_from_python_with_keyword_options(tiny_data_dir, tmp_path):
-    run = kerasapps.train("mlp_mnist", epochs=1, smoke=True, run_dir=tmp_path / "run", data_dir=tiny_data_dir,
+    """One epoch (17 steps of 32) of a 16-unit MLP on the tiny digits, where each digit lights its own block: the
+    run learns them. Measured with this seed: test accuracy 0.865 (across seeds 0.42 to 0.87), where always
+    answering the most frequent of the 10 balanced classes scores 0.1; a smoke run's two steps reach only 0.2."""
+    run = kerasapps.train("mlp_mnist", epochs=1, batch_size=32, run_dir=tmp_path / "run", data_dir=tiny_data_dir,
                           set="units=16", seed=7, verbose=0)
     assert run.run_dir == tmp_path / "run" and (run.run_dir / "model.keras").is_file()
-    assert 0.0 <= run.metrics["test"]["accuracy"] <= 1.0
     config = (run.run_dir / "config.yaml").read_text()
-    assert "units: 16" in config and "seed: 7" in config and "epochs: 1" in config
-    assert kerasapps.evaluate(run.run_dir, data_dir=tiny_data_dir)["metrics"]["accuracy"] == pytest.approx(
-        run.metrics["test"]["accuracy"])
+    assert "units: 16" in config and "seed: 7" in config and "epochs: 1" in config and "batch_size: 32" in config
+    evaluation = kerasapps.evaluate(run.run_dir, data_dir=tiny_data_dir)
+    assert evaluation["metrics"]["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
+    majority = evaluation["classes"]["majority_class"]["accuracy"]
+    assert majority == pytest.approx(0.1)
+    assert run.metrics["test"]["accuracy"] >= 0.6, run.metrics["test"]
 
 
 def test_an_unknown_key_in_set_is_one_line_naming_the_key(tiny_data_dir, tmp_path):

@@ -27,6 +27,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kerasapps.core.commands import TrainOptions, assignments
 from kerasapps.core.compat import tracked_layers
 from kerasapps.core.errors import ConfigError, DataError, RunError, UsageError
 from kerasapps.core.hparams import HParams, dump_config
@@ -103,20 +104,18 @@ class _LogLearningRate(keras.callbacks.Callback):
             logs["lr"] = self.rate
 
 
-def train(recipe: Recipe | str, *, run_dir=None, config_file=None, overrides=(), flags=None,
-          data_dir=None, data: str | None = None, resume: bool = False, smoke: bool = False, verbose="auto",
-          callbacks: Iterable = (), strategy="default", tpu: str | None = None,
-          backup_steps: int | None = None, overwrite: bool = False) -> RunResult:
-    """Train ``recipe`` into ``run_dir`` (see the module docstring); :func:`kerasapps.train` documents the options.
-
-    ``overrides`` are ``key=value`` strings or a mapping, ``flags`` the ``--epochs``-style values that
-    come last; ``strategy`` is a name from :data:`kerasapps.core.schema.STRATEGIES` or a
-    ``tf.distribute.Strategy``.
+def train(recipe: Recipe | str, options: TrainOptions = TrainOptions(), *, verbose="auto",
+          callbacks: Iterable = ()) -> RunResult:
+    """Train ``recipe`` into ``options.run_dir`` (see the module docstring); :class:`TrainOptions` (the options of
+    ``kerasapps train``) documents the options. ``options.strategy`` is a name from
+    :data:`kerasapps.core.schema.STRATEGIES` or a ``tf.distribute.Strategy``.
     """
     recipe = as_recipe(recipe)
+    run_dir, config_file, data_dir, data = options.run_dir, options.config, options.data_dir, options.data
+    resume, smoke, overwrite, overrides = options.resume, options.smoke, options.overwrite, assignments(options.set)
     # first: collective ops (multi_worker) must be configured before TensorFlow initialises its devices
-    distribution = Distribution.start(strategy, tpu, backup_steps=backup_steps, resume=resume)
-    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    distribution = Distribution.start(options.strategy, options.tpu, backup_steps=options.backup_steps, resume=resume)
+    flags = options.flags()
     if resume and overwrite:
         raise UsageError("--resume continues a run and --overwrite replaces it: pass one of them")
     if resume:
