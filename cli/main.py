@@ -281,7 +281,7 @@ def report(settings, run_dirs, **options):
 @click_options(ExportOptions)
 @pass_settings
 def export(settings, run_dir, **options):
-    """Export a finished run as a SavedModel that TF Serving serves unchanged."""
+    """Export a finished run: a SavedModel that TF Serving serves unchanged, or ONNX / LiteRT."""
     settings.import_tensorflow()
     import kerasapps
 

@@ -118,8 +118,9 @@ def report(run_dirs: Sequence[PathLike], *, options: ReportOptions) -> Path:
 
 @takes(ExportOptions)
 def export(run_dir: PathLike, *, options: ExportOptions) -> Path:
-    """Export a finished run as a SavedModel at ``out/NAME/VERSION`` (default: the next version), written
-    atomically; an existing version is refused unless ``force`` (``kerasapps export``)."""
+    """Export a finished run at ``OUT/NAME/VERSION`` (default: the next version), written atomically, as a
+    SavedModel (``saved_models/``) or in another ``format`` (ONNX, LiteRT: each under its own root); an existing
+    version is refused unless ``force`` (``kerasapps export``)."""
     from kerasapps.savedmodel.export import export as run
 
     return run(run_dir, **keywords(options))

@@ -23,6 +23,7 @@ from kerasapps.core.schema import (
     LR_RANGE,
     OVERFIT_EXAMPLES,
     OVERFIT_MAX_EPOCHS,
+    QUANTIZATIONS,
     SPLITS,
     STRATEGIES,
     TUNE_VALIDATION_SPLIT,
@@ -114,8 +115,13 @@ class ExportOptions:
     """``kerasapps export RUN_DIR``."""
 
     version: int | None = option(None, "Version number (default: next).", minimum=1)
-    out: PathLike = option(EXPORT_ROOT, "Model base directory (TF Serving layout OUT/NAME/VERSION).", path="dir")
+    out: PathLike | None = option(None, f"Export root, OUT/NAME/VERSION (default: {EXPORT_ROOT} for a SavedModel, "
+                                        "onnx_models, litert_models).", path="dir")
     force: bool = option(False, "Replace an existing version.")
+    format: str = option("saved_model", "saved_model (TF Serving's), onnx or litert: the last two hold the model's "
+                                        "numeric core, class names beside it.")
+    quantize: str = option("none", "LiteRT only: float16 weights, or int8 (post-training, calibrated on training "
+                                   "examples).", choices=QUANTIZATIONS)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -146,7 +152,7 @@ class TuneOptions:
     trials: int | None = option(None, "Configurations to try (in total); required without --smoke.", minimum=1)
     max_epochs: int | None = option(None, "Epochs per trial (default: the recipe's).", minimum=1)
     space: Mapping | PathLike | None = option(None, "YAML search space: key: {min:, max:, log: true} or key: "
-                                                    "[choices] (from Python also a mapping). Default: see README.",
+                                                    "[choices] (from Python also a mapping). Default: see docs/tuning-and-diagnostics.md.",
                                               path="file")
     validation_split: float = option(TUNE_VALIDATION_SPLIT, "Fraction of the training data held out to score "
                                      "trials (the test split is never read).", minimum=0, maximum=0.5, min_open=True)

@@ -15,6 +15,7 @@ A format is one :func:`register_export_format` call (the SavedModel registers it
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -125,9 +126,11 @@ def write_version(target: Path, fill: Callable[[Path], dict], info: dict) -> Pat
     from kerasapps.training import rundir
 
     model_dir, version = target.parent, target.name
+    made = [folder for folder in (model_dir.parent, model_dir) if not folder.exists()]
     model_dir.mkdir(parents=True, exist_ok=True)
     remove_abandoned(model_dir)
     tmp = rundir.shareable(Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=model_dir)))
+    written = False
     try:
         info = {**info, **fill(tmp)}
         (tmp / EXPORT_INFO).parent.mkdir(exist_ok=True)
@@ -139,8 +142,12 @@ def write_version(target: Path, fill: Callable[[Path], dict], info: dict) -> Pat
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+        written = True
     except OSError as exc:
         raise RunError(f"could not write the export to {target}: {exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(made if not written else []):  # a refused or failed first export leaves nothing
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     return target

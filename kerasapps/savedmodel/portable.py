@@ -69,23 +69,38 @@ def numeric_core(recipe, hp, run_dir, model_path):
 
 
 def write_onnx(recipe, hp, run_dir, model_path, folder: Path, bar) -> dict:
-    """``model.onnx``: the numeric core through tf2onnx."""
+    """``model.onnx``: the numeric core, its variables and captured constants frozen, through tf2onnx, with the
+    signature's input and output names."""
     import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     function, specs, _, info = numeric_core(recipe, hp, run_dir, model_path)
     bar.advance(description=f"exporting {recipe.name}: converting to ONNX")
+    concrete = function.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)  # tf2onnx's from_function leaves captured constants
+    # (a table's standardisation) as graph inputs
+    outputs = dict(zip(sorted(concrete.structured_outputs), [t.name for t in frozen.outputs]))
+    inputs = {t.name.split(":")[0]: t.name for t in frozen.inputs}
     try:
-        tf2onnx.convert.from_function(function, input_signature=[specs], opset=ONNX_OPSET,
-                                      output_path=str(folder / "model.onnx"))
+        proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=list(inputs.values()),
+                                                  output_names=list(outputs.values()), opset=ONNX_OPSET)
     except Exception as exc:  # tf2onnx raises what its op handlers raise
         raise RunError(f"tf2onnx could not convert {recipe.name}: {_first_line(exc)}") from None
+    _rename(proto.graph, {**{v: k for k, v in inputs.items()}, **{v: k for k, v in outputs.items()}})
+    (folder / "model.onnx").write_bytes(proto.SerializeToString())
     bar.advance()
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    info["outputs"] = [output.name for output in session.get_outputs()]
+    info["outputs"] = sorted(outputs)
     bar.advance()
     return info
+
+
+def _rename(graph, names: dict[str, str]) -> None:
+    """Give an ONNX graph's inputs and outputs the signature's names (TensorFlow's carry ``:0``)."""
+    for value in [*graph.input, *graph.output]:
+        value.name = names.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [names.get(name, name) for name in node.input]
+        node.output[:] = [names.get(name, name) for name in node.output]
 
 
 def write_litert(recipe, hp, run_dir, model_path, folder: Path, bar, quantize: str = "none") -> dict:
