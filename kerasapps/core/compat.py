@@ -1,11 +1,17 @@
-"""Every use of a private name of Keras that the training code needs, in one place.
+"""Every use of a private or internal name of Keras, TensorFlow or uvicorn that the package needs, in one place.
 
-Each function says which internals it touches and why no public API does the job; ``tests/core/test_compat.py``
-checks each against the installed Keras, so an upgrade that moves them fails there, by name, and not in the
-middle of a user's run. Like the rest of ``kerasapps.core`` this module imports Keras only when called.
+Keras: the training code's weight decay exclusion, EMA weights, loss masks, tracked sublayers and the base class of
+its random preprocessing layers. TensorFlow: the serving code's
+per-call cancellation (``tensorflow.python.eager.cancellation``). uvicorn: the serving code's HTTP limits, built on
+its h11 protocol class (``uvicorn.protocols.http.h11_impl.H11Protocol``) and its hooks. Each function says which
+internals it touches and why no public API does the job; ``tests/core/test_compat.py`` checks each against the
+installed versions, so an upgrade that moves them fails there, by name, and not in the middle of a user's run.
+Like the rest of ``kerasapps.core`` this module imports Keras, TensorFlow and uvicorn only when called.
 """
 
 from __future__ import annotations
+
+import threading
 
 
 def exclude_from_weight_decay(optimizer, variables) -> None:
@@ -46,6 +52,78 @@ def set_keras_mask(tensor, mask) -> None:
     from keras.src import backend
 
     backend.set_keras_mask(tensor, mask=mask)
+
+
+# -- TensorFlow: cancelling one eager function call from another thread ---------------------------------------
+
+_THREAD = threading.local()  # .manager: the CancellationManager of the call this thread makes, if any
+
+
+def new_cancellation_manager():
+    """A ``tensorflow.python.eager.cancellation.CancellationManager``: ``start_cancel()`` stops the calls made
+    under it (their ops stop and the call raises ``CancelledError``; a manager cancelled before the call starts
+    is not seen by it). Public TensorFlow has no way to cancel a running function call; this is the object its
+    ``get_cancelable_function`` uses."""
+    from tensorflow.python.eager import cancellation
+
+    return cancellation.CancellationManager()
+
+
+def thread_local_cancellation() -> bool:
+    """Make TensorFlow's cancellation context per thread (True when it is; False, patching nothing, when this
+    TensorFlow has no such hook and calls run uncancellable).
+
+    Every eager function call reads its manager through ``tensorflow.python.eager.cancellation.context()``
+    (``tensorflow.python.eager.context`` calls it), which returns one module global, so two threads starting calls
+    at once could swap managers and cancelling one call would stop another's. This replaces that function with one
+    that returns the calling thread's manager (:func:`set_thread_cancellation_manager`) when it has one, else what
+    the original returns, leaving any other user of the global as it was. Idempotent.
+    """
+    from tensorflow.python.eager import cancellation
+
+    original = getattr(cancellation, "context", None)
+    if getattr(original, "_kerasapps_thread_local", False):
+        return True
+    if original is None or not hasattr(cancellation, "CancellationManager"):
+        return False
+
+    def context():
+        manager = getattr(_THREAD, "manager", None)
+        return manager if manager is not None else original()
+
+    context._kerasapps_thread_local = True
+    cancellation.context = context
+    return True
+
+
+def set_thread_cancellation_manager(manager) -> None:
+    """The manager (None: none) under which the calling thread's eager function calls run, once
+    :func:`thread_local_cancellation` made TensorFlow read it."""
+    _THREAD.manager = manager
+
+
+# -- uvicorn: its h11 protocol, for limits its configuration cannot express ----------------------------------
+
+def uvicorn_h11_protocol() -> type:
+    """uvicorn's h11 HTTP protocol class (``uvicorn.protocols.http.h11_impl.H11Protocol``), to subclass.
+
+    uvicorn's public configuration takes a protocol class (``http=``) but exports none to build on, and has no
+    header count limit, no timeout for a request's head and no bound on open connections (``limit_concurrency``
+    counts only connections that asked). A subclass overrides its hooks ``connection_made``,
+    ``connection_lost``, ``data_received``, ``handle_events``, ``on_response_complete`` and
+    ``send_400_response``, and reads its ``conn`` (the h11 connection), ``cycle`` (``response_complete``,
+    ``disconnected``, ``message_event``), ``connections``, ``server_state.default_headers``, ``loop``,
+    ``transport``, ``client`` and ``logger``.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    return H11Protocol
+
+
+def uvicorn_stop_keep_alive(protocol) -> None:
+    """Stop an h11 protocol's keep-alive timer (its private ``_unset_keepalive_if_required``), before the
+    protocol closes the connection itself."""
+    protocol._unset_keepalive_if_required()
 
 
 def tracked_layers(layer) -> list:

@@ -55,9 +55,32 @@ def fit_images(images, shape: tuple, square: bool = False):
     return images if len(shape) == 3 else images[..., 0]
 
 
-def decode_error(exc) -> str:
-    """TensorFlow's decoding error in a line a user reads: "jpeg::Uncompress failed. Invalid JPEG data or crop
-    window." without the op's wrapper names."""
-    message = (getattr(exc, "message", None) or str(exc)).splitlines()[0] if str(exc) else type(exc).__name__
-    message = re.sub(r"\{\{[^}]*\}\}\s*", "", message)
-    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", message).strip() or type(exc).__name__
+_EAGER_OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\](?:\s*name:\s*\S*)?$")
+_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+
+
+def op_error_message(exc, limit: int = 2000) -> str:
+    """A TensorFlow op error in a line a user reads: the op's own message, without TensorFlow's wrapping.
+
+    Dropped: the "Graph execution error:" header, the "Detected at node ... defined at" stack, blank lines, the
+    ``{{function_node ...}}`` wrapper names and the trailing ``[Op:...]``; so "jpeg::Uncompress failed. Invalid
+    JPEG data or crop window." for a corrupt image, "assertion failed: [x must be >= 0] ..." for a model's own
+    check. Cut at ``limit`` characters. Used for decoding errors here and for a served model's failures.
+    """
+    text = getattr(exc, "message", None) or str(exc)
+    kept, skipping = [], False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped == "Graph execution error:":
+            continue
+        if stripped.startswith("Detected at node") or stripped.startswith("Detected unsupported operations"):
+            skipping = True
+            continue
+        if skipping and (line.startswith(" ") or stripped == "<stack traces unavailable>"
+                         or stripped.startswith("File ")):
+            continue
+        skipping = False
+        kept.append(stripped)
+    message = _FUNCTION_NODE.sub("", " ".join(kept))
+    message = _EAGER_OP_SUFFIX.sub("", message).strip() or type(exc).__name__
+    return message if len(message) <= limit else message[:limit] + "..."

@@ -145,12 +145,12 @@ def decode_like_training(path: Path, shape: tuple, square: bool = False) -> np.n
     any size, at its own size (the export fits it as training did)."""
     import tensorflow as tf
 
-    from kerasapps.data.images import decode_error, decode_image
+    from kerasapps.data.images import decode_image, op_error_message
 
     try:
         return decode_image(tf.io.read_file(str(path)), shape, square).numpy()
     except tf.errors.OpError as exc:
-        raise UsageError(f"cannot decode image {path}: {decode_error(exc)}") from None
+        raise UsageError(f"cannot decode image {path}: {op_error_message(exc)}") from None
 
 
 def predict(model, inputs: Sequence[str], *, signature: str = "serving_default") -> list[dict]:

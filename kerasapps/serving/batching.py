@@ -1,4 +1,4 @@
-"""Dynamic batching for :mod:`kerasapps.serving.server`.
+"""Dynamic batching for the serving core (:mod:`kerasapps.serving.core`), so for REST and gRPC alike.
 
 Concurrent predict requests for the same loaded version and signature whose inputs have
 the same dtypes and the same shape after axis 0 are queued together, concatenated along

@@ -19,12 +19,12 @@ DT_BOOL, and they fit nothing else (not even ``[1, true]`` into an int input); o
   DT_STRING value; text after the document is a 400, where TF Serving's parser ignores it;
 * non-UTF-8 bytes in a string output not named ``*_bytes`` are written as ``{"b64": ...}`` instead of
   producing invalid JSON;
-* messages quoting a client's values are cut at 120 characters (TF Serving: 256 bytes), and
-  :func:`error_body` cuts a whole message at 2,000.
+* messages quoting a client's values are cut at 120 characters (TF Serving: 256 bytes), and an error body
+  cuts a whole message at 2,000 (:mod:`kerasapps.serving.errors`).
 
-For the server, :func:`decode_body` undoes ``Content-Encoding`` within a size limit (TF Serving
-inflates gzip only, up to 100 MB), :func:`count_upper_bound` bounds a body's values before it is parsed,
-and ``decode_inputs(..., max_elements=)`` refuses a request's tensors before they are allocated.
+The body reaches :func:`decode_inputs` parsed by :func:`kerasapps.serving.request_body.parse_request` (which
+also undoes ``Content-Encoding`` and bounds the values before parsing); ``decode_inputs(..., max_elements=)``
+refuses a request's tensors before they are allocated.
 """
 
 from __future__ import annotations
@@ -33,253 +33,17 @@ import base64
 import binascii
 import json
 import math
-import re
-import zlib
 from itertools import chain, islice
 
 import numpy as np
-import orjson
 
-from kerasapps.serving.repository import ServingError
+from kerasapps.serving.errors import LONE_SURROGATE, ServingError
+from kerasapps.serving.errors import bad as _bad
+from kerasapps.serving.errors import json_type as _json_type
+from kerasapps.serving.errors import show as _show
+from kerasapps.serving.request_body import ParsedRequest
 
-_MAX_SHOWN = 120  # characters of a client's value echoed in an error message
 _MAX_RANK = 64  # dimensions a numpy array can have
-_SCAN_CAP = 64  # places of one letter a body's scan looks at before it gives up (see _scan)
-
-
-def _bad(message: str) -> ServingError:
-    return ServingError(400, message)
-
-
-# -- short, safe renderings of client values ------------------------------------------
-
-def _pieces(value, room: list):
-    """JSON text of ``value`` piece by piece, stopping once ``room[0]`` characters are out."""
-    if type(value) is list or type(value) is dict:
-        is_list = type(value) is list
-        yield "[" if is_list else "{"
-        room[0] -= 1
-        for index, item in enumerate(value if is_list else value.items()):
-            if room[0] <= 0:
-                return
-            if index:
-                yield ","
-            if is_list:
-                yield from _pieces(item, room)
-            else:
-                yield from _pieces(item[0], room)
-                yield ":"
-                yield from _pieces(item[1], room)
-        yield "]" if is_list else "}"
-    else:
-        if isinstance(value, str) and len(value) > _MAX_SHOWN:
-            value = value[:_MAX_SHOWN + 1]
-        text = json.dumps(value, default=str)
-        room[0] -= len(text)
-        yield text
-
-
-def _show(value) -> str:
-    """``value`` as JSON (ASCII) for an error message, cut at ``_MAX_SHOWN`` characters.
-
-    Only the part shown is ever serialized: megabytes of client input cost nothing here.
-    """
-    room = [_MAX_SHOWN + 1]
-    text = "".join(_pieces(value, room))
-    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
-
-
-def _json_type(value) -> str:
-    """The JSON type's name as TF Serving's messages give it."""
-    if value is True or value is False:
-        return str(value)
-    return {type(None): "Null", dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
-
-
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def error_body(message: str, limit: int = 2000) -> bytes:
-    """The JSON error body ``{"error": message}``, valid UTF-8 whatever ``message`` holds.
-
-    Lone surrogates (a request's ``signature_name`` may hold ``"\\udc80"``) become U+FFFD, and a
-    message longer than ``limit`` characters is cut there and ends in ``...``, so a client's
-    megabytes are never echoed back.
-    """
-    if len(message) > limit:
-        message = message[:limit] + "..."
-    text = json.dumps({"error": message}, ensure_ascii=False)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATES.sub("\ufffd", text).encode("utf-8")
-
-
-# -- request bodies ---------------------------------------------------------------------
-
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
-_CODINGS = ("gzip", "x-gzip", "deflate")
-
-
-def decode_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
-    """``body`` with its ``Content-Encoding`` undone, at most ``limit`` bytes once decoded.
-
-    ``gzip`` (``x-gzip``), ``deflate`` (zlib or raw) and ``identity`` are understood, also listed
-    together as in ``gzip, identity`` (undone last first). Decompression is incremental: it stops
-    with a 413 as soon as the output passes ``limit``, so a zip bomb is never expanded in full. An
-    unknown coding is a 415 (nothing is decoded), a corrupt or truncated stream a 400.
-    """
-    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
-    codings = [c for c in codings if c and c != "identity"]
-    for coding in codings:
-        if coding not in _CODINGS:
-            raise ServingError(415, f"Unsupported Content-Encoding: {coding[:100]} "
-                                    "(supported: gzip, deflate, identity)")
-    for coding in reversed(codings):
-        body = _inflate(body, coding, limit)
-    if len(body) > limit:
-        raise ServingError(413, f"Request body of {len(body)} bytes exceeds the limit of {limit} bytes")
-    return body
-
-
-def _is_zlib_stream(data: bytes) -> bool:
-    return len(data) >= 2 and data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and (data[0] << 8 | data[1]) % 31 == 0
-
-
-def _inflate(data: bytes, coding: str, limit: int) -> bytes:
-    if coding == "deflate":  # RFC 9110 says zlib; some clients send raw deflate
-        wbits = zlib.MAX_WBITS if _is_zlib_stream(data) else -zlib.MAX_WBITS
-    else:
-        wbits = _GZIP_WBITS
-    chunks, size = [], 0
-    decoder = zlib.decompressobj(wbits)
-    try:
-        while True:
-            # Never more than one byte past the limit: the 413 comes before anything larger is made.
-            chunk = decoder.decompress(data, limit - size + 1)
-            size += len(chunk)
-            if size > limit:
-                raise ServingError(413, f"Request body exceeds the limit of {limit} bytes once "
-                                        f"decompressed ({coding})")
-            chunks.append(chunk)
-            data = decoder.unconsumed_tail
-            if decoder.eof:
-                data = decoder.unused_data
-                if not data.strip(b"\0"):
-                    break
-                if wbits != _GZIP_WBITS:
-                    raise _bad(f"Unable to decompress the request body ({coding}): data after its end")
-                decoder = zlib.decompressobj(wbits)  # a gzip body may hold several members
-            elif not data:  # a chunk under the limit used all input: the stream was cut short
-                raise _bad(f"Unable to decompress the request body ({coding}): it is truncated")
-    except zlib.error as exc:
-        raise _bad(f"Unable to decompress the request body ({coding}): {exc}") from None
-    return b"".join(chunks)
-
-
-def count_upper_bound(body: bytes) -> int:
-    """An upper bound of the values in any JSON document ``body`` can hold, found without parsing.
-
-    Values are the leaves: numbers, strings, ``true``/``false``/``null`` and empty arrays or
-    objects (object keys are not values). Every value but the first of its array or object is
-    preceded by a comma of its own, so a document of N values holds at least N - 1 commas; commas in
-    strings (or bytes 0x2C inside UTF-16/32 code units) only raise the bound. So ``body.count(b",") + 1``
-    bounds the tensor values :func:`decode_inputs` will count, and a server can refuse a body over its
-    element limit before ``json.loads`` allocates a Python object per value.
-    """
-    return body.count(b",") + 1
-
-
-class _Request(dict):
-    """A parsed request (a plain dict to its users) with what a scan of its bytes proved (see _scan).
-
-    The facts hold for the document as parsed (add no keys to it); a plain dict gets every value checked.
-    """
-
-    quotes = -1
-    integral = False
-
-
-def _positions(body: bytes, letter: bytes) -> list[int] | None:
-    """Where ``letter`` is in ``body``; None past ``_SCAN_CAP`` places."""
-    found, at = [], body.find(letter)
-    while at >= 0:
-        if len(found) == _SCAN_CAP:
-            return None
-        found.append(at)
-        at = body.find(letter, at + 1)
-    return found
-
-
-def _scan(body: bytes) -> tuple[int, bool]:
-    """``(quotes, integral)``: what a few memchr-fast looks at a body prove about its values.
-
-    ``quotes`` is the number of ``"`` if ``body`` is UTF-8 with no backslash and no ``true``, ``false``
-    or ``null`` token, else -1. Without backslashes every ``"`` opens or closes a string, so when it
-    equals twice the keys and string values a request is known to hold, its tensors hold numbers
-    only: ``np.array`` of them cannot mix types (``[1, true]``), take ``null`` for NaN or make a huge
-    ``<U`` array of one long string. ``integral``: besides, no ``.``, ``N``, ``I``, ``E`` and no ``e``
-    after a digit: every number is an integer. The letters looked at (u, l, e) are rare outside
-    tokens and keys; a body with more than ``_SCAN_CAP`` of one gets the safe answer (-1, False).
-    """
-    if b"\\" in body or json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):
-        return -1, False
-    us, ls = _positions(body, b"u"), _positions(body, b"l")  # true and null hold a u, false an l
-    if us is None or ls is None:
-        return -1, False
-    for at in us:
-        if (at >= 2 and body.startswith(b"true", at - 2)) or (at >= 1 and body.startswith(b"null", at - 1)):
-            return -1, False
-    for at in ls:
-        if at >= 2 and body.startswith(b"false", at - 2):
-            return -1, False
-    quotes = _positions(body, b'"')
-    quotes = body.count(b'"') if quotes is None else len(quotes)
-    if b"." in body or b"N" in body or b"I" in body or b"E" in body:
-        return quotes, False
-    es = _positions(body, b"e")
-    return quotes, es is not None and not any(body[at - 1:at].isdigit() for at in es)
-
-
-def _fast_loads(body: bytes):
-    """``orjson.loads`` (about 5x faster than ``json`` on a 28x28 image): the same objects for the strict JSON
-    it accepts, except integers past 64 bits, which it may make floats; bodies with 19 digits in a row, and
-    what it refuses (NaN, lone surrogates), go to ``json``."""
-    doc = orjson.loads(body)
-    if _HUGE_INTEGER.search(body) is not None:
-        raise ValueError("an integer of more than 64 bits")
-    return doc
-
-
-_HUGE_INTEGER = re.compile(rb"\d{19}")  # 19 or more digits in a row: maybe past 64 bits
-
-
-def parse_request(body: bytes) -> dict:
-    """Parse a request body that must be a JSON object (NaN/Infinity allowed).
-
-    The dict returned also carries what a quick scan of ``body`` proved, which lets
-    :func:`decode_inputs` build arrays of numbers by ``np.array`` alone when it is safe.
-    """
-    if not body:
-        raise _bad("JSON Parse error: The document is empty")
-    if isinstance(body, str):
-        body = body.encode("utf-8", "surrogatepass")
-    try:
-        doc = _fast_loads(body)
-    except ValueError:  # NaN/Infinity, lone surrogates, very deep nesting: the standard parser decides
-        try:
-            doc = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise _bad(f"JSON Parse error: {str(exc)[:200]}") from None
-    if not isinstance(doc, dict):
-        raise _bad(f"JSON Value: {_show(doc)} Is not object")
-    signature_name = doc.get("signature_name", "")
-    if not isinstance(signature_name, str):
-        raise _bad(f"JSON Value: {_show(signature_name)} not formatted correctly. "
-                   "'signature_name' key must be a string value.")
-    request = _Request(doc)
-    request.quotes, request.integral = _scan(body)
-    return request
 
 
 # -- JSON values -> arrays --------------------------------------------------------------
@@ -412,7 +176,7 @@ def _exact_array(value, target: _Target, name: str) -> np.ndarray:
             try:
                 data = [text.encode("utf-8") for text in leaves]
             except UnicodeEncodeError:
-                bad = next(text for text in leaves if _SURROGATES.search(text))
+                bad = next(text for text in leaves if LONE_SURROGATE.search(text))
                 raise _bad(f"Input '{name}': JSON Value: {_show(bad)} holds a lone surrogate, "
                            "which is not valid Unicode") from None
         else:
@@ -528,7 +292,7 @@ def decode_inputs(doc: dict, specs: dict, max_elements: int | None = None) -> tu
             raise _bad(f"Request holds {total} values, more than the limit of {max_elements} "
                        "(--max-request-elements); send fewer instances per request")
     plain = integral = False
-    if isinstance(doc, _Request) and doc.quotes >= 0:
+    if isinstance(doc, ParsedRequest) and doc.quotes >= 0:
         strings = len(doc) + keys + (type(doc.get("signature_name")) is str)
         plain, integral = doc.quotes == 2 * strings, doc.integral
     arrays = {name: _array(values[name], spec, name, plain, integral) for name, spec in specs.items()}

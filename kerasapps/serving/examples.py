@@ -22,23 +22,10 @@ import json
 
 import numpy as np
 
-from kerasapps.serving.repository import CLASSIFY_METHOD, REGRESS_METHOD, ServingError
+from kerasapps.serving.errors import ServingError, bad, json_type
+from kerasapps.serving.servable import CLASSIFY_METHOD, REGRESS_METHOD
 
 _KIND_NAMES = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}
-
-
-def _bad(message: str) -> ServingError:
-    return ServingError(400, message)
-
-
-def _json_type(value) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, list):
-        return "ARRAY"
-    if isinstance(value, dict):
-        return "OBJECT"
-    return type(value).__name__.upper()
 
 
 def _feature_values(name: str, content) -> tuple[str, list]:
@@ -47,7 +34,7 @@ def _feature_values(name: str, content) -> tuple[str, list]:
     for value in content if isinstance(content, list) else [content]:
         if isinstance(value, bool) or (isinstance(value, int) and not isinstance(value, bool)):
             if not isinstance(value, bool) and not -2**63 <= value < 2**63:
-                raise _bad(f"Feature: {name} has uint64 element. Only int64 is supported.")
+                raise bad(f"Feature: {name} has uint64 element. Only int64 is supported.")
             this, value = "int64_list", int(value)
         elif isinstance(value, float):
             this = "float_list"
@@ -58,11 +45,11 @@ def _feature_values(name: str, content) -> tuple[str, list]:
             try:
                 value = base64.b64decode(value["b64"] + "=" * (-len(value["b64"]) % 4), validate=True)
             except (binascii.Error, ValueError):
-                raise _bad(f"Feature: {name} has a value that is not valid base64") from None
+                raise bad(f"Feature: {name} has a value that is not valid base64") from None
         else:
-            raise _bad(f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
+            raise bad(f"Feature: {name} has element with unexpected JSON type: {json_type(value)}")
         if kind is not None and this != kind:
-            raise _bad(f"Unexpected element type in feature: {name} expecting type: {_KIND_NAMES[kind]}")
+            raise bad(f"Unexpected element type in feature: {name} expecting type: {_KIND_NAMES[kind]}")
         kind = this
         values.append(value)
     return kind or "float_list", values
@@ -72,7 +59,7 @@ def _example(doc, where: str):
     from tensorflow.core.example import example_pb2
 
     if not isinstance(doc, dict):
-        raise _bad(f"Example must be JSON object but got JSON {_json_type(doc)} ({where})")
+        raise bad(f"Example must be JSON object but got JSON {json_type(doc)} ({where})")
     example = example_pb2.Example()
     for name, content in doc.items():
         kind, values = _feature_values(str(name)[:200], content)
@@ -84,12 +71,12 @@ def examples_from_json(doc: dict, verb: str) -> list[bytes]:
     """The serialized ``tf.Example``s of a REST classify or regress request (context merged in)."""
     context = _example(doc["context"], "context") if "context" in doc else None
     if "examples" not in doc:
-        raise _bad(f"When method is {verb}, key 'examples' is expected and was not found")
+        raise bad(f"When method is {verb}, key 'examples' is expected and was not found")
     examples = doc["examples"]
     if not isinstance(examples, list):
-        raise _bad("Expecting 'examples' value to be an list/array")
+        raise bad("Expecting 'examples' value to be an list/array")
     if not examples:
-        raise _bad("'examples' value is an empty array")
+        raise bad("'examples' value is an empty array")
     serialized = []
     for index, item in enumerate(examples):
         example = _example(item, f"example {index}")
@@ -107,9 +94,9 @@ def check_kind(signature, verb: str) -> None:
     method = CLASSIFY_METHOD if verb == "classify" else REGRESS_METHOD
     if signature.method_name != method:
         kind = "classification" if verb == "classify" else "regression"
-        raise _bad(f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}")
+        raise bad(f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}")
     if len(signature.inputs) != 1:
-        raise _bad(f"Expected one input Tensor, got {len(signature.inputs)} (signature {signature.name})")
+        raise bad(f"Expected one input Tensor, got {len(signature.inputs)} (signature {signature.name})")
 
 
 def signature_input(signature) -> str:

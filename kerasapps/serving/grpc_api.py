@@ -1,10 +1,10 @@
-"""TensorFlow Serving's gRPC API over the REST server's model store.
+"""TensorFlow Serving's gRPC API over a :class:`~kerasapps.serving.core.ServingCore`, the REST API's beside it.
 
 Serves ``tensorflow.serving.PredictionService`` (Predict, GetModelMetadata, Classify, Regress) and
 ``tensorflow.serving.ModelService`` (GetModelStatus) with TF Serving's messages, so a client written for
 TF Serving's gRPC port (``prediction_service_pb2_grpc.PredictionServiceStub``, ``model_service_pb2_grpc``)
-works unchanged. Requests go through the same ``_Server`` as the REST API: the same loaded versions,
-in-flight bound, deadlines and batching.
+works unchanged. Requests go through the same core as the REST API: the same loaded versions,
+in-flight bound, deadlines and batching; messages are converted by :mod:`kerasapps.serving.grpc_messages`.
 
 Behaviour, as TF Serving's servicers (``prediction_service_impl.cc``, ``predict_util.cc``,
 ``get_model_metadata_impl.cc``, ``get_model_status_impl.cc``, ``classifier.cc``, ``regressor.cc``):
@@ -37,9 +37,9 @@ first. Messages over ``max_request_bytes`` (after decompression) are refused by 
 RESOURCE_EXHAUSTED; metadata (headers) over ``max_header_bytes`` likewise, and so are calls past
 ``max_connections`` RPCs in progress at once (the REST server's bound on open connections).
 
-Example::
+:func:`kerasapps.serving.server.create_app` starts it beside the REST API when ``grpc_port`` is set; alone::
 
-    grpc_server, port = await start_grpc_server(app.state.server, "127.0.0.1", 8500)
+    grpc_server, port = await start_grpc_server(core, "127.0.0.1", 8500)  # core: a running ServingCore
     ...
     await grpc_server.stop(grace=5)
 """
@@ -61,7 +61,17 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from kerasapps.serving.repository import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, ServingError
+from kerasapps.serving.errors import ServingError, bad
+from kerasapps.serving.grpc_messages import (
+    model_spec,
+    predict_inputs,
+    predict_outputs,
+    serialized_examples,
+    to_array,
+    to_tensor_proto,
+    version_choice,
+)
+from kerasapps.serving.servable import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 
 logger = logging.getLogger("kerasapps.serving")
 
@@ -70,7 +80,6 @@ __all__ = ["start_grpc_server", "PredictionServicer", "ModelServicer", "grpc_cod
 SIGNATURE_DEF_FIELD = "signature_def"
 MAX_DETAILS = 1024  # TF Serving's ToGRPCStatus cuts error messages here
 MAX_SEND_BYTES = 2**31 - 1  # responses: as large as gRPC allows
-_DT_STRING = 7
 _OFF_LOOP_ELEMENTS = 1 << 16  # tensors larger than this are converted in a worker thread
 
 _CODES = {
@@ -111,204 +120,15 @@ def _details(message: str) -> str:
     return text if len(text) <= MAX_DETAILS else text[:MAX_DETAILS] + "...TRUNCATED"
 
 
-def _bad(message: str) -> ServingError:
-    return ServingError(400, message)
-
-
-# -- tensors ---------------------------------------------------------------------------------------------
-
-def _dtype_name(enum: int) -> str:
-    from tensorflow.core.framework import types_pb2
-
-    try:
-        return types_pb2.DataType.Name(enum)
-    except ValueError:
-        return f"DT_{enum}"
-
-
-def _dims(proto, alias: str) -> list[int]:
-    """The shape a TensorProto declares, refused (INVALID_ARGUMENT) when it declares none that is valid."""
-    shape = proto.tensor_shape
-    dims = [d.size for d in shape.dim]
-    if shape.unknown_rank or any(d < 0 for d in dims):
-        raise _bad(f"tensor parsing error: {alias}")
-    return dims
-
-
-def _count(dims: list[int]) -> int:
-    count = 1
-    for d in dims:
-        count *= d
-    return count
-
-
-def _shape_text(spec) -> str:
-    if spec.shape.rank is None:
-        return "?"
-    return str([-1 if d is None else d for d in spec.shape.as_list()])
-
-
-def check_tensor(alias: str, proto, spec) -> None:
-    """Refuse (400) a request tensor whose dtype or declared shape does not fit the signature's ``spec``."""
-    expected = spec.dtype.as_datatype_enum
-    if proto.dtype != expected:
-        import tensorflow as tf
-
-        try:
-            got = tf.dtypes.as_dtype(proto.dtype).name
-        except TypeError:
-            got = _dtype_name(proto.dtype)
-        raise _bad(f"Expects arg '{alias}' to be {spec.dtype.name} but {got} is provided")
-    dims = _dims(proto, alias)
-    if not spec.shape.is_compatible_with(dims):
-        raise _bad(f"Input '{alias}' has shape {dims}, but the signature expects {_shape_text(spec)} "
-                   "(-1: any size)")
-
-
-def _check_string_expansion(alias: str, proto, count: int, limit: int) -> None:
-    """Refuse (400) a string tensor whose last value, repeated to fill its shape (TensorProto's rule for short
-    value lists), would make more than ``limit`` bytes."""
-    values = proto.string_val
-    if proto.dtype != _DT_STRING or not values or count <= len(values):
-        return
-    total = sum(len(v) for v in values) + (count - len(values)) * len(values[-1])
-    if total > limit:
-        raise _bad(f"Input '{alias}': {len(values)} strings repeated to fill {count} values would make {total} "
-                   f"bytes, more than the server's max_request_bytes ({limit})")
-
-
-def to_array(alias: str, proto) -> np.ndarray:
-    """A request TensorProto as a numpy array; a proto whose values do not fit its shape is refused (400)."""
-    import tensorflow as tf
-
-    try:
-        return tf.make_ndarray(proto)
-    except (ValueError, TypeError, IndexError):
-        raise _bad(f"tensor parsing error: {alias}") from None
-
-
-# TensorProto's typed value field for each DataType, as Tensor::AsProtoField writes them.
-_VALUE_FIELDS = {
-    1: "float_val",  # DT_FLOAT
-    2: "double_val",  # DT_DOUBLE
-    3: "int_val",  # DT_INT32
-    4: "int_val",  # DT_UINT8
-    5: "int_val",  # DT_INT16
-    6: "int_val",  # DT_INT8
-    7: "string_val",  # DT_STRING
-    8: "scomplex_val",  # DT_COMPLEX64
-    9: "int64_val",  # DT_INT64
-    10: "bool_val",  # DT_BOOL
-    14: "half_val",  # DT_BFLOAT16
-    17: "int_val",  # DT_UINT16
-    18: "dcomplex_val",  # DT_COMPLEX128
-    19: "half_val",  # DT_HALF
-    22: "uint32_val",  # DT_UINT32
-    23: "uint64_val",  # DT_UINT64
-}
-
-
-_FIXED_WIDTH = {"float_val": "<f4", "double_val": "<f8", "scomplex_val": "<f4", "dcomplex_val": "<f8"}
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def to_tensor_proto(value) -> object:
-    """A numpy output as a TensorProto with its values in the typed field TF Serving fills."""
-    import tensorflow as tf
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
-
-    array = np.asarray(value)
-    if array.dtype.kind in "OSU":
-        dtype = tf.string
-    else:
-        try:
-            dtype = tf.dtypes.as_dtype(array.dtype)
-        except TypeError:
-            return tf.make_tensor_proto(array)
-    field = _VALUE_FIELDS.get(dtype.as_datatype_enum)
-    if field is None:
-        return tf.make_tensor_proto(array)
-    proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum, tensor_shape=tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]))
-    flat = array.reshape(-1)
-    packed = _FIXED_WIDTH.get(field)
-    if packed is not None:  # fixed-width values: one packed field, written without a Python loop
-        payload = np.ascontiguousarray(flat.view(flat.real.dtype) if flat.dtype.kind == "c" else flat)
-        payload = payload.astype(packed, copy=False).tobytes()
-        number = tensor_pb2.TensorProto.DESCRIPTOR.fields_by_name[field].number
-        proto.MergeFromString(_varint((number << 3) | 2) + _varint(len(payload)) + payload)
-        return proto
-    if field == "string_val":
-        values = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in flat.tolist()]
-    elif field == "half_val":
-        values = flat.view(np.uint16).tolist()
-    else:
-        values = flat.tolist()
-    getattr(proto, field).extend(values)
-    return proto
-
-
-# -- requests --------------------------------------------------------------------------------------------
-
-def _model_spec(request):
-    if not request.HasField("model_spec"):
-        raise _bad("Missing ModelSpec")
-    return request.model_spec
-
-
-def _version_choice(spec) -> tuple[int | None, str | None]:
-    choice = spec.WhichOneof("version_choice")
-    if choice == "version":
-        return spec.version.value, None
-    if choice == "version_label":
-        return None, spec.version_label
-    return None, None
-
-
-def _keys(mapping) -> str:
-    return ",".join(sorted(mapping))
-
-
-def serialized_examples(input_proto) -> list[bytes]:
-    """Serialized ``tf.train.Example`` s of an ``Input``, each with the list's context merged in.
-
-    As TF Serving's ``InputToSerializedExampleTensor``: the context's serialized bytes are prepended to
-    each example's, so parsing merges them and an example's own feature replaces the context's. An
-    ``Input`` with no example is refused (400 "Input is empty.").
-    """
-    kind = input_proto.WhichOneof("kind")
-    if kind == "example_list":
-        examples = [e.SerializeToString() for e in input_proto.example_list.examples]
-    elif kind == "example_list_with_context":
-        with_context = input_proto.example_list_with_context
-        context = with_context.context.SerializeToString()
-        examples = [context + e.SerializeToString() for e in with_context.examples]
-    else:
-        examples = []
-    if not examples:
-        raise _bad("Input is empty.")
-    return examples
-
-
 class _Handler:
-    """What both servicers share: the REST app's ``_Server``, deadlines and the error mapping."""
+    """What both servicers share: the serving core, deadlines and the error mapping."""
 
-    def __init__(self, server):
-        self.server = server
+    def __init__(self, core):
+        self.core = core
 
     def deadline_s(self, context) -> float:
         """Seconds this request may take: ``request_timeout_s``, capped by the client's own deadline."""
-        budget = float(self.server.options.request_timeout_s)
+        budget = float(self.core.options.request_timeout_s)
         remaining = context.time_remaining()
         if remaining is not None:
             budget = min(budget, remaining)
@@ -337,14 +157,14 @@ class _Handler:
             await context.abort(grpc.StatusCode.INTERNAL, _details(f"Internal: {type(exc).__name__}: {exc}"))
 
     async def resolve(self, spec):
-        version, label = _version_choice(spec)
-        return await self.server.resolve(spec.name, version, label)
+        version, label = version_choice(spec)
+        return await self.core.resolve(spec.name, version, label)
 
 
 def _signature_def_map(servable) -> dict:
     mapping = getattr(servable, "signature_def_map", None)
     if mapping is None:
-        from kerasapps.serving.repository import read_signature_def_protos
+        from kerasapps.serving.servable import read_signature_def_protos
 
         mapping = read_signature_def_protos(servable.path)
     return mapping
@@ -357,15 +177,15 @@ def _response_spec(target, name: str, version: int, signature_name: str | None) 
         target.signature_name = signature_name
 
 
-async def _maybe_off_loop(server, elements: int, fn):
-    """Run ``fn()`` in the server's worker threads (not model threads) when it handles many values, else inline."""
+async def _maybe_off_loop(core, elements: int, fn):
+    """Run ``fn()`` in the core's worker threads (not model threads) when it handles many values, else inline."""
     if elements > _OFF_LOOP_ELEMENTS:
-        return await server.in_pool(fn)
+        return await core.in_pool(fn)
     return fn()
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer, _Handler):
-    """``tensorflow.serving.PredictionService`` on a ``_Server``."""
+    """``tensorflow.serving.PredictionService`` on a :class:`~kerasapps.serving.core.ServingCore`."""
 
     async def Predict(self, request, context):  # noqa: N802 - gRPC's method names
         return await self.answer(context, "Predict", self._predict, request)
@@ -384,62 +204,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer, 
                             "MultiInference is not supported by kerasapps.serving; use Classify or Regress")
 
     # -- Predict -----------------------------------------------------------------------------------------
-    def _inputs(self, request, signature, signature_def) -> tuple[dict, int]:
-        """The checked request protos (alias -> TensorProto) and their element count; nothing converted."""
-        specs = signature.inputs
-        given, defaults = request.inputs, signature_def.defaults if signature_def is not None else {}
-        if len(given) > len(specs) or (len(given) < len(specs) and not defaults):
-            extra = sorted(set(given) - set(specs))
-            missing = sorted(set(specs) - set(given))
-            raise _bad(f"input size does not match signature: {len(given)}!={len(specs)} len({{{_keys(given)}}}) "
-                       f"!= len({{{_keys(specs)}}}). Sent extra: {{{','.join(extra)}}}. "
-                       f"Missing but required: {{{','.join(missing)}}}.")
-        protos = {}
-        for alias in sorted(specs):
-            if alias in given:
-                protos[alias] = given[alias]
-            elif alias in defaults:
-                protos[alias] = defaults[alias]
-            else:
-                info = signature_def.inputs.get(alias) if signature_def is not None else None
-                feed = info.name if info is not None else alias
-                raise _bad(f"Signature input alias: {alias}(feed name: {feed}) not found in request and no default "
-                           f"value provided. Inputs expected to be in the request {{{_keys(given)}}}, or default "
-                           f"input alias set: {_keys(defaults)}")
-        unknown = set(given) - set(specs)
-        if unknown:
-            raise _bad(f"Inputs contains invalid name. Used request inputs: {_keys(set(given) & set(specs))}, "
-                       f"request input: {_keys(given)}")
-        limit = self.server.options.max_request_elements
-        total = 0
-        for alias, proto in protos.items():
-            count = _count(_dims(proto, alias))
-            total += count
-            if total > limit:
-                raise _bad(f"The request's tensors hold more than {limit} values (the server's "
-                           "max_request_elements); send fewer rows per request")
-            _check_string_expansion(alias, proto, count, self.server.options.max_request_bytes)
-        for alias, proto in protos.items():
-            check_tensor(alias, proto, specs[alias])
-        return protos, total
-
-    @staticmethod
-    def _outputs(request, signature) -> list[str]:
-        names = list(signature.outputs)
-        chosen = []
-        for alias in request.output_filter:
-            if alias not in names:
-                raise _bad(f"output tensor alias not found in signature: {alias} Outputs expected to be in the "
-                           f"set {{{_keys(names)}}}.")
-            if alias in chosen:
-                raise _bad(f"duplicate output tensor alias: {alias}")
-            chosen.append(alias)
-        return chosen or names
 
     async def _predict(self, request, deadline_s: float):
         loop = asyncio.get_running_loop()
         end = loop.time() + deadline_s
-        spec = _model_spec(request)
+        spec = model_spec(request)
         servable = await self.resolve(spec)
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         if signature_name not in servable.signatures:
@@ -447,10 +216,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer, 
                            f'Serving signature key "{signature_name}" not found.')
         signature = servable.signature(signature_name)
         signature_def = _signature_def_map(servable).get(signature_name)
-        protos, elements = self._inputs(request, signature, signature_def)
-        wanted = self._outputs(request, signature)
-        inputs = await _maybe_off_loop(self.server, elements, lambda: {a: to_array(a, p) for a, p in protos.items()})
-        outputs = await self.server.predict(servable, signature_name, inputs,
+        options = self.core.options
+        protos, elements = predict_inputs(request, signature, signature_def, options.max_request_elements,
+                                          options.max_request_bytes)
+        wanted = predict_outputs(request, signature)
+        inputs = await _maybe_off_loop(self.core, elements, lambda: {a: to_array(a, p) for a, p in protos.items()})
+        outputs = await self.core.predict(servable, signature_name, inputs,
                                             deadline_s=max(end - loop.time(), 0.0))
         missing = [name for name in wanted if name not in outputs]
         if missing:
@@ -464,16 +235,16 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer, 
                 response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))
             return response
 
-        return await _maybe_off_loop(self.server, size, encode)
+        return await _maybe_off_loop(self.core, size, encode)
 
     # -- GetModelMetadata --------------------------------------------------------------------------------
     async def _metadata(self, request, deadline_s: float):
-        spec = _model_spec(request)
+        spec = model_spec(request)
         if not request.metadata_field:
-            raise _bad("GetModelMetadataRequest must specify at least one metadata_field")
+            raise bad("GetModelMetadataRequest must specify at least one metadata_field")
         for field in request.metadata_field:
             if field != SIGNATURE_DEF_FIELD:
-                raise _bad(f"Metadata field {field} is not supported")
+                raise bad(f"Metadata field {field} is not supported")
         servable = await self.resolve(spec)
         signature_defs = get_model_metadata_pb2.SignatureDefMap()
         for key, signature_def in _signature_def_map(servable).items():
@@ -486,19 +257,19 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer, 
     # -- Classify and Regress ----------------------------------------------------------------------------
     async def _examples_for(self, request, method: str, kind: str):
         """(spec, servable, signature name, serialized examples) of a Classify or Regress request, checked."""
-        spec = _model_spec(request)
+        spec = model_spec(request)
         servable = await self.resolve(spec)
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         signature_def = _signature_def_map(servable).get(signature_name)
         if signature_def is None or signature_name not in servable.signatures:
-            raise _bad(f"No signature was found with the name: {signature_name}")
+            raise bad(f"No signature was found with the name: {signature_name}")
         if signature_def.method_name != method:
-            raise _bad(f"Expected {kind} signature method_name to be {method}. Was: {signature_def.method_name}")
+            raise bad(f"Expected {kind} signature method_name to be {method}. Was: {signature_def.method_name}")
         examples = serialized_examples(request.input)
-        limit = self.server.options.max_request_elements
+        limit = self.core.options.max_request_elements
         if len(examples) > limit:
-            raise _bad(f"The request holds {len(examples)} examples, more than {limit} (the server's "
-                       "max_request_elements); send fewer per request")
+            raise bad(f"The request holds {len(examples)} examples, more than {limit} (the server's "
+                      "max_request_elements); send fewer per request")
         return spec, servable, signature_name, examples
 
     async def _classify(self, request, deadline_s: float):
@@ -506,7 +277,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer, 
         end = loop.time() + deadline_s
         spec, servable, signature_name, examples = await self._examples_for(request, CLASSIFY_METHOD,
                                                                             "classification")
-        classes, scores = await self.server.classify(servable, signature_name, examples,
+        classes, scores = await self.core.classify(servable, signature_name, examples,
                                                      deadline_s=max(end - loop.time(), 0.0))
         response = classification_pb2.ClassificationResponse()
         _response_spec(response.model_spec, spec.name, servable.version, signature_name)
@@ -530,7 +301,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer, 
         loop = asyncio.get_running_loop()
         end = loop.time() + deadline_s
         spec, servable, signature_name, examples = await self._examples_for(request, REGRESS_METHOD, "regression")
-        values = await self.server.regress(servable, signature_name, examples, deadline_s=max(end - loop.time(), 0.0))
+        values = await self.core.regress(servable, signature_name, examples, deadline_s=max(end - loop.time(), 0.0))
         values = np.asarray(values, dtype=np.float32)
         response = regression_pb2.RegressionResponse()
         _response_spec(response.model_spec, spec.name, servable.version, signature_name)
@@ -545,7 +316,7 @@ def _enum_value(enum_type, name: str, default: int = 0) -> int:
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer, _Handler):
-    """``tensorflow.serving.ModelService`` on a ``_Server``: model status; config reloads are not supported."""
+    """``tensorflow.serving.ModelService`` on a serving core: model status; config reloads are not supported."""
 
     async def GetModelStatus(self, request, context):  # noqa: N802 - gRPC's method names
         return await self.answer(context, "GetModelStatus", self._status, request)
@@ -556,9 +327,9 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer, _Handler):
                             "edit the model config file or the model base instead")
 
     async def _status(self, request, deadline_s: float):
-        spec = _model_spec(request)
-        version, label = _version_choice(spec)
-        rows = await self.server.status(spec.name, version, label)
+        spec = model_spec(request)
+        version, label = version_choice(spec)
+        rows = await self.core.status(spec.name, version, label)
         response = get_model_status_pb2.GetModelStatusResponse()
         states = get_model_status_pb2.ModelVersionStatus.State.DESCRIPTOR
         codes = get_model_status_pb2.ModelVersionStatus.DESCRIPTOR.fields_by_name["status"].message_type \
@@ -573,25 +344,26 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer, _Handler):
         return response
 
 
-async def start_grpc_server(server, host: str, port: int) -> tuple[grpc.aio.Server, int]:
-    """Start TF Serving's gRPC services for the REST app's ``server`` (``app.state.server``) on ``host:port``.
+async def start_grpc_server(core, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+    """Start TF Serving's gRPC services on ``core`` (a :class:`~kerasapps.serving.core.ServingCore`, as an app's
+    ``app.state.server``) on ``host:port``.
 
-    Must be awaited in the event loop that serves the app (requests share its ``_Server``). ``port`` 0
+    Must be awaited in the event loop the core runs in (see :meth:`ServingCore.running`). ``port`` 0
     picks a free port. Returns ``(grpc_server, bound_port)``; stop it with ``await grpc_server.stop(grace)``.
-    Limits come from ``server.options``: ``max_request_bytes`` is the largest message received,
+    Limits come from ``core.options``: ``max_request_bytes`` is the largest message received,
     ``max_header_bytes`` the largest metadata, ``max_connections`` the most RPCs in progress at once.
     Raises ``OSError`` when the address cannot be bound (a port in use is an error: the socket is not
     shared with another process through SO_REUSEPORT).
     """
-    options = server.options
+    options = core.options
     grpc_server = grpc.aio.server(maximum_concurrent_rpcs=options.max_connections, options=[
         ("grpc.max_receive_message_length", int(options.max_request_bytes)),
         ("grpc.max_send_message_length", MAX_SEND_BYTES),
         ("grpc.max_metadata_size", int(options.max_header_bytes)),
         ("grpc.so_reuseport", 0),
     ])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(server), grpc_server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(server), grpc_server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), grpc_server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core), grpc_server)
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
     try:
         bound = grpc_server.add_insecure_port(address)

@@ -20,17 +20,23 @@ this module bounds what uvicorn accepts before the app sees a request. Per conne
 - more than ``max_connections`` open connections -> the new one gets 503 and is
   closed at once; the others are not touched.
 
-Errors are ``{"error": "..."}``, like the app's, and so are h11's 400s for malformed
+Errors are ``{"error": "..."}``, written as the app writes them
+(:meth:`kerasapps.serving.errors.ServingError.body`), and so are h11's 400s for malformed
 requests (uvicorn answers those in plain text). After an error response the connection
 is half-closed and what the client still sends is dropped for up to ``LINGER_S``
 before closing: closing a socket with unread input sends a TCP reset, which can make
 the client lose the response.
 
-Built on uvicorn's h11 protocol: its ``h11_max_incomplete_event_size`` bounds what h11
-buffers of an incomplete head, and this adds the rest by overriding the protocol's
-``connection_made``, ``data_received``, ``handle_events``, ``on_response_complete`` and
-``send_400_response``. The httptools protocol (uvicorn's default when httptools is
-installed) has no header limits at all: it buffers a header field of any length.
+What uvicorn's public configuration can hold it holds: ``h11_max_incomplete_event_size``
+bounds what h11 buffers of an incomplete head, ``timeout_keep_alive`` the idle keep-alive
+connections, ``ws="none"`` keeps upgrades out (:func:`uvicorn_config_kwargs`). The rest
+is a subclass of uvicorn's h11 protocol class, which uvicorn does not export: it comes
+from :func:`kerasapps.core.compat.uvicorn_h11_protocol`, which names the hooks overridden
+here (``connection_made``, ``connection_lost``, ``data_received``, ``handle_events``,
+``on_response_complete``, ``send_400_response``) and the attributes read, and
+``tests/core/test_compat.py`` checks them against the installed uvicorn. The httptools
+protocol (uvicorn's default when httptools is installed) has no header limits at all: it
+buffers a header field of any length.
 
 Example::
 
@@ -42,11 +48,12 @@ Example::
 from __future__ import annotations
 
 import functools
-import json
+import http
 
 import h11
-from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 
+from kerasapps.core import compat
+from kerasapps.serving.errors import ServingError
 from kerasapps.serving.options import ServingOptions
 
 __all__ = ["LimitedH11Protocol", "uvicorn_config_kwargs", "LINGER_S"]
@@ -78,6 +85,11 @@ def uvicorn_config_kwargs(options: ServingOptions) -> dict:
         "timeout_keep_alive": options.keep_alive_timeout_s,
         "limit_concurrency": None,
     }
+
+
+def _phrase(status: int) -> bytes:
+    """The reason phrase of ``status`` (``b"Request Header Fields Too Large"``), as uvicorn writes it."""
+    return http.HTTPStatus(status).phrase.encode()
 
 
 def _head_size(request: h11.Request) -> int:
@@ -156,7 +168,7 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
 
-class LimitedH11Protocol(H11Protocol):
+class LimitedH11Protocol(compat.uvicorn_h11_protocol()):
     """uvicorn's h11 protocol plus a header count limit, a header timeout and a bound on open connections.
 
     The head size limit is uvicorn's ``h11_max_incomplete_event_size``. Connections are
@@ -239,17 +251,17 @@ class LimitedH11Protocol(H11Protocol):
         """Answer ``status`` with a JSON error when a response can still be sent, then close the connection."""
         self._refused = True
         self._cancel_header_timer()
-        self._unset_keepalive_if_required()
+        compat.uvicorn_stop_keep_alive(self)
         self.logger.warning("%s%d %s", "%s:%d - " % self.client if self.client else "", status, message)
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True  # the app sees a disconnect and its response is dropped
             self.cycle.message_event.set()
         if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE) and not self.transport.is_closing():
-            body = json.dumps({"error": message}).encode()
+            body = ServingError(status, message).body()
             headers = [*self.server_state.default_headers, (b"content-type", b"application/json"),
                        (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
             self.transport.write(
-                self.conn.send(h11.Response(status_code=status, headers=headers, reason=STATUS_PHRASES[status]))
+                self.conn.send(h11.Response(status_code=status, headers=headers, reason=_phrase(status)))
                 + self.conn.send(h11.Data(data=body)) + self.conn.send(h11.EndOfMessage()))
         if self.transport.can_write_eof() and not self.transport.is_closing():
             self.transport.write_eof()  # the client reads the response, then EOF; eof_received closes

@@ -1,9 +1,10 @@
-"""The model store behind :mod:`kerasapps.serving.server`: finds, loads and unloads SavedModels.
+"""The model store behind both front ends: finds, loads (as :class:`~kerasapps.serving.servable.Servable`)
+and unloads SavedModels.
 
 Layout (TensorFlow Serving's): ``BASE_PATH/VERSION/saved_model.pb`` for each model. Without a model config
 every folder of the model base is a model (``MODEL_BASE/NAME/VERSION/``); with one (TF Serving's
-``ModelServerConfig`` text protobuf, :func:`read_model_config`) only its models are served, each from its
-own ``base_path``, with its ``model_version_policy`` and ``version_labels``. A version is a folder named
+``ModelServerConfig`` text protobuf, read by :mod:`kerasapps.serving.model_config`) only its models are served,
+each from its own ``base_path``, with its ``model_version_policy`` and ``version_labels``. A version is a folder named
 with digits only (an int64) that holds ``saved_model.pb``; anything else (``.tmp-XXXX`` folders of an export
 in progress, a digit folder still missing its ``saved_model.pb``) is invisible. Every path is resolved and
 must stay under its model's folder, so names, versions and symlinks cannot reach outside it.
@@ -24,323 +25,22 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import stat
 import threading
 import time
 from dataclasses import dataclass, field
 
+from kerasapps.serving.errors import ServingError
+from kerasapps.serving.model_config import ModelSource, is_version, read_model_config, validate_model_name
+from kerasapps.serving.servable import Servable
+
 logger = logging.getLogger("kerasapps.serving")
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
-VERSION_PATTERN = re.compile(r"[0-9]{1,19}")
-MAX_VERSION = 2**63 - 1  # versions are int64, as in TF Serving
-DEFAULT_SIGNATURE = "serving_default"
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-
-
-class ServingError(Exception):
-    """An error answered as TF Serving does: HTTP ``status`` and ``{"error": message}`` (gRPC maps the status)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def validate_model_name(name: str) -> str:
-    """Return ``name`` if it is a safe model folder name, else raise a 400 ServingError."""
-    if not NAME_PATTERN.fullmatch(name) or name in (".", ".."):
-        raise ServingError(
-            400,
-            f"Invalid model name: {name[:200]!r}; a model name matches [A-Za-z0-9_.-]+ "
-            "and is not '.' or '..'",
-        )
-    return name
-
-
-def parse_version(text: str) -> int:
-    """Parse a version path segment (digits only, an int64), else raise a 400 ServingError."""
-    if not VERSION_PATTERN.fullmatch(text) or int(text) > MAX_VERSION:
-        raise ServingError(400, f"Failed to convert version: {text[:200]} to numeric.")
-    return int(text)
+__all__ = ["ModelRepository", "read_model_config"]  # read_model_config: kerasapps.serve reads configs from here
 
 
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-# -- what is served: model sources and version policies ------------------------------------------------
-
-@dataclass(frozen=True)
-class VersionPolicy:
-    """TF Serving's ``ServableVersionPolicy``: ``latest`` N (the default, N=1), ``all``, or ``specific``."""
-
-    kind: str = "latest"
-    num_versions: int = 1
-    versions: frozenset = frozenset()
-
-    def select(self, on_disk) -> list[int]:
-        """The versions this policy serves out of those on disk, newest first."""
-        newest_first = sorted(on_disk, reverse=True)
-        if self.kind == "all":
-            return newest_first
-        if self.kind == "specific":
-            return [v for v in newest_first if v in self.versions]
-        return newest_first[:self.num_versions]
-
-    def describe(self) -> str:
-        if self.kind == "specific":
-            return f"specific {sorted(self.versions)}"
-        return "all" if self.kind == "all" else f"latest {self.num_versions}"
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """One served model: its name, the folder of its versions, its version policy and labels."""
-
-    name: str
-    base_path: str
-    policy: VersionPolicy = VersionPolicy()
-    labels: dict = field(default_factory=dict)  # version label -> version
-
-
-def read_model_config(path: str | os.PathLike) -> list[ModelSource]:
-    """The models of a TF Serving model config file (``ModelServerConfig`` in text protobuf).
-
-    Raises ``ValueError`` with one line naming the problem: a file that does not parse, no
-    ``model_config_list``, a platform other than ``tensorflow``, a bad or repeated name, a label on a
-    version the policy does not serve. A relative ``base_path`` is relative to the config file's folder.
-    """
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
-
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ValueError(f"cannot read model config file {path}: {exc.strerror or exc}") from None
-    try:
-        config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
-    except text_format.ParseError as exc:
-        raise ValueError(f"model config file {path} is not a ModelServerConfig text protobuf: {exc}") from None
-    if config.WhichOneof("config") != "model_config_list":
-        raise ValueError(f"model config file {path} has no model_config_list (custom_model_config is not supported)")
-    sources, folder = [], os.path.dirname(os.path.abspath(path))
-    for model in config.model_config_list.config:
-        where = f"model config file {path}, model {model.name!r}"
-        if not NAME_PATTERN.fullmatch(model.name) or model.name in (".", ".."):
-            raise ValueError(f"{where}: a model name matches [A-Za-z0-9_.-]+")
-        if any(s.name == model.name for s in sources):
-            raise ValueError(f"{where}: the name appears twice")
-        if model.model_platform not in ("", "tensorflow"):
-            raise ValueError(f"{where}: model_platform {model.model_platform!r} is not served (only 'tensorflow')")
-        if not model.base_path:
-            raise ValueError(f"{where}: base_path is missing")
-        choice = model.model_version_policy.WhichOneof("policy_choice")
-        if choice == "all":
-            policy = VersionPolicy("all")
-        elif choice == "specific":
-            versions = frozenset(model.model_version_policy.specific.versions)
-            if not versions:
-                raise ValueError(f"{where}: a specific version policy lists no versions")
-            policy = VersionPolicy("specific", versions=versions)
-        else:
-            latest = model.model_version_policy.latest.num_versions if choice == "latest" else 1
-            policy = VersionPolicy("latest", num_versions=max(int(latest), 1))
-        labels = dict(model.version_labels)
-        for label, version in labels.items():
-            if policy.kind == "specific" and version not in policy.versions:
-                raise ValueError(f"{where}: label {label!r} names version {version}, which the policy does not serve")
-        sources.append(ModelSource(model.name, os.path.join(folder, os.path.expanduser(model.base_path)), policy,
-                                   labels))
-    if not sources:
-        raise ValueError(f"model config file {path} lists no models")
-    return sources
-
-
-# -- loaded versions ---------------------------------------------------------------------------------
-
-@dataclass
-class Signature:
-    """One callable signature of a loaded SavedModel."""
-
-    name: str
-    function: object  # a tf ConcreteFunction taking keyword tensors
-    inputs: dict  # input name -> tf.TensorSpec
-    outputs: tuple  # output names, sorted
-    method_name: str = PREDICT_METHOD  # the SignatureDef's kind: predict, classify or regress
-
-
-_THREAD_CANCELLATION = threading.local()
-
-
-def _thread_local_cancellation() -> bool:
-    """Make TensorFlow's cancellation context per thread (True when it is).
-
-    ``CancellationManager.get_cancelable_function`` keeps the manager of the call being started in a
-    module global, so two threads starting calls at once could swap managers and a timeout would cancel
-    another request's call. Every eager function call reads it through ``cancellation.context()``; this
-    wraps that function to prefer the calling thread's manager, leaving any other user of the global as
-    it was. Without that hook (another TensorFlow), calls run uncancellable and a warning says so once.
-    """
-    from tensorflow.python.eager import cancellation
-
-    if getattr(cancellation.context, "_kerasapps_thread_local", False):
-        return True
-    original = getattr(cancellation, "context", None)
-    if original is None or not hasattr(cancellation, "CancellationManager"):
-        logger.warning("This TensorFlow has no cancellation hook: model calls past their deadline run to the end")
-        return False
-
-    def context():
-        manager = getattr(_THREAD_CANCELLATION, "manager", None)
-        return manager if manager is not None else original()
-
-    context._kerasapps_thread_local = True
-    cancellation.context = context
-    return True
-
-
-class Cancellation:
-    """A handle that cancels one model call from another thread (``cancel()``), as TF Serving cancels
-    ``Session::Run`` when a request's deadline passes: the running ops stop and the call raises."""
-
-    def __init__(self):
-        from tensorflow.python.eager import cancellation
-
-        self.enabled = _thread_local_cancellation()
-        self._manager = cancellation.CancellationManager() if self.enabled else None
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        if self._manager is not None:
-            self._manager.start_cancel()
-
-    def __enter__(self):
-        _THREAD_CANCELLATION.manager = self._manager
-        return self
-
-    def __exit__(self, *exc):
-        _THREAD_CANCELLATION.manager = None
-
-
-_EAGER_OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\](?: name: \S*)?$")
-
-
-def op_error_message(exc: Exception) -> str:
-    """The op's own message of a TensorFlow error, without the "Graph execution error:" header, the
-    "Detected at node ... defined at" stack and blank lines (what TF Serving's error text carries)."""
-    text = getattr(exc, "message", None) or str(exc)
-    kept, skipping = [], False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped == "Graph execution error:":
-            continue
-        if stripped.startswith("Detected at node") or stripped.startswith("Detected unsupported operations"):
-            skipping = True
-            continue
-        if skipping and (line.startswith(" ") or stripped == "<stack traces unavailable>"
-                         or stripped.startswith("File ")):
-            continue
-        skipping = False
-        kept.append(stripped)
-    message = _EAGER_OP_SUFFIX.sub("", " ".join(kept)) or type(exc).__name__
-    return message if len(message) <= 2000 else message[:2000] + "..."
-
-
-@dataclass
-class Servable:
-    """One loaded version of one model."""
-
-    name: str
-    version: int
-    path: str
-    stamp: tuple
-    signatures: dict
-    signature_def_map: dict  # name -> SignatureDef proto of the 'serve' meta graph
-    _loaded: object = field(repr=False, default=None)  # keeps the tf object alive
-    _signature_json: dict | None = field(repr=False, default=None)
-
-    @classmethod
-    def load(cls, name: str, version: int, path: str, stamp: tuple) -> "Servable":
-        import tensorflow as tf
-
-        signature_defs = read_signature_def_protos(path)
-        loaded = tf.saved_model.load(path)
-        signatures = {}
-        for key, fn in loaded.signatures.items():
-            args, kwargs = fn.structured_input_signature
-            method = signature_defs[key].method_name if key in signature_defs else PREDICT_METHOD
-            signatures[key] = Signature(name=key, function=fn, inputs=dict(kwargs),
-                                        outputs=tuple(sorted(fn.structured_outputs)), method_name=method)
-        return cls(name, version, path, stamp, signatures, signature_defs, loaded)
-
-    @property
-    def signature_def(self) -> dict:
-        """TF Serving's JSON rendering of the SignatureDef map (REST metadata)."""
-        if self._signature_json is None:
-            from google.protobuf import json_format
-
-            self._signature_json = {
-                key: json_format.MessageToDict(sig, always_print_fields_with_no_presence=True,
-                                               preserving_proto_field_name=True)
-                for key, sig in sorted(self.signature_def_map.items())}
-        return self._signature_json
-
-    def signature(self, signature_name: str) -> Signature:
-        key = signature_name or DEFAULT_SIGNATURE
-        try:
-            return self.signatures[key]
-        except KeyError:
-            raise ServingError(
-                400,
-                f'Serving signature name: "{key[:200]}" not found in signature def '
-                f"(available: {', '.join(sorted(self.signatures)) or 'none'})",
-            ) from None
-
-    def run(self, signature_name: str, inputs: dict, cancellation: Cancellation | None = None) -> dict:
-        """Call a signature on numpy inputs; returns numpy outputs keyed by name.
-
-        ``cancellation`` (made by the caller) lets another thread stop the call: it then raises a 504
-        ServingError. An op's failure on the inputs (an assertion, a bad shape) is a 400 with the op's message.
-        """
-        import tensorflow as tf
-
-        fn = self.signature(signature_name).function
-        tensors = {key: tf.constant(value) for key, value in inputs.items()}
-        try:
-            if cancellation is None:
-                result = fn(**tensors)
-            else:
-                with cancellation:
-                    result = fn(**tensors)
-        except tf.errors.CancelledError as exc:
-            raise ServingError(504, "Deadline exceeded: the model call was cancelled") from exc
-        except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError, tf.errors.FailedPreconditionError,
-                ValueError, TypeError) as exc:
-            raise ServingError(400, op_error_message(exc)) from exc
-        except tf.errors.ResourceExhaustedError as exc:
-            raise ServingError(503, f"Resource exhausted: {op_error_message(exc)}") from exc
-        except tf.errors.OpError as exc:
-            raise ServingError(500, op_error_message(exc)) from exc
-        return {key: value.numpy() for key, value in result.items()}
-
-
-def read_signature_def_protos(path: str) -> dict:
-    """The ``signature_def`` map (name -> SignatureDef proto) of the 'serve' meta graph of a SavedModel."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved_model = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-        saved_model.ParseFromString(f.read())
-    graphs = [g for g in saved_model.meta_graphs if "serve" in g.meta_info_def.tags]
-    graph = (graphs or list(saved_model.meta_graphs))[0]
-    return {key: graph.signature_def[key] for key in sorted(graph.signature_def)}
 
 
 @dataclass
@@ -408,7 +108,7 @@ class ModelRepository:
         except OSError:
             return {}
         for entry in entries:
-            if not VERSION_PATTERN.fullmatch(entry.name) or int(entry.name) > MAX_VERSION:
+            if not is_version(entry.name):
                 continue
             version_dir = os.path.realpath(entry.path)
             pb = os.path.join(version_dir, "saved_model.pb")

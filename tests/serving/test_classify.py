@@ -101,7 +101,8 @@ def test_regress_with_a_context_merged_into_every_example(client):
     ("/v1/models/examples:classify", {"instances": [1.0]}, "key 'examples' is expected"),
     ("/v1/models/examples:classify", {"examples": []}, "empty array"),
     ("/v1/models/examples:classify", {"examples": [{"x": [1.0, "a"]}]}, "Unexpected element type in feature: x"),
-    ("/v1/models/examples:classify", {"examples": [{"x": None}]}, "unexpected JSON type"),
+    ("/v1/models/examples:classify", {"examples": [{"x": None}]}, "unexpected JSON type: Null"),  # TF Serving's name
+    ("/v1/models/examples:classify", {"examples": [[1.0]]}, "Example must be JSON object but got JSON Array"),
     ("/v1/models/examples:classify", {"examples": [{"y": 1.0}]}, "x"),  # the parse op names the missing feature
 ])
 def test_wrong_kind_or_bad_examples_are_400(client, path, body, message):

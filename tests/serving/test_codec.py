@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasapps.serving import codec
-from kerasapps.serving.repository import ServingError
+from kerasapps.serving import codec, errors, request_body
+from kerasapps.serving.errors import ServingError
 
 
 def spec(dtype, shape=(None,)):
@@ -30,7 +30,7 @@ def decode(request):
 
     def run(doc, specs, **kwargs):
         body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-        parsed = codec.parse_request(body) if request.param == "parsed" else json.loads(body)
+        parsed = request_body.parse_request(body) if request.param == "parsed" else json.loads(body)
         arrays, _ = codec.decode_inputs(parsed, specs, **kwargs)
         return arrays
 
@@ -134,7 +134,7 @@ def test_a_body_the_scan_cannot_vouch_for_is_checked_value_by_value():
         (b'{"instances": [1.5, 2]}', spec(tf.int64)),
     ]
     for body, specs in cases:
-        message = refused(lambda: codec.decode_inputs(codec.parse_request(body), specs))
+        message = refused(lambda: codec.decode_inputs(request_body.parse_request(body), specs))
         assert "is not of expected type" in message, (body, message)
 
 
@@ -211,7 +211,7 @@ def test_fast_and_exact_paths_agree():
     body = json.dumps({"signature_name": "serving_default", "instances": [
         {"a": [0, 255], "b": 16777217, "c": -5, "d": 0.1},
         {"a": [7, 8], "b": 1e39, "c": 2**62, "d": 3}]}).encode()
-    fast, row = codec.decode_inputs(codec.parse_request(body), specs)
+    fast, row = codec.decode_inputs(request_body.parse_request(body), specs)
     exact, _ = codec.decode_inputs(json.loads(body), specs)
     assert row and fast.keys() == exact.keys() == specs.keys()
     for name in specs:
@@ -224,7 +224,7 @@ def test_a_28x28_uint8_image_decodes_exactly():
     image = np.random.default_rng(0).integers(0, 256, (1, 28, 28)).tolist()
     body = json.dumps({"instances": image}).encode()
     specs = spec(tf.uint8, (None, 28, 28))
-    got, _ = codec.decode_inputs(codec.parse_request(body), specs)
+    got, _ = codec.decode_inputs(request_body.parse_request(body), specs)
     assert got["x"].dtype == np.uint8 and got["x"].tolist() == image
 
 
@@ -254,9 +254,9 @@ def test_count_upper_bound_bounds_the_values_of_any_document():
 
     for doc in docs:
         for body in (json.dumps(doc).encode(), json.dumps(doc, indent=1).encode("utf-16")):
-            assert codec.count_upper_bound(body) >= leaves(doc), (doc, body)
-    assert codec.count_upper_bound(b'{"instances": [[1,2],[3,4]]}') == 4
-    assert codec.count_upper_bound(b"") == 1
+            assert request_body.count_upper_bound(body) >= leaves(doc), (doc, body)
+    assert request_body.count_upper_bound(b'{"instances": [[1,2],[3,4]]}') == 4
+    assert request_body.count_upper_bound(b"") == 1
 
 
 # -- Content-Encoding ----------------------------------------------------------------------
@@ -271,7 +271,7 @@ def test_bodies_are_decoded_by_their_content_encoding():
                            ("gzip, identity", gzip.compress(body)),
                            ("deflate, gzip", gzip.compress(zlib.compress(body))),
                            ("gzip", gzip.compress(body[:100]) + gzip.compress(body[100:]))]:
-        assert codec.decode_body(data, encoding, len(body)) == body, encoding
+        assert request_body.decode_body(data, encoding, len(body)) == body, encoding
 
 
 def test_a_zip_bomb_is_refused_without_being_expanded():
@@ -281,7 +281,7 @@ def test_a_zip_bomb_is_refused_without_being_expanded():
     assert len(bomb) < 2**20
     tracemalloc.start()
     try:
-        message = refused(codec.decode_body, bomb, "gzip", 1_000_000, status=413)
+        message = refused(request_body.decode_body, bomb, "gzip", 1_000_000, status=413)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -291,41 +291,41 @@ def test_a_zip_bomb_is_refused_without_being_expanded():
 
 def test_the_limit_is_on_the_decoded_size():
     body = b"x" * 1000
-    assert codec.decode_body(gzip.compress(body), "gzip", 1000) == body
-    refused(codec.decode_body, gzip.compress(body), "gzip", 999, status=413)
-    refused(codec.decode_body, body, None, 999, status=413)
+    assert request_body.decode_body(gzip.compress(body), "gzip", 1000) == body
+    refused(request_body.decode_body, gzip.compress(body), "gzip", 999, status=413)
+    refused(request_body.decode_body, body, None, 999, status=413)
 
 
 def test_unknown_and_corrupt_encodings():
     body = gzip.compress(b'{"instances": [1]}')
-    assert "Unsupported Content-Encoding: br" in refused(codec.decode_body, body, "br", 10**6, status=415)
-    refused(codec.decode_body, body, "gzip, br", 10**6, status=415)
-    assert len(refused(codec.decode_body, body, "x" * 100_000, 10**6, status=415)) < 300
-    refused(codec.decode_body, body[:-12], "gzip", 10**6)  # truncated
-    refused(codec.decode_body, b"not gzip at all", "gzip", 10**6)
-    refused(codec.decode_body, body[:10] + b"\xff" * 8 + body[18:], "gzip", 10**6)
-    refused(codec.decode_body, body + b"trailing junk", "gzip", 10**6)
-    refused(codec.decode_body, zlib.compress(b"{}") + b"junk", "deflate", 10**6)
-    refused(codec.decode_body, b"", "gzip", 10**6)
+    assert "Unsupported Content-Encoding: br" in refused(request_body.decode_body, body, "br", 10**6, status=415)
+    refused(request_body.decode_body, body, "gzip, br", 10**6, status=415)
+    assert len(refused(request_body.decode_body, body, "x" * 100_000, 10**6, status=415)) < 300
+    refused(request_body.decode_body, body[:-12], "gzip", 10**6)  # truncated
+    refused(request_body.decode_body, b"not gzip at all", "gzip", 10**6)
+    refused(request_body.decode_body, body[:10] + b"\xff" * 8 + body[18:], "gzip", 10**6)
+    refused(request_body.decode_body, body + b"trailing junk", "gzip", 10**6)
+    refused(request_body.decode_body, zlib.compress(b"{}") + b"junk", "deflate", 10**6)
+    refused(request_body.decode_body, b"", "gzip", 10**6)
 
 
 # -- error bodies and messages -------------------------------------------------------------
 
 def test_error_bodies_are_utf8_json_whatever_the_message_holds():
-    raw = codec.error_body("Signature not found: \udc80 é \ud83d")
+    raw = errors.error_body("Signature not found: \udc80 é \ud83d")
     text = raw.decode("utf-8")  # strict: fails on a surrogate that got through
     assert json.loads(text) == {"error": "Signature not found: \ufffd é \ufffd"}
     assert "é".encode() in raw  # UTF-8, not \\u escapes
-    long = codec.error_body("x" * 1_000_000)
+    long = errors.error_body("x" * 1_000_000)
     assert len(long) < 2100 and json.loads(long)["error"].endswith("...")
-    assert json.loads(codec.error_body("y" * 50, limit=10))["error"] == "y" * 10 + "..."
-    assert json.loads(codec.error_body('quote " and \n newline')) == {"error": 'quote " and \n newline'}
+    assert json.loads(errors.error_body("y" * 50, limit=10))["error"] == "y" * 10 + "..."
+    assert json.loads(errors.error_body('quote " and \n newline')) == {"error": 'quote " and \n newline'}
 
 
 def test_a_lone_surrogate_signature_name_parses_and_its_messages_stay_safe():
-    doc = codec.parse_request(b'{"signature_name": "\\udc80abc", "instances": [1]}')
+    doc = request_body.parse_request(b'{"signature_name": "\\udc80abc", "instances": [1]}')
     assert doc["signature_name"] == "\udc80abc"
-    raw = codec.error_body(f"Serving signature name: \"{doc['signature_name']}\" not found in signature def")
+    raw = errors.error_body(f"Serving signature name: \"{doc['signature_name']}\" not found in signature def")
     assert "\ufffdabc" in json.loads(raw.decode("utf-8"))["error"]
 
 
@@ -340,5 +340,5 @@ def test_messages_quoting_client_input_stay_short(decode):
     deep = [[["x" * 10_000] * 100] * 100]
     assert len(refused(decode, {"instances": deep}, spec(tf.float32, (None, None, None)))) < 400
     for body in (b"[" + b"1," * 100_000 + b"1]", b'"' + b"z" * 100_000 + b'"'):
-        assert len(refused(codec.parse_request, body)) < 300
-    assert len(refused(codec.parse_request, b'{"signature_name": [' + b"2," * 100_000 + b"2]}")) < 400
+        assert len(refused(request_body.parse_request, body)) < 300
+    assert len(refused(request_body.parse_request, b'{"signature_name": [' + b"2," * 100_000 + b"2]}")) < 400

@@ -124,7 +124,7 @@ def grpc_server(model_base, **options):
     app = server.create_app(str(model_base), poll_interval_s=0, grpc_port=0,
                             model_config_file=str(model_base / "models.config"), **options)
     with TestClient(app):
-        port = app.state.server.grpc_port
+        port = app.state.grpc_port
         assert port, "the app did not start its gRPC server"
         stubs = Stubs(port)
         try:
@@ -561,7 +561,7 @@ class _Context:
 
 def test_the_clients_deadline_caps_request_timeout(model_base):
     from kerasapps.serving.grpc_api import _Handler
-    from kerasapps.serving.repository import ServingError
+    from kerasapps.serving.errors import ServingError
 
     handler = _Handler(server.create_app(str(model_base), request_timeout_s=5.0).state.server)
     assert handler.deadline_s(_Context(None)) == 5.0

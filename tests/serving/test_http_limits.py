@@ -2,7 +2,12 @@
 
 The app serves an empty model base, so ``GET /v1/models/x`` is a quick 404 JSON from the
 app (no TensorFlow needed). After each abuse the server must still answer a good
-request within a second, without its memory having grown.
+request promptly, without its memory having grown.
+
+Timers are checked by what closes a connection, and when: a timer under test is set well
+apart from every other timer, and a bound on elapsed time only has to tell those apart
+(``SLACK_S`` of scheduling delay allowed), so a busy two-core runner meets it. Waits for the
+server's side of a connection watch uvicorn's connection set rather than sleeping.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from serving_helpers import live_server  # noqa: E402
 
 GOOD = b"GET /v1/models/x HTTP/1.1\r\nHost: localhost\r\n\r\n"
 MAX_RSS_GROWTH = 50 * 2**20
+SLACK_S = 3.0  # scheduling delay a loaded runner may add to any timer or answer
 
 
 def rss_bytes() -> int:
@@ -36,11 +42,29 @@ def rss_bytes() -> int:
 
 
 @contextlib.contextmanager
-def running(tmp_path, **limits):
-    """A uvicorn in a thread serving an empty model base with ``limits``, set up as ``serve`` does; yields its port."""
+def running_server(tmp_path, **limits):
+    """A uvicorn in a thread serving an empty model base with ``limits``, set up as ``serve`` does; yields
+    ``(port, uvicorn.Server)``."""
     app = create_app(str(tmp_path), poll_interval_s=0, **limits)
-    with live_server(app, **uvicorn_config_kwargs(app.state.server.options)) as (url, _):
-        yield int(url.rsplit(":", 1)[1])
+    with live_server(app, **uvicorn_config_kwargs(app.state.server.options)) as (url, server):
+        yield int(url.rsplit(":", 1)[1]), server
+
+
+@contextlib.contextmanager
+def running(tmp_path, **limits):
+    """:func:`running_server`, yielding the port only."""
+    with running_server(tmp_path, **limits) as (port, _):
+        yield port
+
+
+def wait_until(condition, within: float = 30.0) -> bool:
+    """Whether ``condition()`` holds within ``within`` seconds (checked every 10 ms)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def connect(port: int, timeout: float = 5.0) -> socket.socket:
@@ -90,16 +114,16 @@ def refusal(port: int, payload: bytes, piece: int | None = None) -> tuple[int, d
                 break
         status, headers, body = read_response(sock)
         assert headers["connection"] == "close"
-        assert closed_by_server(sock, within=LINGER_S + 1)
+        assert closed_by_server(sock, within=LINGER_S + SLACK_S)
     return status, headers, body
 
 
 def assert_healthy(port: int, rss_before: int) -> None:
     started = time.monotonic()
-    with connect(port, timeout=1.0) as sock:
+    with connect(port, timeout=SLACK_S) as sock:
         sock.sendall(GOOD)
         status, headers, body = read_response(sock)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < SLACK_S
     assert (status, headers["content-type"]) == (404, "application/json")
     assert "error" in json.loads(body)
     assert rss_bytes() - rss_before < MAX_RSS_GROWTH
@@ -160,7 +184,7 @@ def test_malformed_request_gets_400_json(tmp_path):
 
 @pytest.mark.parametrize("after_response", [False, True], ids=["fresh", "keep-alive"])
 def test_slow_headers_get_408(tmp_path, after_response):
-    with running(tmp_path, header_timeout_s=1.0, keep_alive_timeout_s=5.0) as port:
+    with running(tmp_path, header_timeout_s=1.0, keep_alive_timeout_s=10.0) as port:
         rss = rss_bytes()
         with connect(port) as sock:
             if after_response:
@@ -174,8 +198,8 @@ def test_slow_headers_get_408(tmp_path, after_response):
             status, headers, body = read_response(sock)
             elapsed = time.monotonic() - started
             assert_json_error(status, headers, body, 408, "header_timeout_s")
-            assert 0.9 < elapsed < 1.5
-            assert closed_by_server(sock, within=LINGER_S + 1)
+            assert 0.9 < elapsed < 1.0 + SLACK_S  # the header timer's 408, long before the keep-alive timer
+            assert closed_by_server(sock, within=LINGER_S + SLACK_S)
         assert_healthy(port, rss)
 
 
@@ -196,49 +220,45 @@ def test_silent_connection_closed_without_response(tmp_path):
         rss = rss_bytes()
         with connect(port) as sock:
             started = time.monotonic()
-            assert closed_by_server(sock, within=2.0)  # EOF: no bytes, no 408
-            assert 0.9 < time.monotonic() - started < 1.5
+            assert closed_by_server(sock, within=1.0 + SLACK_S)  # EOF: no bytes, no 408
+            assert 0.9 < time.monotonic() - started < 1.0 + SLACK_S
         assert_healthy(port, rss)
 
 
 def test_idle_keep_alive_connection_closed(tmp_path):
-    with running(tmp_path, keep_alive_timeout_s=0.5, header_timeout_s=5.0) as port:
+    with running(tmp_path, keep_alive_timeout_s=0.5, header_timeout_s=30.0) as port:
         rss = rss_bytes()
         with connect(port) as sock:
             sock.sendall(GOOD)
             assert read_response(sock)[0] == 404
             started = time.monotonic()
-            assert closed_by_server(sock, within=2.0)
-            assert 0.4 < time.monotonic() - started < 1.0
+            assert closed_by_server(sock, within=0.5 + SLACK_S)  # the keep-alive timer, not the header timer
+            assert 0.4 < time.monotonic() - started < 0.5 + SLACK_S
         assert_healthy(port, rss)
 
 
 def test_connections_past_the_bound_get_503(tmp_path):
-    with running(tmp_path, max_connections=4, header_timeout_s=10.0) as port:
+    with running_server(tmp_path, max_connections=4, header_timeout_s=60.0) as (port, server):
+        connections = server.server_state.connections
         rss = rss_bytes()
         idle = [connect(port) for _ in range(4)]
         try:
-            time.sleep(0.2)  # let the server accept them
+            assert wait_until(lambda: len(connections) == 4), len(connections)  # the server accepted them
             for _ in range(3):
                 with connect(port) as extra:
                     status, headers, body = read_response(extra)  # answered without asking
                     assert_json_error(status, headers, body, 503, "max_connections=4")
-                    assert closed_by_server(extra, within=LINGER_S + 1)
+                    assert closed_by_server(extra, within=LINGER_S + SLACK_S)
             for sock in idle:  # undisturbed, and still usable
                 sock.sendall(GOOD)
                 assert read_response(sock)[0] == 404
             idle.pop().close()
-            deadline = time.monotonic() + 2.0
-            while True:  # the server notices the close
-                with connect(port) as sock:
-                    sock.sendall(GOOD)
-                    status = read_response(sock)[0]
-                if status == 404 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
-            assert status == 404
+            assert wait_until(lambda: len(connections) <= 3), len(connections)  # the server noticed the close
+            with connect(port) as sock:
+                sock.sendall(GOOD)
+                assert read_response(sock)[0] == 404
         finally:
             for sock in idle:
                 sock.close()
-        time.sleep(0.2)
+        assert wait_until(lambda: not connections), len(connections)
         assert_healthy(port, rss)

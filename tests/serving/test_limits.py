@@ -167,7 +167,8 @@ def test_an_op_failure_is_a_400_with_the_ops_own_message(model_base, serving):
 
 def test_cancelling_one_call_leaves_a_concurrent_call_running(model_base, serving):
     """Cancellation is per call: a timeout in one thread must never stop another thread's call."""
-    from kerasapps.serving.repository import Cancellation, ServingError, Servable
+    from kerasapps.serving.errors import ServingError
+    from kerasapps.serving.servable import Cancellation, Servable
 
     servable = Servable.load("spinner", 1, str(model_base / "spinner" / "1"), ())
     results = {}

