@@ -130,6 +130,33 @@ def test_no_module_takes_another_modules_private_name():
     assert not taken, taken
 
 
+# the internals of our dependencies: modules that are not their public API, and private attributes we once used
+INTERNAL_MODULES = ("keras.src", "tensorflow.python", "uvicorn.protocols", "uvicorn.lifespan", "starlette._")
+PRIVATE_ATTRIBUTES = {"_flatten_layers", "_inbound_nodes", "_trainable_variables", "_model_variables_moving_average",
+                      "_exclude_from_weight_decay", "_var_key", "_unset_keepalive_if_required"}
+COMPAT = "kerasapps.core.compat"
+
+
+def test_no_private_name_of_a_dependency_outside_the_compat_module():
+    """Keras's, TensorFlow's and uvicorn's internals are reached through ``kerasapps.core.compat`` only, where
+    ``tests/core/test_compat.py`` checks each against the installed version."""
+    found = []
+    for module, path in MODULES.items():
+        if module == COMPAT:
+            continue
+        ours = ("kerasapps", "__future__")
+        for target, names, line in _imports(module, path):
+            if target.startswith(ours):
+                continue
+            if target.startswith(INTERNAL_MODULES) or any(part.startswith("_") for part in target.split(".")):
+                found.append(f"{module}:{line} imports {target}")
+            found += [f"{module}:{line} takes {name} from {target}" for name in names
+                      if name.startswith("_") and not name.startswith("__")]
+        found += [f"{module}:{node.lineno} reads .{node.attr}" for node in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(node, ast.Attribute) and node.attr in PRIVATE_ATTRIBUTES]
+    assert not found, found
+
+
 def test_no_module_is_named_after_the_standard_library_or_vaguely():
     import sys
 
