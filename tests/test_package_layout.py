@@ -133,7 +133,7 @@ def test_no_module_takes_another_modules_private_name():
 # the internals of our dependencies: modules that are not their public API, and private attributes we once used
 INTERNAL_MODULES = ("keras.src", "tensorflow.python", "uvicorn.protocols", "uvicorn.lifespan", "starlette._")
 PRIVATE_ATTRIBUTES = {"_flatten_layers", "_inbound_nodes", "_trainable_variables", "_model_variables_moving_average",
-                      "_exclude_from_weight_decay", "_var_key", "_unset_keepalive_if_required"}
+                      "_exclude_from_weight_decay", "_var_key", "_unset_keepalive_if_required", "_seed_generators"}
 COMPAT = "kerasapps.core.compat"
 
 

@@ -133,6 +133,13 @@ def tracked_layers(layer) -> list:
     return list(layer._flatten_layers())
 
 
+def is_random(layer) -> bool:
+    """Whether ``layer`` itself draws random numbers in training: it holds a ``keras.random.SeedGenerator``
+    (Keras tracks them in ``layer._seed_generators``; the attribute holding one has no fixed name: Dropout's
+    ``seed_generator``, RandomFlip's ``generator``)."""
+    return bool(getattr(layer, "_seed_generators", None))
+
+
 def data_layer_base():
     """Keras's base of its random preprocessing layers (``keras.src.layers.preprocessing.data_layer.DataLayer``,
     ``TFDataLayer`` before Keras 3.11): inside a ``tf.data`` graph it switches its ops to the TensorFlow backend,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from kerasapps.core.compat import tracked_layers
+from kerasapps.core.compat import is_random, tracked_layers
 from kerasapps.core.errors import ConfigError
 from kerasapps.data.splits import length
 
@@ -65,7 +65,7 @@ def live_reason(layer) -> str | None:
         return "trains its batch statistics"
     if layer.trainable and layer.trainable_weights:
         return "is trainable"
-    if any(getattr(sub, "seed_generator", None) is not None for sub in tracked_layers(layer)):
+    if any(is_random(sub) for sub in tracked_layers(layer)):
         return "is random in training"
     if hasattr(layer, "layers") and any(live_reason(sub) for sub in layer.layers):
         return "holds a live layer"

@@ -68,6 +68,47 @@ def test_keras_set_keras_mask():
     assert _parameters(backend.set_keras_mask)[:2] == ["x", "mask"], "keras.src.backend.set_keras_mask moved"
 
 
+def test_keras_tracked_layers_reach_a_custom_layers_attributes():
+    """``_flatten_layers`` finds a sublayer held as an attribute (Model.layers does not), and trainable flags
+    set on the outer layer reach it: what saving and restoring the flags needs."""
+    import keras
+
+    class Wrapper(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.flip = keras.layers.RandomFlip("horizontal", seed=1)
+
+        def call(self, x, training=None):
+            return self.flip(x, training=training)
+
+    inputs = keras.Input((4, 4, 1))
+    wrapper = Wrapper()
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(wrapper(inputs)))
+    layers = compat.tracked_layers(model)
+    assert layers[0] is model and wrapper.flip in layers and wrapper.flip not in model.layers
+    assert compat.is_random(wrapper.flip) and compat.is_random(keras.layers.Dropout(0.5, seed=1)), \
+        "Keras no longer tracks a layer's seed generators in _seed_generators"
+    assert not compat.is_random(model.get_layer("head"))
+    model.trainable = False
+    assert not wrapper.flip.trainable
+
+
+def test_keras_data_layer_base_runs_in_tf_data():
+    """The base class of Keras's random layers, still importable, still the base of RandomFlip, and a subclass
+    of it runs inside ``Dataset.map``."""
+    import keras
+    import tensorflow as tf
+
+    from kerasapps.data.augment import ElasticDistortion
+
+    base = compat.data_layer_base()
+    assert issubclass(keras.layers.RandomFlip, base), "Keras's random layers have another base class"
+    layer = ElasticDistortion(alpha=34.0, sigma=4.0, seed=1)
+    images = tf.data.Dataset.from_tensor_slices(np.random.default_rng(0).random((2, 28, 28, 1), "float32")).batch(2)
+    out = next(iter(images.map(lambda x: layer(x, training=True))))
+    assert out.shape == (2, 28, 28, 1)
+
+
 # -- TensorFlow ----------------------------------------------------------------------------------------------------
 
 def test_tensorflow_cancellation_internals():
