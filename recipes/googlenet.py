@@ -1,16 +1,10 @@
 """GoogLeNet / Inception v1 (Szegedy et al., 2014)."""
 
+from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
-from kerasapps.core.recipe import classes_in
-from kerasapps.models.arguments import (
-    check_choice,
-    check_common_args,
-    check_min_size,
-    check_rate,
-    choose_stem,
-    resolve_input_shape,
-)
-from kerasapps.models.blocks import conv_block, pool_features
+from kerasapps.models.arguments import check_bool, check_common_args, check_rate, resolve_input
+from kerasapps.models.blocks import classifier_top, conv_block, head
+from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 layers = lazy_import("keras.layers")
@@ -61,9 +55,8 @@ def _aux_head(x, name, classes, classifier_activation, dropout, batch_norm):
     x = conv_block(x, 128, 1, name=f"{name}_conv", batch_norm=batch_norm)
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(1024, activation="relu", name=f"{name}_fc")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return layers.Dense(classes, activation=classifier_activation, name=f"{name}_predictions")(x)
+    return classifier_top(x, classes=classes, classifier_activation=classifier_activation, reduce=None,
+                          dropout=dropout, prefix=f"{name}_")
 
 
 def googlenet(
@@ -152,31 +145,22 @@ def googlenet(
     Returns:
         A functional `keras.Model`.
     """
-    check_common_args(
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
-    check_choice(aux_classifiers, "aux_classifiers", (True, False))
+    check_common_args(include_top=include_top, pooling=pooling, classes=classes,
+                      classifier_activation=classifier_activation)
+    check_bool(aux_classifiers, "aux_classifiers")
     check_rate(dropout, "dropout")
     check_rate(aux_dropout, "aux_dropout")
-    check_choice(lrn, "lrn", (True, False))
-    check_choice(batch_norm, "batch_norm", (True, False))
+    check_bool(lrn, "lrn")
+    check_bool(batch_norm, "batch_norm")
     if aux_classifiers and not include_top:
         raise ValueError(
             "`aux_classifiers=True` adds classifier heads, so it needs include_top=True. "
             f"Received: include_top={include_top!r}"
         )
-    input_shape = resolve_input_shape(
-        input_shape, default_shape=(224, 224, 3), require_static=aux_classifiers, model_name=name
-    )
-    stem = choose_stem(stem, input_shape, imagenet_min=_AUTO_IMAGENET_MIN)
-    check_min_size(
-        input_shape,
-        _spatial_ops(stem, aux_classifiers),
-        model_name=name,
-        configuration=f"stem={stem!r}, aux_classifiers={aux_classifiers}",
+    input_shape, stem = resolve_input(
+        input_shape, model_name=name, default_shape=(224, 224, 3), require_static=aux_classifiers, stem=stem,
+        imagenet_min=_AUTO_IMAGENET_MIN, spatial_ops=lambda stem: _spatial_ops(stem, aux_classifiers),
+        configuration=f"stem={{stem!r}}, aux_classifiers={aux_classifiers}",
     )
 
     inputs = keras.Input(shape=input_shape, name="input_layer")
@@ -203,35 +187,20 @@ def googlenet(
                     x, _AUX_AFTER[module], classes, classifier_activation, aux_dropout, batch_norm
                 )
             )
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = pool_features(x, pooling)
+    x = head(x, include_top=include_top, pooling=pooling, reduce="avg", dropout=dropout, classes=classes,
+             classifier_activation=classifier_activation)
     outputs = [x] + aux_outputs if aux_classifiers else x
     return keras.Model(inputs, outputs, name=name)
 
 
 # ---------------------------------------------------------------------------- recipe
 
-def _recipe():
-    from kerasapps.core.hparams import HParam
-    from kerasapps.recipes.cifar import CNN_HPARAMS, PRACTICE, cifar10_recipe
-
-    def build(hp, meta):
-        return googlenet(input_shape=(32, 32, 3), classes=classes_in(meta, 10), stem="small", dropout=hp.dropout,
-                         lrn=hp.lrn, batch_norm=hp.batch_norm, aux_classifiers=hp.aux_heads)
-
-    return cifar10_recipe(
-        "googlenet_cifar10", googlenet, "GoogLeNet (Szegedy et al. 2014), inception with 1x1 reductions, on CIFAR-10",
-        "Szegedy et al. 2014 (ImageNet); CIFAR-10 adaptation: small stem, batch norm, no LRN, auxiliary heads "
-        "optional",
-        hparams={**CNN_HPARAMS(dropout=0.4, lrn=False, batch_norm=True),
-                 "aux_heads": HParam(False, bool, "train the two auxiliary classifiers of section 5 beside the "
-                                     "main head (losses weighted 0.3 each; the export serves the main head only)")},
-        build=build, defaults={"learning_rate": 0.05, "warmup_epochs": 2.0, **PRACTICE})
-
-
-RECIPES = [_recipe()]
+RECIPES = [cifar10_recipe(
+    "googlenet_cifar10", googlenet, "GoogLeNet (Szegedy et al. 2014), inception with 1x1 reductions, on CIFAR-10",
+    "Szegedy et al. 2014 (ImageNet); CIFAR-10 adaptation: small stem, batch norm, no LRN, auxiliary heads "
+    "optional",
+    hparams={**cnn_hparams(dropout=0.4, lrn=False, batch_norm=True),
+             "aux_heads": HParam(False, bool, "train the two auxiliary classifiers of section 5 beside the "
+                                 "main head (losses weighted 0.3 each; the export serves the main head only)")},
+    fixed={"stem": "small"}, renamed={"aux_heads": "aux_classifiers"},
+    defaults={"learning_rate": 0.05, "warmup_epochs": 2.0, **PRACTICE})]
