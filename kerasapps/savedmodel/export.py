@@ -123,7 +123,8 @@ def export(run_dir, *, out=EXPORT_ROOT, version: int | None = None, force: bool 
             archive.write_out(str(tmp), verbose=False)
             bar.advance()
             info = {"recipe": recipe.name, "version": version, "run_dir": str(Path(run_dir).resolve()),
-                    "signature": serving.describe(), **({"knows": serving.knows} if serving.knows else {})}
+                    "signature": serving.describe(),
+                    **({"knows": serving.known_classes} if serving.known_classes else {})}
             (tmp / "assets.extra").mkdir(exist_ok=True)
             (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
             if target.exists():  # --force: swap, never leaving the version missing or half-written
