@@ -3,7 +3,8 @@
 Every factory gives the same checks and error messages: each error says what was received and
 what is valid. A factory's preamble is two calls, as keras.applications' ``validate_activation``
 and ``obtain_input_shape``: :func:`check_common_args` (then the factory's own option checks), and
-:func:`resolve_input`, which resolves the input shape and the stem and checks the input's size. Keras is imported only inside the checks that consult it, so recipe modules that
+:func:`resolve_input`, which resolves the input shape and the stem and checks the input's size.
+Keras is imported only inside the checks that consult it, so recipe modules that
 import this one stay free of TensorFlow until a model is built.
 """
 

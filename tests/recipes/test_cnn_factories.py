@@ -1,4 +1,5 @@
-"""Tests of the CNN canon factories (recipes/lenet ... recipes/resnet) and kerasapps.models.
+"""Tests of the CNN canon factories (recipes/lenet ... recipes/resnet, ResNet built by kerasapps.models.resnet)
+and kerasapps.models' blocks and argument checks.
 
 Every test parameterised over FACTORY_NAMES runs for each name in a module's
 `__all__`, so a new factory is tested for free (and fails until it has its
