@@ -37,6 +37,22 @@ def _spatial_ops(stem, aux_classifiers):
     return ops + [(3, 2, "same")]  # pool4
 
 
+def _stem(inputs, stem, lrn, batch_norm):
+    """conv1 [+ pool1] (the "small" stem: a 3x3 stride-1 conv1), norm1, conv2_reduce, conv2, norm2, pool2."""
+    if stem == "imagenet":
+        x = conv_block(inputs, 64, 7, strides=2, name="conv1", batch_norm=batch_norm)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    else:
+        x = conv_block(inputs, 64, 3, name="conv1", batch_norm=batch_norm)
+    if lrn:
+        x = model_layers.LocalResponseNormalization(name="norm1")(x)
+    x = conv_block(x, 64, 1, name="conv2_reduce", batch_norm=batch_norm)
+    x = conv_block(x, 192, 3, name="conv2", batch_norm=batch_norm)
+    if lrn:
+        x = model_layers.LocalResponseNormalization(name="norm2")(x)
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+
+
 def _inception(x, spec, name, batch_norm):
     n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj = spec
     args = {"batch_norm": batch_norm}
@@ -164,29 +180,15 @@ def googlenet(
     )
 
     inputs = keras.Input(shape=input_shape, name="input_layer")
-    if stem == "imagenet":
-        x = conv_block(inputs, 64, 7, strides=2, name="conv1", batch_norm=batch_norm)
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    else:
-        x = conv_block(inputs, 64, 3, name="conv1", batch_norm=batch_norm)
-    if lrn:
-        x = model_layers.LocalResponseNormalization(name="norm1")(x)
-    x = conv_block(x, 64, 1, name="conv2_reduce", batch_norm=batch_norm)
-    x = conv_block(x, 192, 3, name="conv2", batch_norm=batch_norm)
-    if lrn:
-        x = model_layers.LocalResponseNormalization(name="norm2")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+    x = _stem(inputs, stem, lrn, batch_norm)
     aux_outputs = []
     for module, spec in _INCEPTION.items():
         if module in _POOL_BEFORE:
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=_POOL_BEFORE[module])(x)
         x = _inception(x, spec, f"inception_{module}", batch_norm)
         if aux_classifiers and module in _AUX_AFTER:
-            aux_outputs.append(
-                _aux_head(
-                    x, _AUX_AFTER[module], classes, classifier_activation, aux_dropout, batch_norm
-                )
-            )
+            aux_outputs.append(_aux_head(x, _AUX_AFTER[module], classes, classifier_activation, aux_dropout,
+                                         batch_norm))
     x = head(x, include_top=include_top, pooling=pooling, reduce="avg", dropout=dropout, classes=classes,
              classifier_activation=classifier_activation)
     outputs = [x] + aux_outputs if aux_classifiers else x
