@@ -7,7 +7,6 @@ from kerasapps.models.blocks import conv_block, head
 from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
-layers = lazy_import("keras.layers")
 model_layers = lazy_import("kerasapps.models.layers")
 
 __all__ = ["alexnet"]
@@ -18,12 +17,7 @@ _STEMS = {
     "small": {"conv1": (5, 1, "same"), "conv2": (5, 1, "same"), "pool": "same"},
 }
 
-
-def _spatial_ops(stem):
-    return eight_layer_ops(_STEMS[stem])
-
-
-_IMAGENET_MIN = 67  # == min_input_size(_spatial_ops("imagenet")); checked by the tests
+_IMAGENET_MIN = 67  # == min_input_size(eight_layer_ops(_STEMS["imagenet"])); checked by the tests
 
 
 def alexnet(
@@ -117,8 +111,7 @@ def eight_layer_net(*, stems, default_shape, imagenet_min, include_top, input_sh
     ``block2_pool``, ``block3_conv`` .. ``block5_conv``, ``block5_pool``, then ``flatten``, ``fc1``, ``fc2``
     (with ``fcN_dropout``) and ``predictions``, or the pooling.
     """
-    check_common_args(include_top=include_top, pooling=pooling, classes=classes,
-                      classifier_activation=classifier_activation)
+    check_common_args(include_top, pooling, classes, classifier_activation)
     check_rate(dropout, "dropout")
     check_bool(lrn, "lrn")
     check_bool(batch_norm, "batch_norm")
@@ -135,16 +128,16 @@ def eight_layer_net(*, stems, default_shape, imagenet_min, include_top, input_sh
     x = conv_block(inputs, 96, conv1[0], strides=conv1[1], padding=conv1[2], name="block1_conv", **conv_args)
     if lrn:
         x = model_layers.LocalResponseNormalization(name="block1_norm")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block1_pool")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block1_pool")(x)
     x = conv_block(x, 256, conv2[0], strides=conv2[1], padding=conv2[2], groups=groups, name="block2_conv",
                    **conv_args)
     if lrn:
         x = model_layers.LocalResponseNormalization(name="block2_norm")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block2_pool")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block2_pool")(x)
     x = conv_block(x, 384, 3, name="block3_conv", **conv_args)
     x = conv_block(x, 384, 3, groups=groups, name="block4_conv", **conv_args)
     x = conv_block(x, 256, 3, groups=groups, name="block5_conv", **conv_args)
-    x = layers.MaxPooling2D(3, strides=2, name="block5_pool")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, name="block5_pool")(x)
     x = head(x, include_top=include_top, pooling=pooling, hidden=(("fc1", fc_units), ("fc2", fc_units)),
              activation=activation, dropout=dropout, classes=classes, classifier_activation=classifier_activation)
     return keras.Model(inputs, x, name=name)

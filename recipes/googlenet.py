@@ -161,8 +161,7 @@ def googlenet(
     Returns:
         A functional `keras.Model`.
     """
-    check_common_args(include_top=include_top, pooling=pooling, classes=classes,
-                      classifier_activation=classifier_activation)
+    check_common_args(include_top, pooling, classes, classifier_activation)
     check_bool(aux_classifiers, "aux_classifiers")
     check_rate(dropout, "dropout")
     check_rate(aux_dropout, "aux_dropout")

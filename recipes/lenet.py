@@ -81,8 +81,7 @@ def lenet5(
     Returns:
         A functional `keras.Model`.
     """
-    check_common_args(include_top=include_top, pooling=pooling, classes=classes,
-                      classifier_activation=classifier_activation)
+    check_common_args(include_top, pooling, classes, classifier_activation)
     check_activation(activation, "activation")
     check_choice(pooling_type, "pooling_type", ("avg", "max"))
     check_choice(c1_padding, "c1_padding", ("auto", "valid", "same"))

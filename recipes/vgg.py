@@ -19,8 +19,7 @@ _SPATIAL_OPS = [(2, 2, "valid")] * 5  # five 2x2/2 max pools: minimum input 32x3
 
 def _vgg(convs_per_block, *, include_top, input_shape, pooling, classes, classifier_activation, name, dropout,
          batch_norm, activation, fc_units):
-    check_common_args(include_top=include_top, pooling=pooling, classes=classes,
-                      classifier_activation=classifier_activation)
+    check_common_args(include_top, pooling, classes, classifier_activation)
     check_rate(dropout, "dropout")
     check_bool(batch_norm, "batch_norm")
     check_activation(activation, "activation")

@@ -1,6 +1,6 @@
 """ZFNet (Zeiler & Fergus, 2013)."""
 
-from kerasapps.recipes.alexnet import eight_layer_net, eight_layer_ops
+from kerasapps.recipes.alexnet import eight_layer_net
 from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
 __all__ = ["zfnet"]
@@ -13,12 +13,7 @@ _STEMS = {
     "small": {"conv1": (3, 1, "same"), "conv2": (5, 1, "same"), "pool": "same"},
 }
 
-
-def _spatial_ops(stem):
-    return eight_layer_ops(_STEMS[stem])
-
-
-_IMAGENET_MIN = 63  # == min_input_size(_spatial_ops("imagenet")); checked by the tests
+_IMAGENET_MIN = 63  # == min_input_size(eight_layer_ops(_STEMS["imagenet"])); checked by the tests
 
 
 def zfnet(
@@ -85,7 +80,7 @@ def zfnet(
         batch_norm: BatchNormalization after every convolution (not in
             the paper).
         activation: activation of the hidden layers (paper: "relu").
-        fc_units: width of fc6 and fc7 (paper: 4096).
+        fc_units: width of fc6 and fc7 (Figure 3: 4096).
         stem: "auto", "imagenet" or "small" (see above).
 
     Returns:

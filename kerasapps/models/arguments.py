@@ -79,7 +79,7 @@ def check_activation(value, argname, allow_none=False):
     raise ValueError(f"`{argname}` must be {valid}. Received: {argname}={value!r}")
 
 
-def check_common_args(*, include_top, pooling, classes, classifier_activation):
+def check_common_args(include_top, pooling, classes, classifier_activation):
     """Checks the arguments every factory shares with keras.applications."""
     if not isinstance(include_top, bool):
         raise ValueError(

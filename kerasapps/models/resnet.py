@@ -130,8 +130,7 @@ def _top(x, include_top, pooling, classes, classifier_activation):
 def imagenet_resnet(depth, *, include_top, input_shape, pooling, classes, classifier_activation, name, stem,
                     remat=False):
     """ResNet-`depth` of the paper's Table 1 (see `IMAGENET_DEPTHS`), with the ImageNet or the small stem."""
-    check_common_args(include_top=include_top, pooling=pooling, classes=classes,
-                      classifier_activation=classifier_activation)
+    check_common_args(include_top, pooling, classes, classifier_activation)
     input_shape, stem = resolve_input(
         input_shape, model_name=name, default_shape=(224, 224, 3), require_static=False,
         stem=stem, imagenet_min=_IMAGENET_MIN, spatial_ops=lambda stem: _STEM_OPS[stem] + [(3, 2, "same")] * 3,
@@ -158,8 +157,7 @@ def imagenet_resnet(depth, *, include_top, input_shape, pooling, classes, classi
 def cifar_resnet(depth, *, include_top, input_shape, pooling, classes, classifier_activation, name, shortcut,
                  width, remat=False):
     """ResNet-`depth` (6n+2) of the paper's section 4.2: three stages of n basic blocks, `width`/2x/4x filters."""
-    check_common_args(include_top=include_top, pooling=pooling, classes=classes,
-                      classifier_activation=classifier_activation)
+    check_common_args(include_top, pooling, classes, classifier_activation)
     check_choice(shortcut, "shortcut", ("A", "B"))
     check_positive_int(width, "width")
     input_shape, _ = resolve_input(
