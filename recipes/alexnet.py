@@ -1,38 +1,23 @@
 """AlexNet (Krizhevsky, Sutskever & Hinton, 2012)."""
 
 from kerasapps.core.lazy import lazy_import
-from kerasapps.core.recipe import classes_in
-from kerasapps.models.arguments import (
-    check_activation,
-    check_choice,
-    check_common_args,
-    check_min_size,
-    check_positive_int,
-    check_rate,
-    choose_stem,
-    resolve_input_shape,
-)
-from kerasapps.models.blocks import conv_block, dense_top, pool_features
+from kerasapps.models.arguments import (check_activation, check_bool, check_choice, check_common_args,
+                                        check_positive_int, check_rate, resolve_input)
+from kerasapps.models.blocks import conv_block, head
+from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
-layers = lazy_import("keras.layers")
 model_layers = lazy_import("kerasapps.models.layers")
 
 __all__ = ["alexnet"]
 
-# Per stem: (kernel, stride, padding) of conv1 and of pool1/pool2.
+# Per stem: (kernel, stride, padding) of conv1 and conv2, and the padding of pool1/pool2.
 _STEMS = {
-    "imagenet": {"conv1": (11, 4, "valid"), "pool": "valid"},
-    "small": {"conv1": (5, 1, "same"), "pool": "same"},
+    "imagenet": {"conv1": (11, 4, "valid"), "conv2": (5, 1, "same"), "pool": "valid"},
+    "small": {"conv1": (5, 1, "same"), "conv2": (5, 1, "same"), "pool": "same"},
 }
 
-
-def _spatial_ops(stem):
-    conv1, pool = _STEMS[stem]["conv1"], _STEMS[stem]["pool"]
-    return [conv1, (3, 2, pool), (5, 1, "same"), (3, 2, pool), (3, 1, "same"), (3, 2, "valid")]
-
-
-_IMAGENET_MIN = 67  # == min_input_size(_spatial_ops("imagenet")); checked by the tests
+_IMAGENET_MIN = 67  # == min_input_size(eight_layer_ops(_STEMS["imagenet"])); checked by the tests
 
 
 def alexnet(
@@ -107,77 +92,61 @@ def alexnet(
     Returns:
         A functional `keras.Model`.
     """
-    check_common_args(
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
+    return eight_layer_net(**locals(), stems=_STEMS, default_shape=(227, 227, 3), imagenet_min=_IMAGENET_MIN)
+
+
+def eight_layer_ops(stem):
+    """The spatial ops of `eight_layer_net` with `stem` (a row of a `stems` table), for the size checks."""
+    conv1, conv2, pool = stem["conv1"], stem["conv2"], stem["pool"]
+    return [conv1, (3, 2, pool), conv2, (3, 2, pool), (3, 1, "same"), (3, 2, "valid")]
+
+
+def eight_layer_net(*, stems, default_shape, imagenet_min, include_top, input_shape, pooling, classes,
+                    classifier_activation, name, dropout, lrn, batch_norm, activation, fc_units, stem, groups=1):
+    """The five-conv, three-fc network AlexNet and ZFNet share, with their argument checks. `stems` maps
+    "imagenet" and "small" to the (kernel, stride, padding) of ``conv1`` and ``conv2`` and the padding of
+    pools 1 and 2 (``pool``); the other arguments are the factories'.
+
+    Layer names: ``block1_conv``, ``block1_norm``, ``block1_pool``, ``block2_conv``, ``block2_norm``,
+    ``block2_pool``, ``block3_conv`` .. ``block5_conv``, ``block5_pool``, then ``flatten``, ``fc1``, ``fc2``
+    (with ``fcN_dropout``) and ``predictions``, or the pooling.
+    """
+    check_common_args(include_top, pooling, classes, classifier_activation)
     check_rate(dropout, "dropout")
-    check_choice(lrn, "lrn", (True, False))
-    check_choice(batch_norm, "batch_norm", (True, False))
+    check_bool(lrn, "lrn")
+    check_bool(batch_norm, "batch_norm")
     check_activation(activation, "activation")
     check_choice(groups, "groups", (1, 2))
     check_positive_int(fc_units, "fc_units")
-    input_shape = resolve_input_shape(
-        input_shape, default_shape=(227, 227, 3), require_static=include_top, model_name=name
-    )
-    stem = choose_stem(stem, input_shape, imagenet_min=_IMAGENET_MIN)
-    check_min_size(input_shape, _spatial_ops(stem), model_name=name, configuration=f"stem={stem!r}")
-    kernel, stride, padding = _STEMS[stem]["conv1"]
-    pool_padding = _STEMS[stem]["pool"]
+    input_shape, stem = resolve_input(input_shape, model_name=name, default_shape=default_shape,
+                                      require_static=include_top, stem=stem, imagenet_min=imagenet_min,
+                                      spatial_ops=lambda stem: eight_layer_ops(stems[stem]))
+    conv1, conv2, pool_padding = stems[stem]["conv1"], stems[stem]["conv2"], stems[stem]["pool"]
     conv_args = {"activation": activation, "batch_norm": batch_norm}
 
-    return eight_layer_net(
-        input_shape, conv1=(kernel, stride, padding), conv2=(5, 1, "same"), pool_padding=pool_padding,
-        groups=groups, lrn=lrn, conv_args=conv_args, include_top=include_top, pooling=pooling, fc_units=fc_units,
-        dropout=dropout, activation=activation, classes=classes, classifier_activation=classifier_activation,
-        name=name)
-
-
-def eight_layer_net(input_shape, *, conv1, conv2, pool_padding, groups, lrn, conv_args, include_top, pooling,
-                    fc_units, dropout, activation, classes, classifier_activation, name):
-    """The five-conv, three-fc body AlexNet and ZFNet share; ``conv1``/``conv2`` are (kernel, stride, padding).
-
-    Layer names: ``block1_conv``, ``block1_norm``, ``block1_pool``, ``block2_conv``, ``block2_norm``,
-    ``block2_pool``, ``block3_conv`` .. ``block5_conv``, ``block5_pool``, then ``dense_top``'s or the pooling.
-    """
     inputs = keras.Input(shape=input_shape, name="input_layer")
     x = conv_block(inputs, 96, conv1[0], strides=conv1[1], padding=conv1[2], name="block1_conv", **conv_args)
     if lrn:
         x = model_layers.LocalResponseNormalization(name="block1_norm")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block1_pool")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block1_pool")(x)
     x = conv_block(x, 256, conv2[0], strides=conv2[1], padding=conv2[2], groups=groups, name="block2_conv",
                    **conv_args)
     if lrn:
         x = model_layers.LocalResponseNormalization(name="block2_norm")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block2_pool")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="block2_pool")(x)
     x = conv_block(x, 384, 3, name="block3_conv", **conv_args)
     x = conv_block(x, 384, 3, groups=groups, name="block4_conv", **conv_args)
     x = conv_block(x, 256, 3, groups=groups, name="block5_conv", **conv_args)
-    x = layers.MaxPooling2D(3, strides=2, name="block5_pool")(x)
-    if include_top:
-        x = dense_top(x, units=fc_units, dropout=dropout, activation=activation, classes=classes,
-                      classifier_activation=classifier_activation)
-    else:
-        x = pool_features(x, pooling)
+    x = keras.layers.MaxPooling2D(3, strides=2, name="block5_pool")(x)
+    x = head(x, include_top=include_top, pooling=pooling, hidden=(("fc1", fc_units), ("fc2", fc_units)),
+             activation=activation, dropout=dropout, classes=classes, classifier_activation=classifier_activation)
     return keras.Model(inputs, x, name=name)
 
 
 # ---------------------------------------------------------------------------- recipe
 
-def _recipe():
-    from kerasapps.recipes.cifar import CNN_HPARAMS, PRACTICE, cifar10_recipe
-
-    def build(hp, meta):
-        return alexnet(input_shape=(32, 32, 3), classes=classes_in(meta, 10), stem="small", dropout=hp.dropout,
-                       lrn=hp.lrn, batch_norm=hp.batch_norm, fc_units=hp.fc_units)
-
-    return cifar10_recipe(
-        "alexnet_cifar10", alexnet, "AlexNet (Krizhevsky et al. 2012) with LRN, small stem, on CIFAR-10",
-        "Krizhevsky et al. 2012 (ImageNet); CIFAR-10 adaptation: 5x5/1 conv1, 'same' pools, fc 1024",
-        hparams=CNN_HPARAMS(lrn=True, fc_units=1024), build=build,
-        defaults={"learning_rate": 0.01, "l2": 5e-4, "nesterov": False, **PRACTICE})
-
-
-RECIPES = [_recipe()]
+RECIPES = [cifar10_recipe(
+    "alexnet_cifar10", alexnet, "AlexNet (Krizhevsky et al. 2012) with LRN, small stem, on CIFAR-10",
+    "Krizhevsky et al. 2012 (ImageNet); CIFAR-10 adaptation: 5x5/1 conv1, 'same' pools, fc 1024",
+    hparams=cnn_hparams(lrn=True, fc_units=1024), fixed={"stem": "small"},
+    defaults={"learning_rate": 0.01, "l2": 5e-4, "nesterov": False, **PRACTICE})]

@@ -38,7 +38,7 @@ BN_MOMENTUM = HParam(0.9, float, "batch-norm moving-average momentum (Torch's 0.
                      minimum=0.0, maximum=0.999)
 
 
-def CNN_HPARAMS(*, dropout=0.5, lrn=None, batch_norm=False, fc_units=None) -> dict[str, HParam]:
+def cnn_hparams(*, dropout=0.5, lrn=None, batch_norm=False, fc_units=None) -> dict[str, HParam]:
     """The paper options a CIFAR recipe exposes (only those its factory has: ``None`` leaves one out)."""
     out = {"dropout": HParam(dropout, float, "dropout before the classifier (fully connected layers)",
                              minimum=0.0, maximum=0.95),
@@ -59,12 +59,19 @@ PRACTICE = {"label_smoothing": 0.1, "random_erasing": 0.25}
 
 
 def cifar10_recipe(name: str, factory: Callable, summary: str, reference: str, *, hparams=None,
-                   defaults=None, build: Callable | None = None) -> Recipe:
-    """A CIFAR-10 recipe for ``factory`` (a keras.applications-style factory) with the papers' augmentation."""
+                   defaults=None, fixed=None, renamed=None) -> Recipe:
+    """A CIFAR-10 recipe for ``factory`` (a keras.applications-style factory) with the papers' augmentation.
+
+    The model is ``factory(input_shape=(32, 32, 3), classes=..., **fixed)`` given each of ``hparams`` (the
+    model options the recipe exposes) as the factory argument of its name, or of ``renamed[key]``.
+    """
+    options = {key: (renamed or {}).get(key, key) for key in (hparams or {})}
+
     def build_model(hp, meta):
         from kerasapps.models.walk import set_batch_norm_momentum
 
-        model = build(hp, meta) if build is not None else factory(input_shape=(32, 32, 3), classes=classes_in(meta, 10))
+        model = factory(input_shape=(32, 32, 3), classes=classes_in(meta, 10), **(fixed or {}),
+                        **{argument: hp[key] for key, argument in options.items()})
         set_batch_norm_momentum(model, hp.bn_momentum)
         return model
 

@@ -1,16 +1,10 @@
 """GoogLeNet / Inception v1 (Szegedy et al., 2014)."""
 
+from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
-from kerasapps.core.recipe import classes_in
-from kerasapps.models.arguments import (
-    check_choice,
-    check_common_args,
-    check_min_size,
-    check_rate,
-    choose_stem,
-    resolve_input_shape,
-)
-from kerasapps.models.blocks import conv_block, pool_features
+from kerasapps.models.arguments import check_bool, check_common_args, check_rate, resolve_input
+from kerasapps.models.blocks import classifier_top, conv_block, head
+from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 layers = lazy_import("keras.layers")
@@ -43,6 +37,22 @@ def _spatial_ops(stem, aux_classifiers):
     return ops + [(3, 2, "same")]  # pool4
 
 
+def _stem(inputs, stem, lrn, batch_norm):
+    """conv1 [+ pool1] (the "small" stem: a 3x3 stride-1 conv1), norm1, conv2_reduce, conv2, norm2, pool2."""
+    if stem == "imagenet":
+        x = conv_block(inputs, 64, 7, strides=2, name="conv1", batch_norm=batch_norm)
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    else:
+        x = conv_block(inputs, 64, 3, name="conv1", batch_norm=batch_norm)
+    if lrn:
+        x = model_layers.LocalResponseNormalization(name="norm1")(x)
+    x = conv_block(x, 64, 1, name="conv2_reduce", batch_norm=batch_norm)
+    x = conv_block(x, 192, 3, name="conv2", batch_norm=batch_norm)
+    if lrn:
+        x = model_layers.LocalResponseNormalization(name="norm2")(x)
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+
+
 def _inception(x, spec, name, batch_norm):
     n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj = spec
     args = {"batch_norm": batch_norm}
@@ -61,9 +71,8 @@ def _aux_head(x, name, classes, classifier_activation, dropout, batch_norm):
     x = conv_block(x, 128, 1, name=f"{name}_conv", batch_norm=batch_norm)
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(1024, activation="relu", name=f"{name}_fc")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return layers.Dense(classes, activation=classifier_activation, name=f"{name}_predictions")(x)
+    return classifier_top(x, classes=classes, classifier_activation=classifier_activation, reduce=None,
+                          dropout=dropout, prefix=f"{name}_")
 
 
 def googlenet(
@@ -152,86 +161,47 @@ def googlenet(
     Returns:
         A functional `keras.Model`.
     """
-    check_common_args(
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
-    check_choice(aux_classifiers, "aux_classifiers", (True, False))
+    check_common_args(include_top, pooling, classes, classifier_activation)
+    check_bool(aux_classifiers, "aux_classifiers")
     check_rate(dropout, "dropout")
     check_rate(aux_dropout, "aux_dropout")
-    check_choice(lrn, "lrn", (True, False))
-    check_choice(batch_norm, "batch_norm", (True, False))
+    check_bool(lrn, "lrn")
+    check_bool(batch_norm, "batch_norm")
     if aux_classifiers and not include_top:
         raise ValueError(
             "`aux_classifiers=True` adds classifier heads, so it needs include_top=True. "
             f"Received: include_top={include_top!r}"
         )
-    input_shape = resolve_input_shape(
-        input_shape, default_shape=(224, 224, 3), require_static=aux_classifiers, model_name=name
-    )
-    stem = choose_stem(stem, input_shape, imagenet_min=_AUTO_IMAGENET_MIN)
-    check_min_size(
-        input_shape,
-        _spatial_ops(stem, aux_classifiers),
-        model_name=name,
-        configuration=f"stem={stem!r}, aux_classifiers={aux_classifiers}",
+    input_shape, stem = resolve_input(
+        input_shape, model_name=name, default_shape=(224, 224, 3), require_static=aux_classifiers, stem=stem,
+        imagenet_min=_AUTO_IMAGENET_MIN, spatial_ops=lambda stem: _spatial_ops(stem, aux_classifiers),
+        configuration=f"stem={{stem!r}}, aux_classifiers={aux_classifiers}",
     )
 
     inputs = keras.Input(shape=input_shape, name="input_layer")
-    if stem == "imagenet":
-        x = conv_block(inputs, 64, 7, strides=2, name="conv1", batch_norm=batch_norm)
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    else:
-        x = conv_block(inputs, 64, 3, name="conv1", batch_norm=batch_norm)
-    if lrn:
-        x = model_layers.LocalResponseNormalization(name="norm1")(x)
-    x = conv_block(x, 64, 1, name="conv2_reduce", batch_norm=batch_norm)
-    x = conv_block(x, 192, 3, name="conv2", batch_norm=batch_norm)
-    if lrn:
-        x = model_layers.LocalResponseNormalization(name="norm2")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+    x = _stem(inputs, stem, lrn, batch_norm)
     aux_outputs = []
     for module, spec in _INCEPTION.items():
         if module in _POOL_BEFORE:
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=_POOL_BEFORE[module])(x)
         x = _inception(x, spec, f"inception_{module}", batch_norm)
         if aux_classifiers and module in _AUX_AFTER:
-            aux_outputs.append(
-                _aux_head(
-                    x, _AUX_AFTER[module], classes, classifier_activation, aux_dropout, batch_norm
-                )
-            )
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = pool_features(x, pooling)
+            aux_outputs.append(_aux_head(x, _AUX_AFTER[module], classes, classifier_activation, aux_dropout,
+                                         batch_norm))
+    x = head(x, include_top=include_top, pooling=pooling, reduce="avg", dropout=dropout, classes=classes,
+             classifier_activation=classifier_activation)
     outputs = [x] + aux_outputs if aux_classifiers else x
     return keras.Model(inputs, outputs, name=name)
 
 
 # ---------------------------------------------------------------------------- recipe
 
-def _recipe():
-    from kerasapps.core.hparams import HParam
-    from kerasapps.recipes.cifar import CNN_HPARAMS, PRACTICE, cifar10_recipe
-
-    def build(hp, meta):
-        return googlenet(input_shape=(32, 32, 3), classes=classes_in(meta, 10), stem="small", dropout=hp.dropout,
-                         lrn=hp.lrn, batch_norm=hp.batch_norm, aux_classifiers=hp.aux_heads)
-
-    return cifar10_recipe(
-        "googlenet_cifar10", googlenet, "GoogLeNet (Szegedy et al. 2014), inception with 1x1 reductions, on CIFAR-10",
-        "Szegedy et al. 2014 (ImageNet); CIFAR-10 adaptation: small stem, batch norm, no LRN, auxiliary heads "
-        "optional",
-        hparams={**CNN_HPARAMS(dropout=0.4, lrn=False, batch_norm=True),
-                 "aux_heads": HParam(False, bool, "train the two auxiliary classifiers of section 5 beside the "
-                                     "main head (losses weighted 0.3 each; the export serves the main head only)")},
-        build=build, defaults={"learning_rate": 0.05, "warmup_epochs": 2.0, **PRACTICE})
-
-
-RECIPES = [_recipe()]
+RECIPES = [cifar10_recipe(
+    "googlenet_cifar10", googlenet, "GoogLeNet (Szegedy et al. 2014), inception with 1x1 reductions, on CIFAR-10",
+    "Szegedy et al. 2014 (ImageNet); CIFAR-10 adaptation: small stem, batch norm, no LRN, auxiliary heads "
+    "optional",
+    hparams={**cnn_hparams(dropout=0.4, lrn=False, batch_norm=True),
+             "aux_heads": HParam(False, bool, "train the two auxiliary classifiers of section 5 beside the "
+                                 "main head (losses weighted 0.3 each; the export serves the main head only)")},
+    fixed={"stem": "small"}, renamed={"aux_heads": "aux_classifiers"},
+    defaults={"learning_rate": 0.05, "warmup_epochs": 2.0, **PRACTICE})]

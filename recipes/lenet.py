@@ -10,8 +10,8 @@ from kerasapps.models.arguments import (
     check_min_size,
     resolve_input_shape,
 )
-from kerasapps.models.blocks import pool_features
 from kerasapps.data.builtin import load_mnist
+from kerasapps.models.blocks import head
 from kerasapps.recipes.mnist_transfer import MNIST_EPOCHS
 from kerasapps.savedmodel.signatures import ImageClassifier
 
@@ -82,12 +82,7 @@ def lenet5(
     Returns:
         A functional `keras.Model`.
     """
-    check_common_args(
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
+    check_common_args(include_top, pooling, classes, classifier_activation)
     check_activation(activation, "activation")
     check_choice(pooling_type, "pooling_type", ("avg", "max"))
     check_choice(c1_padding, "c1_padding", ("auto", "valid", "same"))
@@ -111,14 +106,9 @@ def lenet5(
     x = layers.Conv2D(16, 5, activation=activation, name="block2_conv")(x)
     x = pool_layer(2, strides=2, name="block2_pool")(x)
     x = layers.Conv2D(120, 5, activation=activation, name="block3_conv")(x)
-    if include_top:
-        x = layers.Flatten(name="flatten")(x)
-        x = layers.Dense(84, activation=activation, name="fc1")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = pool_features(x, pooling)
+    x = head(x, include_top=include_top, pooling=pooling, hidden=(("fc1", 84),), activation=activation,
+             classes=classes, classifier_activation=classifier_activation)
     return keras.Model(inputs, x, name=name)
-
 
 
 # ---------------------------------------------------------------------------- recipe

@@ -114,7 +114,7 @@ MNIST_TRANSFER = Recipe(
                          "batch_size": "finetune_batch_size", "label_smoothing": "finetune_label_smoothing"}),
     ),
     preprocess=preprocess,
-    serving=ImageClassifier(28, 28, class_ids=range(5, 10), knows="the digits 5-9"),
+    serving=ImageClassifier(28, 28, class_ids=range(5, 10), known_classes="the digits 5-9"),
     augmentable=True,
     data="MNIST (mnist/mnist.npz in the data directory, else TFDS 'mnist'); validation carved from train",
     reference="keras-team/keras examples/mnist_transfer_cnn.py (99.8% / 99.2% reported)",

@@ -6,6 +6,11 @@ He et al., "Deep Residual Learning for Image Recognition", CVPR 2016
 CIFAR-10 models (section 4.2): `resnet20`, `resnet32`, `resnet44`,
 `resnet56`, `resnet110`.
 
+This module declares the factories, each a signature and one call of the
+generic constructor `_resnet` on a row of the depth table, with their
+docstrings and figures, and the CIFAR-10 recipes. The blocks and the two
+builders live in `kerasapps.models.resnet`.
+
 All follow keras.applications' ResNet v1 convention (`keras/src/applications/
 resnet.py`): convolutions with biases, BatchNormalization with epsilon
 1.001e-5, the stride of a bottleneck block on its first 1x1 convolution, and
@@ -19,21 +24,12 @@ so `trainable params - conv biases` is the figure to compare with it.
 
 import textwrap
 
+from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
-from kerasapps.core.recipe import classes_in
-from kerasapps.models.arguments import (
-    check_choice,
-    check_common_args,
-    check_min_size,
-    check_positive_int,
-    choose_stem,
-    resolve_input_shape,
-)
-from kerasapps.models.blocks import pool_features
+from kerasapps.models.resnet import IMAGENET_DEPTHS, cifar_resnet, imagenet_resnet
+from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
-layers = lazy_import("keras.layers")
-model_layers = lazy_import("kerasapps.models.layers")
 model_weights = lazy_import("kerasapps.models.weights")
 
 __all__ = [
@@ -41,173 +37,23 @@ __all__ = [
     "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
 ]
 
-_BN_EPSILON = 1.001e-5
-# depth: (block, blocks per stage conv2..conv5)
-_IMAGENET_DEPTHS = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
-    152: ("bottleneck", (3, 8, 36, 3)),
-}
-_STEM_OPS = {"imagenet": [(7, 2, "same"), (3, 2, "same")], "small": []}
-_IMAGENET_MIN = 32  # total stride 32, keras.applications' minimum
 
-
-_BN_MOMENTUM = 0.99  # Keras' default; blocks built for recomputation use its square root (kerasapps.models.recompute)
-
-
-def _bn(x, name, momentum=_BN_MOMENTUM):
-    return layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=momentum, name=name)(x)
-
-
-def _conv(x, filters, kernel_size, name, strides=1):
-    """A conv with torchvision's symmetric padding: "same" at stride 1, an
-    explicit `name_pad` ZeroPadding2D and "valid" when strided."""
-    if strides > 1 and kernel_size > 1:
-        pad_name = name[: -len("_conv")] + "_pad"  # conv3_block1_1_conv -> conv3_block1_1_pad
-        x = layers.ZeroPadding2D(kernel_size // 2, name=pad_name)(x)
-        return layers.Conv2D(filters, kernel_size, strides=strides, name=name)(x)
-    return layers.Conv2D(filters, kernel_size, strides=strides, padding="same", name=name)(x)
-
-
-def _shortcut(x, filters, stride, kind, name, momentum):
-    """`kind`: "identity", "projection" (option B: 1x1 conv + BN) or "A"
-    (option A: subsample + zero channels, no parameters)."""
-    if kind == "identity":
-        return x
-    if kind == "projection":
-        shortcut = layers.Conv2D(filters, 1, strides=stride, name=f"{name}_0_conv")(x)
-        return _bn(shortcut, f"{name}_0_bn", momentum)
-    if stride > 1:
-        x = layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_pool")(x)
-    return model_layers.ChannelPadding(filters - x.shape[-1], name=f"{name}_0_pad")(x)
-
-
-def _basic_block(x, filters, stride, shortcut_kind, name, momentum):
-    """Two 3x3 convs (the stride on the first) + shortcut; batch norm with `momentum`."""
-    if stride == 1 and x.shape[-1] == filters:
-        shortcut_kind = "identity"
-    shortcut = _shortcut(x, filters, stride, shortcut_kind, name, momentum)
-    x = _conv(x, filters, 3, f"{name}_1_conv", strides=stride)
-    x = _bn(x, f"{name}_1_bn", momentum)
-    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
-    x = _conv(x, filters, 3, f"{name}_2_conv")
-    x = _bn(x, f"{name}_2_bn", momentum)
-    x = layers.Add(name=f"{name}_add")([shortcut, x])
-    return layers.Activation("relu", name=f"{name}_out")(x)
-
-
-def _bottleneck_block(x, filters, stride, shortcut_kind, name, momentum):
-    """keras.applications' `residual_block_v1`: 1x1 (strided), 3x3, 1x1 x4."""
-    if stride == 1 and x.shape[-1] == 4 * filters:
-        shortcut_kind = "identity"
-    shortcut = _shortcut(x, 4 * filters, stride, shortcut_kind, name, momentum)
-    x = layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
-    x = _bn(x, f"{name}_1_bn", momentum)
-    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
-    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(x)
-    x = _bn(x, f"{name}_2_bn", momentum)
-    x = layers.Activation("relu", name=f"{name}_2_relu")(x)
-    x = layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
-    x = _bn(x, f"{name}_3_bn", momentum)
-    x = layers.Add(name=f"{name}_add")([shortcut, x])
-    return layers.Activation("relu", name=f"{name}_out")(x)
-
-
-def _stages(x, block_fn, widths, depths, strides, shortcut_kind, remat=False):
-    """The residual stages; `remat=True` wraps each block for recomputation (kerasapps.models.recompute),
-    with the batch-norm momentum whose two updates per step equal one."""
-    from kerasapps.models.recompute import bn_momentum_for_remat, recompute_block
-
-    if not isinstance(remat, bool):
-        raise ValueError(f"remat must be True or False; received remat={remat!r}")
-    momentum = bn_momentum_for_remat(_BN_MOMENTUM) if remat else _BN_MOMENTUM
-    for stage, (filters, blocks, stride) in enumerate(zip(widths, depths, strides), start=2):
-        for index in range(1, blocks + 1):
-            name, block_stride = f"conv{stage}_block{index}", stride if index == 1 else 1
-            if not remat:
-                x = block_fn(x, filters, block_stride, shortcut_kind, name, momentum)
-                continue
-            x = recompute_block(
-                lambda t, f=filters, s=block_stride, n=name: block_fn(t, f, s, shortcut_kind, n, momentum), x, name=name
-            )
-    return x
-
-
-def _top(x, include_top, pooling, classes, classifier_activation):
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    return pool_features(x, pooling)
-
-
-def _imagenet_resnet(
-    depth, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat=False
-):
-    check_common_args(
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
-    input_shape = resolve_input_shape(
-        input_shape, default_shape=(224, 224, 3), require_static=False, model_name=name
-    )
-    stem = choose_stem(stem, input_shape, imagenet_min=_IMAGENET_MIN)
-    check_min_size(
-        input_shape,
-        _STEM_OPS[stem] + [(3, 2, "same")] * 3,
-        model_name=name,
-        configuration=f"stem={stem!r}",
-    )
-    block, depths = _IMAGENET_DEPTHS[depth]
-    block_fn = _basic_block if block == "basic" else _bottleneck_block
-
-    inputs = keras.Input(shape=input_shape, name="input_layer")
-    if stem == "imagenet":
-        x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
-        x = layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
-    else:
-        x = layers.Conv2D(64, 3, padding="same", name="conv1_conv")(inputs)
-    x = _bn(x, "conv1_bn")
-    x = layers.Activation("relu", name="conv1_relu")(x)
-    if stem == "imagenet":
-        x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
-        x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
-    x = _stages(x, block_fn, (64, 128, 256, 512), depths, (1, 2, 2, 2), "projection", remat)
-    x = _top(x, include_top, pooling, classes, classifier_activation)
-    return keras.Model(inputs, x, name=name)
-
-
-def _cifar_resnet(
-    depth, include_top, input_shape, pooling, classes, classifier_activation, name, shortcut,
-    width, remat=False
-):
-    check_common_args(
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
-    check_choice(shortcut, "shortcut", ("A", "B"))
-    check_positive_int(width, "width")
-    input_shape = resolve_input_shape(
-        input_shape, default_shape=(32, 32, 3), require_static=False, model_name=name
-    )
-    check_min_size(
-        input_shape, [(3, 2, "same")] * 2, model_name=name, configuration="total stride 4"
-    )
-    blocks = (depth - 2) // 6
-    kind = "A" if shortcut == "A" else "projection"
-
-    inputs = keras.Input(shape=input_shape, name="input_layer")
-    x = layers.Conv2D(width, 3, padding="same", name="conv1_conv")(inputs)
-    x = _bn(x, "conv1_bn")
-    x = layers.Activation("relu", name="conv1_relu")(x)
-    x = _stages(x, _basic_block, (width, 2 * width, 4 * width), (blocks,) * 3, (1, 2, 2), kind, remat)
-    x = _top(x, include_top, pooling, classes, classifier_activation)
-    return keras.Model(inputs, x, name=name)
+def _resnet(depth, args):
+    """The generic constructor behind the ten factories: `args` are a factory's arguments. ImageNet depths
+    (`IMAGENET_DEPTHS`) build `imagenet_resnet`, the others `cifar_resnet`; a factory with `weights`
+    (ResNet-50/101/152) loads them, keras.applications' `ResNet{depth}` giving the ImageNet ones."""
+    if depth not in IMAGENET_DEPTHS:
+        return cifar_resnet(depth, **args)
+    if "weights" not in args:
+        return imagenet_resnet(depth, **args)
+    weights = args.pop("weights")
+    if args["remat"] and weights is not None:
+        raise ValueError(f"resnet{depth}: weights= loads into the plain model only; build with remat=False, "
+                         f"or load the weights afterwards; received weights={weights!r} with remat=True")
+    model = imagenet_resnet(depth, **args)
+    top = {key: args[key] for key in ("include_top", "input_shape", "pooling", "classes", "classifier_activation")}
+    return model_weights.apply_weights(
+        model, weights, lambda: getattr(keras.applications, f"ResNet{depth}")(weights="imagenet", **top))
 
 
 _IMAGENET_DOC = """ResNet-{depth} v1 ({block} blocks {depths}) of "Deep Residual Learning for
@@ -293,7 +139,7 @@ _CIFAR_DOC = """ResNet-{depth} for CIFAR-10 of "Deep Residual Learning for Image
 
 _TORCHVISION = "torchvision's `resnet{}` has {:,}: the trainable count less the conv biases."
 _KERAS = "Equal to `keras.applications.ResNet{}(weights=None).count_params()`. " + _TORCHVISION
-# depth: the figures quoted in the docstrings (asserted by tests/test_cnn_factories.py).
+# depth: the figures quoted in the docstrings (asserted by tests/recipes/test_cnn_factories.py).
 _FIGURES = {
     18: dict(total=11_703_912, trainable=11_694_312, reference=_TORCHVISION.format(18, 11_689_512)),
     34: dict(total=21_823_208, trainable=21_806_184, reference=_TORCHVISION.format(34, 21_797_672)),
@@ -316,8 +162,8 @@ def _documented(depth):
 
     def decorate(factory):
         figures = _FIGURES[depth]
-        if depth in _IMAGENET_DEPTHS:
-            block, depths = _IMAGENET_DEPTHS[depth]
+        if depth in IMAGENET_DEPTHS:
+            block, depths = IMAGENET_DEPTHS[depth]
             channels = "64/128/256/512" if block == "basic" else "256/512/1024/2048"
             reference = textwrap.fill(
                 figures["reference"], width=76, initial_indent=" " * 4, subsequent_indent=" " * 4
@@ -336,107 +182,67 @@ def _documented(depth):
     return decorate
 
 
+# ---------------------------------------------------------------------------- factories
+
+
 @_documented(18)
-def resnet18(include_top=True, input_shape=None, pooling=None, classes=1000,
-             classifier_activation="softmax", name="resnet18", stem="auto", remat=False):
-    return _imagenet_resnet(
-        18, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
-    )
+def resnet18(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
+             name="resnet18", stem="auto", remat=False):
+    return _resnet(18, locals())
 
 
 @_documented(34)
-def resnet34(include_top=True, input_shape=None, pooling=None, classes=1000,
-             classifier_activation="softmax", name="resnet34", stem="auto", remat=False):
-    return _imagenet_resnet(
-        34, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
-    )
+def resnet34(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
+             name="resnet34", stem="auto", remat=False):
+    return _resnet(34, locals())
 
 
 @_documented(50)
-def resnet50(include_top=True, input_shape=None, pooling=None, classes=1000,
-             classifier_activation="softmax", name="resnet50", stem="auto", weights=None, remat=False):
-    if remat and weights is not None:
-        raise ValueError("resnet50: weights= loads into the plain model only; build with remat=False, "
-                         f"or load the weights afterwards; received weights={weights!r} with remat=True")
-    model = _imagenet_resnet(
-        50, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
-    )
-    return model_weights.apply_weights(model, weights, lambda: keras.applications.ResNet50(
-        weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation))
+def resnet50(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
+             name="resnet50", stem="auto", weights=None, remat=False):
+    return _resnet(50, locals())
 
 
 @_documented(101)
-def resnet101(include_top=True, input_shape=None, pooling=None, classes=1000,
-              classifier_activation="softmax", name="resnet101", stem="auto", weights=None, remat=False):
-    if remat and weights is not None:
-        raise ValueError("resnet101: weights= loads into the plain model only; build with remat=False, "
-                         f"or load the weights afterwards; received weights={weights!r} with remat=True")
-    model = _imagenet_resnet(
-        101, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
-    )
-    return model_weights.apply_weights(model, weights, lambda: keras.applications.ResNet101(
-        weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation))
+def resnet101(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
+              name="resnet101", stem="auto", weights=None, remat=False):
+    return _resnet(101, locals())
 
 
 @_documented(152)
-def resnet152(include_top=True, input_shape=None, pooling=None, classes=1000,
-              classifier_activation="softmax", name="resnet152", stem="auto", weights=None, remat=False):
-    if remat and weights is not None:
-        raise ValueError("resnet152: weights= loads into the plain model only; build with remat=False, "
-                         f"or load the weights afterwards; received weights={weights!r} with remat=True")
-    model = _imagenet_resnet(
-        152, include_top, input_shape, pooling, classes, classifier_activation, name, stem, remat
-    )
-    return model_weights.apply_weights(model, weights, lambda: keras.applications.ResNet152(
-        weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation))
+def resnet152(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
+              name="resnet152", stem="auto", weights=None, remat=False):
+    return _resnet(152, locals())
 
 
 @_documented(20)
-def resnet20(include_top=True, input_shape=None, pooling=None, classes=10,
-             classifier_activation="softmax", name="resnet20", shortcut="A", width=16, remat=False):
-    return _cifar_resnet(
-        20, include_top, input_shape, pooling, classes, classifier_activation, name,
-        shortcut, width, remat,
-    )
+def resnet20(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
+             name="resnet20", shortcut="A", width=16, remat=False):
+    return _resnet(20, locals())
 
 
 @_documented(32)
-def resnet32(include_top=True, input_shape=None, pooling=None, classes=10,
-             classifier_activation="softmax", name="resnet32", shortcut="A", width=16, remat=False):
-    return _cifar_resnet(
-        32, include_top, input_shape, pooling, classes, classifier_activation, name,
-        shortcut, width, remat,
-    )
+def resnet32(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
+             name="resnet32", shortcut="A", width=16, remat=False):
+    return _resnet(32, locals())
 
 
 @_documented(44)
-def resnet44(include_top=True, input_shape=None, pooling=None, classes=10,
-             classifier_activation="softmax", name="resnet44", shortcut="A", width=16, remat=False):
-    return _cifar_resnet(
-        44, include_top, input_shape, pooling, classes, classifier_activation, name,
-        shortcut, width, remat,
-    )
+def resnet44(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
+             name="resnet44", shortcut="A", width=16, remat=False):
+    return _resnet(44, locals())
 
 
 @_documented(56)
-def resnet56(include_top=True, input_shape=None, pooling=None, classes=10,
-             classifier_activation="softmax", name="resnet56", shortcut="A", width=16, remat=False):
-    return _cifar_resnet(
-        56, include_top, input_shape, pooling, classes, classifier_activation, name,
-        shortcut, width, remat,
-    )
+def resnet56(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
+             name="resnet56", shortcut="A", width=16, remat=False):
+    return _resnet(56, locals())
 
 
 @_documented(110)
-def resnet110(include_top=True, input_shape=None, pooling=None, classes=10,
-              classifier_activation="softmax", name="resnet110", shortcut="A", width=16, remat=False):
-    return _cifar_resnet(
-        110, include_top, input_shape, pooling, classes, classifier_activation, name,
-        shortcut, width, remat,
-    )
+def resnet110(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
+              name="resnet110", shortcut="A", width=16, remat=False):
+    return _resnet(110, locals())
 
 
 # ---------------------------------------------------------------------------- recipes
@@ -447,9 +253,6 @@ def resnet110(include_top=True, input_shape=None, pooling=None, classes=10,
 # training images); the paper's (batch 128, SGD 0.1, l2 1e-4, 164 epochs) are `--set` keys away. ResNet-56 takes
 # ResNet-20's setting, with warm-up, at its old number of epochs.
 def _cifar_recipe(depth, factory):
-    from kerasapps.core.hparams import HParam
-    from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe
-
     defaults = {
         # 100 epochs of the subset's 3,600 training images as a number of examples: a larger set (full CIFAR-10)
         # trains as many steps in fewer epochs, a smaller one at most 100 epochs (the subset and a photo folder: 100)
@@ -461,10 +264,6 @@ def _cifar_recipe(depth, factory):
              "l2": 5e-4, "warmup_epochs": 2.0, **PRACTICE},
     }[depth]
 
-    def build(hp, meta):
-        return factory(input_shape=(32, 32, 3), classes=classes_in(meta, 10), shortcut=hp.shortcut, width=hp.width,
-                       remat=hp.remat)
-
     return cifar10_recipe(
         f"resnet{depth}_cifar10", factory,
         f"ResNet-{depth} (He et al. 2015, section 4.2) on CIFAR-10 with shifts and flips",
@@ -475,8 +274,7 @@ def _cifar_recipe(depth, factory):
                  "width": HParam(16, int, "filters in the first stage (16, 32, 64 in the paper)", minimum=1),
                  "remat": HParam(False, bool, "recompute each residual block's activations in the backward pass "
                                  "(less memory, more compute; tf.recompute_grad per block)")},
-        build=build, defaults=defaults)
-
+        defaults=defaults)
 
 
 RECIPES = [_cifar_recipe(20, resnet20), _cifar_recipe(56, resnet56)]

@@ -1,17 +1,10 @@
 """VGG-16 and VGG-19 (Simonyan & Zisserman, 2014)."""
 
 from kerasapps.core.lazy import lazy_import
-from kerasapps.core.recipe import classes_in
-from kerasapps.models.arguments import (
-    check_activation,
-    check_choice,
-    check_common_args,
-    check_min_size,
-    check_positive_int,
-    check_rate,
-    resolve_input_shape,
-)
-from kerasapps.models.blocks import conv_block, dense_top, pool_features
+from kerasapps.models.arguments import (check_activation, check_bool, check_common_args, check_positive_int,
+                                        check_rate, resolve_input)
+from kerasapps.models.blocks import conv_block, head
+from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 layers = lazy_import("keras.layers")
@@ -20,62 +13,30 @@ model_weights = lazy_import("kerasapps.models.weights")
 __all__ = ["vgg16", "vgg19"]
 
 _FILTERS = (64, 128, 256, 512, 512)
+_CONVS_PER_BLOCK = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}  # Table 1's configurations D and E
 _SPATIAL_OPS = [(2, 2, "valid")] * 5  # five 2x2/2 max pools: minimum input 32x32
 
 
-def _vgg(
-    convs_per_block,
-    *,
-    include_top,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    dropout,
-    batch_norm,
-    activation,
-    fc_units,
-):
-    check_common_args(
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
+def _vgg(convs_per_block, *, include_top, input_shape, pooling, classes, classifier_activation, name, dropout,
+         batch_norm, activation, fc_units):
+    check_common_args(include_top, pooling, classes, classifier_activation)
     check_rate(dropout, "dropout")
-    check_choice(batch_norm, "batch_norm", (True, False))
+    check_bool(batch_norm, "batch_norm")
     check_activation(activation, "activation")
     check_positive_int(fc_units, "fc_units")
-    input_shape = resolve_input_shape(
-        input_shape, default_shape=(224, 224, 3), require_static=include_top, model_name=name
-    )
-    check_min_size(input_shape, _SPATIAL_OPS, model_name=name, configuration="five 2x2 max pools")
+    input_shape, _ = resolve_input(input_shape, model_name=name, default_shape=(224, 224, 3),
+                                   require_static=include_top, spatial_ops=_SPATIAL_OPS,
+                                   configuration="five 2x2 max pools")
 
     inputs = keras.Input(shape=input_shape, name="input_layer")
     x = inputs
     for block, (filters, convs) in enumerate(zip(_FILTERS, convs_per_block), start=1):
         for index in range(1, convs + 1):
-            x = conv_block(
-                x,
-                filters,
-                3,
-                activation=activation,
-                batch_norm=batch_norm,
-                name=f"block{block}_conv{index}",
-            )
+            x = conv_block(x, filters, 3, activation=activation, batch_norm=batch_norm,
+                           name=f"block{block}_conv{index}")
         x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
-    if include_top:
-        x = dense_top(
-            x,
-            units=fc_units,
-            dropout=dropout,
-            activation=activation,
-            classes=classes,
-            classifier_activation=classifier_activation,
-        )
-    else:
-        x = pool_features(x, pooling)
+    x = head(x, include_top=include_top, pooling=pooling, hidden=(("fc1", fc_units), ("fc2", fc_units)),
+             activation=activation, dropout=dropout, classes=classes, classifier_activation=classifier_activation)
     return keras.Model(inputs, x, name=name)
 
 
@@ -124,70 +85,24 @@ _DOC = """VGG-{depth} (configuration {letter}) of "Very Deep Convolutional Netwo
     """
 
 
-def vgg16(
-    include_top=True,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="vgg16",
-    dropout=0.5,
-    batch_norm=False,
-    activation="relu",
-    fc_units=4096,
-    weights=None,
-):
-    model = _vgg(
-        (2, 2, 3, 3, 3),
-        include_top=include_top,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        name=name,
-        dropout=dropout,
-        batch_norm=batch_norm,
-        activation=activation,
-        fc_units=fc_units,
-    )
-    return model_weights.apply_weights(model, weights, lambda: _imagenet("VGG16", include_top, input_shape, pooling, classes,
-                                                           classifier_activation))
+def vgg16(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
+          name="vgg16", dropout=0.5, batch_norm=False, activation="relu", fc_units=4096, weights=None):
+    return _create(16, locals())
 
 
-def vgg19(
-    include_top=True,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="vgg19",
-    dropout=0.5,
-    batch_norm=False,
-    activation="relu",
-    fc_units=4096,
-    weights=None,
-):
-    model = _vgg(
-        (2, 2, 4, 4, 4),
-        include_top=include_top,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        name=name,
-        dropout=dropout,
-        batch_norm=batch_norm,
-        activation=activation,
-        fc_units=fc_units,
-    )
-    return model_weights.apply_weights(model, weights, lambda: _imagenet("VGG19", include_top, input_shape, pooling, classes,
-                                                           classifier_activation))
+def vgg19(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
+          name="vgg19", dropout=0.5, batch_norm=False, activation="relu", fc_units=4096, weights=None):
+    return _create(19, locals())
 
 
-def _imagenet(application, include_top, input_shape, pooling, classes, classifier_activation):
-    """keras.applications' model with ImageNet weights (downloaded once into ~/.keras/models)."""
-    return getattr(keras.applications, application)(weights="imagenet", include_top=include_top, input_shape=input_shape, pooling=pooling,
-                       classes=classes, classifier_activation=classifier_activation)
+def _create(depth, args):
+    """The generic constructor behind `vgg16` and `vgg19`: `args` are the factory's arguments; "imagenet"
+    weights come from keras.applications' model (downloaded once into ~/.keras/models)."""
+    weights = args.pop("weights")
+    model = _vgg(_CONVS_PER_BLOCK[depth], **args)
+    top = {key: args[key] for key in ("include_top", "input_shape", "pooling", "classes", "classifier_activation")}
+    return model_weights.apply_weights(model, weights, lambda: getattr(keras.applications, f"VGG{depth}")(
+        weights="imagenet", **top))
 
 
 vgg16.__doc__ = _DOC.format(
@@ -202,18 +117,8 @@ vgg19.__doc__ = _DOC.format(
 
 # ---------------------------------------------------------------------------- recipe
 
-def _recipe():
-    from kerasapps.recipes.cifar import CNN_HPARAMS, PRACTICE, cifar10_recipe
-
-    def build(hp, meta):
-        return vgg16(input_shape=(32, 32, 3), classes=classes_in(meta, 10), dropout=hp.dropout,
-                     batch_norm=hp.batch_norm, fc_units=hp.fc_units)
-
-    return cifar10_recipe(
-        "vgg16_cifar10", vgg16, "VGG-16 (Simonyan & Zisserman 2014) with batch norm on CIFAR-10",
-        "Simonyan & Zisserman 2014 (ImageNet); CIFAR-10 adaptation: batch norm after each conv, fc 512",
-        hparams=CNN_HPARAMS(batch_norm=True, fc_units=512), build=build,
-        defaults={"learning_rate": 0.05, "l2": 5e-4, "warmup_epochs": 2.0, **PRACTICE})
-
-
-RECIPES = [_recipe()]
+RECIPES = [cifar10_recipe(
+    "vgg16_cifar10", vgg16, "VGG-16 (Simonyan & Zisserman 2014) with batch norm on CIFAR-10",
+    "Simonyan & Zisserman 2014 (ImageNet); CIFAR-10 adaptation: batch norm after each conv, fc 512",
+    hparams=cnn_hparams(batch_norm=True, fc_units=512),
+    defaults={"learning_rate": 0.05, "l2": 5e-4, "warmup_epochs": 2.0, **PRACTICE})]

@@ -1,17 +1,7 @@
 """ZFNet (Zeiler & Fergus, 2013)."""
 
-from kerasapps.core.recipe import classes_in
-from kerasapps.models.arguments import (
-    check_activation,
-    check_choice,
-    check_common_args,
-    check_min_size,
-    check_positive_int,
-    check_rate,
-    choose_stem,
-    resolve_input_shape,
-)
 from kerasapps.recipes.alexnet import eight_layer_net
+from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
 __all__ = ["zfnet"]
 
@@ -19,17 +9,11 @@ __all__ = ["zfnet"]
 # pool1/pool2 ("same" reproduces the ceil-mode pooling behind the paper's
 # 110 -> 55 and 26 -> 13 map sizes).
 _STEMS = {
-    "imagenet": {"conv1": (7, 2, 1), "conv2": (5, 2, "valid")},
-    "small": {"conv1": (3, 1, "same"), "conv2": (5, 1, "same")},
+    "imagenet": {"conv1": (7, 2, 1), "conv2": (5, 2, "valid"), "pool": "same"},
+    "small": {"conv1": (3, 1, "same"), "conv2": (5, 1, "same"), "pool": "same"},
 }
 
-
-def _spatial_ops(stem):
-    conv1, conv2 = _STEMS[stem]["conv1"], _STEMS[stem]["conv2"]
-    return [conv1, (3, 2, "same"), conv2, (3, 2, "same"), (3, 1, "same"), (3, 2, "valid")]
-
-
-_IMAGENET_MIN = 63  # == min_input_size(_spatial_ops("imagenet")); checked by the tests
+_IMAGENET_MIN = 63  # == min_input_size(eight_layer_ops(_STEMS["imagenet"])); checked by the tests
 
 
 def zfnet(
@@ -96,50 +80,19 @@ def zfnet(
         batch_norm: BatchNormalization after every convolution (not in
             the paper).
         activation: activation of the hidden layers (paper: "relu").
-        fc_units: width of fc6 and fc7 (paper: 4096).
+        fc_units: width of fc6 and fc7 (Figure 3: 4096).
         stem: "auto", "imagenet" or "small" (see above).
 
     Returns:
         A functional `keras.Model`.
     """
-    check_common_args(
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-    )
-    check_rate(dropout, "dropout")
-    check_choice(lrn, "lrn", (True, False))
-    check_choice(batch_norm, "batch_norm", (True, False))
-    check_activation(activation, "activation")
-    check_positive_int(fc_units, "fc_units")
-    input_shape = resolve_input_shape(
-        input_shape, default_shape=(224, 224, 3), require_static=include_top, model_name=name
-    )
-    stem = choose_stem(stem, input_shape, imagenet_min=_IMAGENET_MIN)
-    check_min_size(input_shape, _spatial_ops(stem), model_name=name, configuration=f"stem={stem!r}")
-    conv_args = {"activation": activation, "batch_norm": batch_norm}
-
-    return eight_layer_net(
-        input_shape, conv1=_STEMS[stem]["conv1"], conv2=_STEMS[stem]["conv2"], pool_padding="same", groups=1,
-        lrn=lrn, conv_args=conv_args, include_top=include_top, pooling=pooling, fc_units=fc_units, dropout=dropout,
-        activation=activation, classes=classes, classifier_activation=classifier_activation, name=name)
+    return eight_layer_net(**locals(), stems=_STEMS, default_shape=(224, 224, 3), imagenet_min=_IMAGENET_MIN)
 
 
 # ---------------------------------------------------------------------------- recipe
 
-def _recipe():
-    from kerasapps.recipes.cifar import CNN_HPARAMS, PRACTICE, cifar10_recipe
-
-    def build(hp, meta):
-        return zfnet(input_shape=(32, 32, 3), classes=classes_in(meta, 10), stem="small", dropout=hp.dropout,
-                     lrn=hp.lrn, batch_norm=hp.batch_norm, fc_units=hp.fc_units)
-
-    return cifar10_recipe(
-        "zfnet_cifar10", zfnet, "ZFNet (Zeiler & Fergus 2013) with LRN, small stem, on CIFAR-10",
-        "Zeiler & Fergus 2013 (ImageNet); CIFAR-10 adaptation: small stem, fc 1024",
-        hparams=CNN_HPARAMS(lrn=True, fc_units=1024), build=build,
-        defaults={"learning_rate": 0.01, "l2": 5e-4, "nesterov": False, **PRACTICE})
-
-
-RECIPES = [_recipe()]
+RECIPES = [cifar10_recipe(
+    "zfnet_cifar10", zfnet, "ZFNet (Zeiler & Fergus 2013) with LRN, small stem, on CIFAR-10",
+    "Zeiler & Fergus 2013 (ImageNet); CIFAR-10 adaptation: small stem, fc 1024",
+    hparams=cnn_hparams(lrn=True, fc_units=1024), fixed={"stem": "small"},
+    defaults={"learning_rate": 0.01, "l2": 5e-4, "nesterov": False, **PRACTICE})]

@@ -118,12 +118,12 @@ class Serving:
     maps them to named outputs inside the export, ``extra_endpoints`` adds signatures beside
     ``serving_default`` and ``describe()`` is the line ``kerasapps info`` shows. What ``kerasapps
     predict`` reads from files follows from the signature's input (images and ``.npy`` arrays for
-    numbers, one text file per example for strings), so it also works against a server. ``knows`` names
-    the classes a classifier knows where they are fewer than its inputs can show (``predict`` says so).
+    numbers, one text file per example for strings), so it also works against a server. ``known_classes``
+    names the classes a classifier knows where they are fewer than its inputs can show (``predict`` says so).
     """
 
     input_name = "inputs"
-    knows: str | None = None  # the classes a model knows, where they are not all its inputs can show: "the digits 5-9"
+    known_classes: str | None = None  # the classes a model knows, where not all its inputs can show: "the digits 5-9"
 
     def input_signature(self) -> list:
         raise NotImplementedError

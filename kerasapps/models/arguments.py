@@ -1,7 +1,10 @@
 """Argument checks shared by the factories in `recipes/` (keras.applications' ``imagenet_utils`` role).
 
 Every factory gives the same checks and error messages: each error says what was received and
-what is valid. Keras is imported only inside the checks that consult it, so recipe modules that
+what is valid. A factory's preamble is two calls, as keras.applications' ``validate_activation``
+and ``obtain_input_shape``: :func:`check_common_args` (then the factory's own option checks), and
+:func:`resolve_input`, which resolves the input shape and the stem and checks the input's size.
+Keras is imported only inside the checks that consult it, so recipe modules that
 import this one stay free of TensorFlow until a model is built.
 """
 
@@ -14,12 +17,14 @@ __all__ = [
     "check_common_args",
     "check_activation",
     "check_choice",
+    "check_bool",
     "check_rate",
     "check_positive_int",
     "resolve_input_shape",
     "min_input_size",
     "check_min_size",
     "choose_stem",
+    "resolve_input",
 ]
 
 POOLING_CHOICES = (None, "avg", "max")
@@ -33,6 +38,11 @@ def check_choice(value, argname, choices):
             f"`{argname}` must be one of {', '.join(repr(c) for c in choices)}. "
             f"Received: {argname}={value!r}"
         )
+
+
+def check_bool(value, argname):
+    """Raises ValueError unless `value` is True or False (not 1 or 0)."""
+    check_choice(value, argname, (True, False))
 
 
 def check_positive_int(value, argname, minimum=1):
@@ -69,7 +79,7 @@ def check_activation(value, argname, allow_none=False):
     raise ValueError(f"`{argname}` must be {valid}. Received: {argname}={value!r}")
 
 
-def check_common_args(*, include_top, pooling, classes, classifier_activation):
+def check_common_args(include_top, pooling, classes, classifier_activation):
     """Checks the arguments every factory shares with keras.applications."""
     if not isinstance(include_top, bool):
         raise ValueError(
@@ -178,3 +188,22 @@ def choose_stem(stem, input_shape, *, imagenet_min):
         return stem
     sides = [size for size in input_shape[:2] if size is not None]
     return "small" if sides and min(sides) < imagenet_min else "imagenet"
+
+
+def resolve_input(input_shape, *, model_name, default_shape, require_static, spatial_ops, stem=None,
+                  imagenet_min=None, configuration="stem={stem!r}"):
+    """The input half of a factory's preamble: returns `(input_shape, stem)`.
+
+    Resolves `input_shape` (:func:`resolve_input_shape`); then, for a factory with a `stem` option (given
+    with its `imagenet_min`), the stem (:func:`choose_stem`; None without `imagenet_min`); and checks that
+    the input is large enough for `spatial_ops` (a list, or a function of the resolved stem). The size
+    error names `configuration`, a template formatted with the resolved `stem`.
+    """
+    input_shape = resolve_input_shape(
+        input_shape, default_shape=default_shape, require_static=require_static, model_name=model_name
+    )
+    if imagenet_min is not None:
+        stem = choose_stem(stem, input_shape, imagenet_min=imagenet_min)
+    ops = spatial_ops(stem) if callable(spatial_ops) else spatial_ops
+    check_min_size(input_shape, ops, model_name=model_name, configuration=configuration.format(stem=stem))
+    return input_shape, stem

@@ -1,15 +1,17 @@
 """Building blocks of the canon's factories: functions on Keras tensors that name their layers from a prefix.
 
-    `conv_block`     Conv2D [+ BatchNormalization] + activation.
-    `dense_top`      Flatten + fully connected layers with dropout + `predictions`.
-    `pool_features`  the `include_top=False` ending: optional global pooling.
+    `conv_block`      Conv2D [+ BatchNormalization] + activation.
+    `classifier_top`  the one classifier top: flatten or global pool, hidden dense layers with dropout,
+                      `predictions`.
+    `pool_features`   the `include_top=False` ending: optional global pooling.
+    `head`            a factory's ending: `classifier_top` with `include_top`, else `pool_features`.
 """
 
 from kerasapps.core.lazy import lazy_import
 
 keras = lazy_import("keras")
 
-__all__ = ["conv_block", "dense_top", "pool_features"]
+__all__ = ["conv_block", "classifier_top", "pool_features", "head"]
 
 
 def pool_features(x, pooling):
@@ -62,12 +64,33 @@ def conv_block(
     return x
 
 
-def dense_top(x, *, units, dropout, activation, classes, classifier_activation):
-    """`flatten`, `fc1`, `fc2` (each followed by `fcN_dropout` when dropout > 0)
-    and `predictions`: the classifier of AlexNet, ZFNet and VGG."""
-    x = keras.layers.Flatten(name="flatten")(x)
-    for index in (1, 2):
-        x = keras.layers.Dense(units, activation=activation, name=f"fc{index}")(x)
+def classifier_top(x, *, classes, classifier_activation, reduce="flatten", hidden=(), activation="relu",
+                   dropout=0.0, prefix=""):
+    """The classifier of the canon's CNNs: reduce the feature map, hidden dense layers, `predictions`.
+
+    `reduce`: "flatten" (Flatten `{prefix}flatten`), "avg" (GlobalAveragePooling2D `{prefix}avg_pool`) or
+    None. `hidden`: the `(name, units)` of the hidden Dense layers, with `activation`, each followed by a
+    Dropout `{name}_dropout` when `dropout` > 0; without hidden layers a Dropout `{prefix}dropout` follows
+    the reduction. Then the Dense `{prefix}predictions` with `classifier_activation`. AlexNet, ZFNet and
+    VGG: flatten, fc1, fc2 with dropout; LeNet-5: flatten, fc1; GoogLeNet: avg_pool, dropout; ResNet:
+    avg_pool.
+    """
+    if reduce == "flatten":
+        x = keras.layers.Flatten(name=f"{prefix}flatten")(x)
+    elif reduce == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name=f"{prefix}avg_pool")(x)
+    for name, units in hidden:
+        x = keras.layers.Dense(units, activation=activation, name=name)(x)
         if dropout:
-            x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
-    return keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+            x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    if dropout and not hidden:
+        x = keras.layers.Dropout(dropout, name=f"{prefix}dropout")(x)
+    return keras.layers.Dense(classes, activation=classifier_activation, name=f"{prefix}predictions")(x)
+
+
+def head(x, *, include_top, pooling, **classifier):
+    """A factory's ending: :func:`classifier_top` (given `classifier`) with `include_top`, else the
+    optional global `pooling` of :func:`pool_features`."""
+    if include_top:
+        return classifier_top(x, **classifier)
+    return pool_features(x, pooling)

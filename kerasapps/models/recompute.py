@@ -17,7 +17,7 @@ updates included, so each training step updates BatchNormalization's moving mean
 with the same batch statistics. ``recompute_block`` therefore builds the block with
 ``bn_momentum_for_remat(m) = sqrt(m)``: two updates with momentum sqrt(m) equal one with m
 (m' * (m' * s + (1 - m') b) + (1 - m') b = m'^2 s + (1 - m'^2) b), so the moving statistics match
-the plain model's (tests/test_remat.py checks this after ``fit``).
+the plain model's (tests/models/test_recompute.py checks this after ``fit``).
 """
 
 from __future__ import annotations

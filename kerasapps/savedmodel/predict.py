@@ -40,7 +40,7 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
 
 def known_classes(model: str | os.PathLike) -> str | None:
     """What a classifier export or run directory knows where it is less than its inputs can show
-    (``the digits 5-9``, :attr:`Serving.knows`), or None."""
+    (``the digits 5-9``, :attr:`Serving.known_classes`), or None."""
     path = resolve_model_path(model)
     if is_export(path):
         info = path / EXPORT_INFO
@@ -48,7 +48,7 @@ def known_classes(model: str | os.PathLike) -> str | None:
     from kerasapps.training import rundir
 
     recipe, _, _ = rundir.open_run(path)
-    return run_serving(recipe, path).knows
+    return run_serving(recipe, path).known_classes
 
 
 def load_signature(model: str | os.PathLike, signature: str = "serving_default") -> Signature:

@@ -28,10 +28,11 @@ class ImageClassifier(Serving):
 
     def __init__(self, height: int | None, width: int | None, channels: int | None = None,
                  class_ids: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
-                 read_size: tuple[int, int] | None = None, knows: str | None = None, square: bool = False):
+                 read_size: tuple[int, int] | None = None, known_classes: str | None = None,
+                 square: bool = False):
         self.height, self.width, self.channels = height, width, channels
         self.square = square  # any-size images: their central square is read (no stretching)
-        self.knows = knows
+        self.known_classes = known_classes
         self.class_ids = tuple(class_ids) if class_ids is not None else None
         self.class_names = tuple(map(str, class_names)) if class_names is not None else None
         self.read_size = read_size  # images of any size (height, width None): files are read at this size
@@ -58,7 +59,7 @@ class ImageClassifier(Serving):
         if self.height is not None or not self.read_size:
             return self
         return ImageClassifier(*self.read_size, self.channels, class_ids=self.class_ids, class_names=self.class_names,
-                               knows=self.knows, square=self.square)
+                               known_classes=self.known_classes, square=self.square)
 
     def for_data(self, record):
         names = record.get("class_names")

@@ -47,7 +47,8 @@ def first_stage_plan(recipe, overrides, data_dir, *, data=None, examples: int | 
     seed_everything(recipe.stages[0].hparams(hp))
     splits = load_splits(recipe, hp, DataContext.from_option(data_dir, source=data), test=False)
     splits.pop("validation", None)
-    plan = StagePlan.for_stage(recipe, 0, hp, splits, examples=examples, augment=False, practice=False, **fields)
+    plan = StagePlan.for_stage(recipe, 0, hp, splits, examples=examples, augment=False, practice_callbacks=False,
+                               **fields)
     n = length(plan.data["train"])
     batch = min(batch_size or plan.hp.batch_size, n)
     return dataclasses.replace(plan, batch_size=batch, steps_per_epoch=steps_for(n, batch, None))

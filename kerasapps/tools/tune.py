@@ -38,6 +38,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import keras_tuner as kt
 import yaml
 
 from kerasapps.core.errors import ConfigError, UsageError
@@ -130,8 +131,6 @@ def check_space(recipe, space: dict[str, Any]) -> dict[str, dict]:
 
 
 def _hyperparameters(space: dict[str, dict]):
-    import keras_tuner as kt
-
     hps = kt.HyperParameters()
     for key, spec in space.items():
         if "choices" in spec:
@@ -173,6 +172,78 @@ def run_trial(recipe, hp, splits, objective: tuple[str, str], smoke: bool = Fals
     return out
 
 
+class RecipeTuner(kt.RandomSearch):
+    """keras-tuner's random search whose trials run a recipe's stages (:func:`run_trial`) with each trial's
+    values over ``base`` (the user's settings and the validation split); ``trials`` is the search's length,
+    for the log, and ``max_epochs`` caps each trial's epochs."""
+
+    def __init__(self, recipe, base: dict[str, Any], splits, objective: tuple[str, str], *, trials: int,
+                 max_epochs: int | None, smoke: bool, **kwargs):
+        self.recipe, self.base, self.splits, self.trial_objective = recipe, base, splits, objective
+        self.trial_count, self.max_epochs, self.smoke = trials, max_epochs, smoke
+        super().__init__(objective=kt.Objective(*objective), max_trials=trials, **kwargs)
+
+    def trial_hparams(self, values: dict[str, Any]):
+        """The recipe's hyper-parameters for a trial's ``values``, its epochs capped at ``max_epochs``."""
+        hp = self.recipe.resolve(overrides={**self.base, **values})
+        return hp.replace(epochs=self.max_epochs) if self.max_epochs else hp
+
+    def run_trial(self, trial, *args, **kwargs):
+        values = dict(trial.hyperparameters.values)
+        done = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
+        best = [t for t in self.oracle.get_best_trials(1) if t.score is not None]
+        so_far = f" (best so far: {self.trial_objective[0]} {best[0].score:.4f})" if best else ""
+        log.info("trial %d of %d: %s%s", done + 1, self.trial_count, ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()), so_far)
+        return run_trial(self.recipe, self.trial_hparams(values), self.splits, self.trial_objective, smoke=self.smoke)
+
+
+def check_search_size(trials: int | None, max_epochs: int | None, validation_split: float, smoke: bool) -> int:
+    """The checks of ``tune``'s counts; returns the number of trials to run (at most :data:`SMOKE_TRIALS` with
+    ``smoke``, where ``trials`` may be None)."""
+    if trials is None and not smoke:
+        raise UsageError("give --trials N, the configurations to try (or --smoke for a quick check of the space)")
+    trials = SMOKE_TRIALS if trials is None else trials
+    if trials < 1:
+        raise UsageError(f"--trials must be a positive integer; got {trials}")
+    if max_epochs is not None and max_epochs < 1:
+        raise UsageError(f"--max-epochs must be a positive integer; got {max_epochs}")
+    if not 0.0 < validation_split <= 0.5:
+        raise UsageError(f"--validation-split must be in (0, 0.5]; got {validation_split}")
+    return min(trials, SMOKE_TRIALS) if smoke else trials
+
+
+def check_saved_search(out: Path, meta: dict[str, Any], smoke: bool) -> None:
+    """Refuses an ``out`` that holds another search: a full one for a smoke search or the other way round, or
+    one with different options (a full search resumes only with the same; a smoke search is replaced)."""
+    meta_path = out / META
+    saved = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    if saved is not None and bool(saved.get("smoke")) != smoke:
+        raise UsageError(f"{out} holds a {'full' if smoke else '--smoke'} search; choose another --out for this "
+                         f"{'--smoke' if smoke else 'full'} one")
+    if saved is not None and saved != meta and not smoke:  # a smoke search is replaced, never resumed
+        changed = [k for k in meta if saved.get(k) != meta[k]]
+        raise UsageError(f"{out} holds a search with a different {', '.join(changed)}; resume it with the "
+                         "same options, or choose another --out")
+
+
+def finished_trials(tuner, objective: tuple[str, str], out: Path) -> list[dict[str, Any]]:
+    """The search's completed trials as rows (trial, score, diverged, hparams, metrics), best first and the
+    diverged last."""
+    rows = []
+    for trial in tuner.oracle.trials.values():
+        if trial.status != "COMPLETED" or trial.score is None:
+            continue
+        metrics = {name: trial.metrics.get_best_value(name) for name in trial.metrics.metrics}
+        rows.append({"trial": trial.trial_id, "score": float(trial.score), "diverged": bool(metrics.get("diverged")),
+                     "hparams": dict(trial.hyperparameters.values),
+                     "metrics": {k: v for k, v in metrics.items() if k != "diverged"}})
+    if not rows:
+        raise UsageError(f"no trial of the search in {out} has finished")
+    rows.sort(key=lambda r: (r["diverged"], -r["score"] if objective[1] == "max" else r["score"]))
+    return rows
+
+
 def tune(recipe, *, trials: int | None = None, max_epochs: int | None = None, space=None, space_file=None,
          validation_split: float = TUNE_VALIDATION_SPLIT, out=None, overrides=(), data_dir=None, data=None,
          smoke: bool = False, verbose: int = 0) -> dict[str, Any]:
@@ -184,19 +255,8 @@ def tune(recipe, *, trials: int | None = None, max_epochs: int | None = None, sp
     search: finished trials are kept and only the missing ones run. ``smoke`` runs a tiny search
     (see the module docstring); ``trials`` is then optional.
     """
-    import keras_tuner as kt
-
     recipe = as_recipe(recipe)
-    if trials is None and not smoke:
-        raise UsageError("give --trials N, the configurations to try (or --smoke for a quick check of the space)")
-    trials = SMOKE_TRIALS if trials is None else trials
-    if trials < 1:
-        raise UsageError(f"--trials must be a positive integer; got {trials}")
-    trials = min(trials, SMOKE_TRIALS) if smoke else trials
-    if max_epochs is not None and max_epochs < 1:
-        raise UsageError(f"--max-epochs must be a positive integer; got {max_epochs}")
-    if not 0.0 < validation_split <= 0.5:
-        raise UsageError(f"--validation-split must be in (0, 0.5]; got {validation_split}")
+    trials = check_search_size(trials, max_epochs, validation_split, smoke)
     user = dict(overrides) if isinstance(overrides, dict) else parse_assignments(overrides)
     base = {**user, "validation_split": validation_split}
     hp0 = recipe.resolve(overrides=base)
@@ -210,56 +270,23 @@ def tune(recipe, *, trials: int | None = None, max_epochs: int | None = None, sp
     meta = json.loads(json.dumps({"recipe": recipe.name, "space": space,
                                   "overrides": {k: str(v) for k, v in base.items()}, "max_epochs": max_epochs,
                                   **({"smoke": True} if smoke else {})}))
-    meta_path = out / META
-    saved = json.loads(meta_path.read_text()) if meta_path.is_file() else None
-    if saved is not None and bool(saved.get("smoke")) != smoke:
-        raise UsageError(f"{out} holds a {'full' if smoke else '--smoke'} search; choose another --out for this "
-                         f"{'--smoke' if smoke else 'full'} one")
-    if saved is not None and saved != meta and not smoke:  # a smoke search is replaced, never resumed
-        changed = [k for k in meta if saved.get(k) != meta[k]]
-        raise UsageError(f"{out} holds a search with a different {', '.join(changed)}; resume it with the "
-                         "same options, or choose another --out")
+    check_saved_search(out, meta, smoke)
     ctx = DataContext.from_option(data_dir, smoke, source=data)
     splits = load_splits(recipe, hp0, ctx, test=False)  # bad data fails before anything is written
     if splits.get("validation") is None:
         raise UsageError(f"validation_split {hp0.validation_split} leaves no validation examples; raise it")
     out.mkdir(parents=True, exist_ok=True)
-    meta_path.write_text(json.dumps(meta, indent=2))
+    (out / META).write_text(json.dumps(meta, indent=2))
     objective = objective_of(recipe, hp0)
-
-    def trial_hparams(values):
-        hp = recipe.resolve(overrides={**base, **values})
-        return hp.replace(epochs=max_epochs) if max_epochs else hp
-
-    class _RecipeTuner(kt.RandomSearch):
-        def run_trial(self, trial, *args, **kwargs):
-            values = dict(trial.hyperparameters.values)
-            done = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
-            best = [t for t in self.oracle.get_best_trials(1) if t.score is not None]
-            so_far = f" (best so far: {objective[0]} {best[0].score:.4f})" if best else ""
-            log.info("trial %d of %d: %s%s", done + 1, trials, ", ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()), so_far)
-            return run_trial(recipe, trial_hparams(values), splits, objective, smoke=smoke)
-
     resuming = (out / "search" / "oracle.json").is_file() and not smoke
     with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner prints "Reloading Tuner from ..."
-        tuner = _RecipeTuner(objective=kt.Objective(*objective), max_trials=trials, seed=hp0.seed,
-                             hyperparameters=_hyperparameters(space), tune_new_entries=False,
-                             directory=str(out), project_name="search", overwrite=smoke)
+        tuner = RecipeTuner(recipe, base, splits, objective, trials=trials, max_epochs=max_epochs, smoke=smoke,
+                            seed=hp0.seed, hyperparameters=_hyperparameters(space), tune_new_entries=False,
+                            directory=str(out), project_name="search", overwrite=smoke)
     if resuming:
         log.info("resuming the search in %s: %d trial(s) recorded", out, len(tuner.oracle.trials))
     tuner.search(verbose=verbose)
-    rows = []
-    for trial in tuner.oracle.trials.values():
-        if trial.status != "COMPLETED" or trial.score is None:
-            continue
-        metrics = {name: trial.metrics.get_best_value(name) for name in trial.metrics.metrics}
-        rows.append({"trial": trial.trial_id, "score": float(trial.score), "diverged": bool(metrics.get("diverged")),
-                     "hparams": dict(trial.hyperparameters.values),
-                     "metrics": {k: v for k, v in metrics.items() if k != "diverged"}})
-    if not rows:
-        raise UsageError(f"no trial of the search in {out} has finished")
-    rows.sort(key=lambda r: (r["diverged"], -r["score"] if objective[1] == "max" else r["score"]))
+    rows = finished_trials(tuner, objective, out)
     search = {"trials": len(rows), "objective": objective[0], "direction": objective[1], "best_trial": rows[0]["trial"],
               "score": rows[0]["score"], "space": space, "validation_split": validation_split,
               **({"data": data} if data else {}), **({"max_epochs": max_epochs} if max_epochs else {}),

@@ -42,7 +42,7 @@ class Cut:
     """Where a model splits into a frozen deterministic bottom and a live top."""
 
     tensor: Any  # the KerasTensor the head starts from
-    live: Any  # the first live layer
+    first_live_layer: Any  # the first layer that must run every step
 
     @property
     def width(self) -> int:
@@ -145,7 +145,7 @@ def cached_features(plan, model, data, *, augment: bool, custom_loop: bool):
     if not bottom.weights and not strict:  # only reshaping and standardising before the live layers: no gain
         return None
     log.info("%s: computing the frozen layers' outputs once (%d examples x %d values, the input of layer %r)",
-             plan.title, examples, cut.width, cut.live.name)
+             plan.title, examples, cut.width, cut.first_live_layer.name)
     out = dict(data)
     for name in ("train", "validation"):
         if name in data:

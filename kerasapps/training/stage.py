@@ -52,7 +52,7 @@ class StagePlan:
     """One stage of a recipe, ready to run (make one with :meth:`for_stage`).
 
     ``batch_size`` is the examples per optimizer step (all replicas together); ``augment`` and
-    ``practice`` switch the recipe's augmentation and the schedule / early-stopping / max-norm /
+    ``practice_callbacks`` switch the recipe's augmentation and the schedule / early-stopping / max-norm /
     monitor callbacks of ``hp`` (the diagnostics run without them); ``run_dir`` is where L-BFGS logs
     its iterations and the monitors write (``train`` only).
     """
@@ -67,7 +67,7 @@ class StagePlan:
     steps_per_epoch: int
     initial_epoch: int = 0
     augment: bool = True
-    practice: bool = True
+    practice_callbacks: bool = True
     run_dir: Path | None = None
     smoke: bool = False
     expect_divergence: bool = False  # the lr range test ends at divergence: the NaN guard stops it quietly
@@ -337,7 +337,7 @@ def _compile(model, plan: StagePlan, optimizer=None) -> None:
 def _callbacks(plan: StagePlan, data, guard, extra, initial_epoch: int) -> tuple[list, Any]:
     """NaN guard first, then schedule / early stopping / max-norm / monitor, the recipe's, the caller's."""
     callbacks, stopper = [guard], None
-    if plan.practice:
+    if plan.practice_callbacks:
         hp = plan.hp
         schedule = schedule_callback(hp)
         if schedule is not None:

@@ -1,4 +1,5 @@
-"""Tests of the CNN canon factories (recipes/lenet ... recipes/resnet) and kerasapps.models.
+"""Tests of the CNN canon factories (recipes/lenet ... recipes/resnet, ResNet built by kerasapps.models.resnet)
+and kerasapps.models' blocks and argument checks.
 
 Every test parameterised over FACTORY_NAMES runs for each name in a module's
 `__all__`, so a new factory is tested for free (and fails until it has its
@@ -302,8 +303,8 @@ def test_stem_minimums_match_the_documented_constants():
     alexnet, googlenet, zfnet = (importlib.import_module(f"kerasapps.recipes.{m}")  # the modules, not the factories
                                  for m in ("alexnet", "googlenet", "zfnet"))
 
-    assert min_input_size(alexnet._spatial_ops("imagenet")) == alexnet._IMAGENET_MIN == 67
-    assert min_input_size(zfnet._spatial_ops("imagenet")) == zfnet._IMAGENET_MIN == 63
+    assert min_input_size(alexnet.eight_layer_ops(alexnet._STEMS["imagenet"])) == alexnet._IMAGENET_MIN == 67
+    assert min_input_size(alexnet.eight_layer_ops(zfnet._STEMS["imagenet"])) == zfnet._IMAGENET_MIN == 63
     assert min_input_size(googlenet._spatial_ops("imagenet", True)) == 80
 
 

@@ -18,7 +18,12 @@ NAMES = REGISTRY.names()
 def test_info_describes_every_hyper_parameter(name):
     info = kerasapps.info(name)
     assert info["parameters"] > 0 and info["summary"]
-    assert all(hp["type"] for hp in info["hparams"])
+    schema = kerasapps.get_recipe(name).schema()
+    assert [hp["key"] for hp in info["hparams"]] == list(schema)  # every key, in the schema's order
+    for hp in info["hparams"]:
+        assert hp["type"].split(" or ")[0] in ("int", "float", "str", "bool"), hp
+        assert hp["type"] == schema[hp["key"]].type_name and hp["default"] == schema[hp["key"]].default, hp
+        assert hp["help"].strip(), f"{hp['key']} has no description"
     assert info["layers"][-1]["name"] in ("predictions", "logits", "probability", "next_char")
 
 

@@ -65,8 +65,26 @@ def test_warmup_schedule_values():
     assert not kerasapps.get_recipe("resnet20_cifar10").resolve().warmup_epochs
 
 
-def test_max_norm_and_weight_penalty_from_config(tmp_path, tiny_data_dir):
+def test_max_norm_and_weight_penalty_from_config(tmp_path, tiny_data_dir, monkeypatch):
+    from kerasapps.models.walk import kernel_layers
+    from kerasapps.training import stage
+
+    penalties = []  # per stage: the l2 factors on the kernels, the penalty in the loss, l2 * sum of squares
+    apply = stage.apply_weight_penalties
+
+    def recording(model, hp):
+        count = apply(model, hp)
+        kernels = [layer.kernel for layer in kernel_layers(model, trainable_only=True)]
+        penalties.append(([kernel.regularizer.l2 for kernel in kernels], float(sum(model.losses)),
+                          sum(0.001 * float((kernel.numpy() ** 2).sum()) for kernel in kernels)))
+        return count
+
+    monkeypatch.setattr(stage, "apply_weight_penalties", recording)
     run = _train(tmp_path, tiny_data_dir, "max_norm=0.5", "l2=0.001", "optimizer=sgd", "learning_rate=0.5")
+    assert len(penalties) == 2  # both stages train with the penalty
+    for factors, in_loss, expected in penalties:
+        assert factors and factors == pytest.approx([0.001] * len(factors))  # the configured l2 on every kernel
+        np.testing.assert_allclose(in_loss, expected, rtol=1e-4)  # and in the loss
     model = keras.saving.load_model(run.run_dir / "model.keras", compile=False)
     for layer in model.layers:
         if hasattr(layer, "kernel"):
@@ -94,9 +112,19 @@ def test_early_stopping_records_the_best_epoch(tmp_path, tiny_data_dir):
     assert summary["best_epoch"] == 0 and summary["stopped_early"] and summary["stopped_epoch"] == 1
 
 
-def test_elastic_augmentation_trains(tmp_path, tiny_data_dir):
+def test_elastic_augmentation_trains(tmp_path, tiny_data_dir, monkeypatch):
+    from kerasapps.training import stage
+
+    steps = []  # the augmentation each stage trained with
+    augmentation = stage.augmentation
+    monkeypatch.setattr(stage, "augmentation", lambda hp, recipe: steps.append(augmentation(hp, recipe)) or steps[-1])
     run = _train(tmp_path, tiny_data_dir, "elastic_alpha=34", "augment_rotation=10", flags={**TINY, "epochs": 1})
     assert (run.run_dir / "model.keras").is_file()
+    assert steps and all(step is not None and step.geometry is not None for step in steps)
+    digits = np.zeros((2, 28, 28, 1), "float32")
+    digits[:, 8:20, 12:16] = 1.0  # a bar, which an elastic distortion and a rotation bend and turn
+    moved = np.asarray(steps[0].geometry(digits, np.array([0, 1], "int32")))
+    assert moved.shape == digits.shape and np.abs(moved - digits).max() > 0.1
 
 
 def test_bad_practice_values_are_config_errors(tmp_path, tiny_data_dir):

@@ -27,6 +27,10 @@ def test_penalties_and_max_norm_reach_all_twenty_resnet20_kernels(remat):
     assert len(kernel_layers(model)) == RESNET20_KERNELS
     assert apply_weight_penalties(model, HParams({"l1": 0.0, "l2": 1e-3})) == RESNET20_KERNELS
     assert len(model.losses) == RESNET20_KERNELS  # each penalty reaches the loss
+    factors = [layer.kernel.regularizer.l2 for layer in kernel_layers(model)]
+    assert factors == pytest.approx([1e-3] * RESNET20_KERNELS)  # the l2 given, on every kernel
+    expected = sum(1e-3 * float((layer.kernel.numpy() ** 2).sum()) for layer in kernel_layers(model))
+    np.testing.assert_allclose(float(sum(model.losses)), expected, rtol=1e-5)  # l2 * sum of squares, no l1
     constraint = MaxNorm(0.05)
     _fit_one_step(model, [constraint])
     assert len(constraint.constrained) == RESNET20_KERNELS
@@ -43,6 +47,9 @@ def test_max_norm_and_penalties_leave_a_frozen_kernel_alone():
     model.get_layer("frozen").trainable = False
     before = model.get_layer("frozen").kernel.numpy().copy()
     assert apply_weight_penalties(model, HParams({"l1": 0.0, "l2": 1e-2})) == 1
+    assert model.get_layer("frozen").kernel.regularizer is None
+    head = model.get_layer("head").kernel.numpy()
+    np.testing.assert_allclose(float(sum(model.losses)), 1e-2 * (head ** 2).sum(), rtol=1e-5)  # the head's only
     constraint = MaxNorm(0.5)
     _fit_one_step(model, [constraint])
     np.testing.assert_array_equal(model.get_layer("frozen").kernel.numpy(), before)
