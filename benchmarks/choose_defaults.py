@@ -66,7 +66,8 @@ def score(run_dir: Path, data_dir, data) -> dict:
                                                      verbose=0)
         captions = {f"val_{k}": v for k, v in evaluated.get("captions", {}).items() if k.startswith("bleu")}
         return {**{f"val_{k}": v for k, v in evaluated["metrics"].items()}, **captions}
-    return {"accuracy": float(np.mean(predicted == y)), "balanced_accuracy": float(balanced_accuracy_score(y, predicted))}
+    return {"accuracy": float(np.mean(predicted == y)),
+            "balanced_accuracy": float(balanced_accuracy_score(y, predicted))}
 
 
 def child(args) -> None:
@@ -139,7 +140,8 @@ def table(rows: list[dict], settings: dict) -> str:
             cells.append(f"{statistics.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})" if values else "")
         epochs = sorted({str(stage["epochs"]) for r in done for stage in r["stages"].values()})
         lines.append(f"| {name} | {', '.join(f'{k}={v}' for k, v in keys.items()) or 'defaults'} | {len(done)} | "
-                     + " | ".join(cells) + f" | {'/'.join(epochs)} | {statistics.mean(r['wall_seconds'] for r in done):.0f} |")
+                     + " | ".join(cells) + f" | {'/'.join(epochs)} | "
+                     f"{statistics.mean(r['wall_seconds'] for r in done):.0f} |")
     return "\n".join(lines)
 
 
@@ -164,7 +166,8 @@ def main() -> None:
     if args.settings:
         import yaml
 
-        settings.update({name: dict(keys or {}) for name, keys in yaml.safe_load(Path(args.settings).read_text()).items()})
+        loaded = yaml.safe_load(Path(args.settings).read_text())
+        settings.update({name: dict(keys or {}) for name, keys in loaded.items()})
     results = Path(args.results) if args.results else None
     rows = [json.loads(line) for line in results.read_text().splitlines()] if results and results.is_file() else []
     work = Path(args.work or tempfile.mkdtemp(prefix="choose-defaults-"))

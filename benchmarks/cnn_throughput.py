@@ -71,7 +71,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32, help="input height and width")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for the keras.applications comparison")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds for the keras.applications comparison")
     parser.add_argument("--only", nargs="*", default=None, help="factories to time (default: all)")
     args = parser.parse_args()
     names = args.only or FACTORIES

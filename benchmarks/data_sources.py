@@ -44,7 +44,8 @@ print(json.dumps({"samples_per_second": stage["samples_per_second"],
 
 def write_digits(data_dir: Path, folder: Path, count: int) -> Path:
     """``count`` training digits and a tenth as many test digits as PNG files in ``train/`` and ``test/`` class
-    folders, and the same digits as arrays in ``FOLDER-arrays/mnist/mnist.npz`` (a data directory for the built-in set)."""
+    folders, and the same digits as arrays in ``FOLDER-arrays/mnist/mnist.npz`` (a data directory for the built-in
+    set)."""
     from PIL import Image
 
     arrays = np.load(data_dir / "mnist" / "mnist.npz")

@@ -40,7 +40,8 @@ def run(workers: int, folder: Path, data: Path, args) -> float:
     procs = []
     try:
         for index in range(workers):
-            config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+            config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                      "task": {"type": "worker", "index": index}}
             env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "2"}
             procs.append(subprocess.Popen(
                 [str(Path(sys.executable).with_name("kerasapps")), "train", "mlp_mnist", "--strategy", "multi_worker",

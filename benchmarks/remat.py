@@ -57,7 +57,8 @@ def child(remat: bool, batch_size: int, image_size: int, steps: int) -> dict:
     if resettable:
         with open("/proc/self/status") as handle:
             steady_mib = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:")) / 1024
-    return {"remat": remat, "steady_peak_rss_mib": None if steady_mib is None else round(steady_mib, 1), "batch_size": batch_size, "image_size": image_size, "params": model.count_params(),
+    return {"remat": remat, "steady_peak_rss_mib": None if steady_mib is None else round(steady_mib, 1),
+            "batch_size": batch_size, "image_size": image_size, "params": model.count_params(),
             "built_rss_mib": round(built_mib, 1),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "first_step_s": round(first, 2), "median_step_s": round(float(np.median(times)), 3),
@@ -85,16 +86,23 @@ def main() -> None:
     print(f"  {'setting':<8} {'built MiB':>10} {'peak MiB':>10} {'step MiB':>10} {'steady MiB':>11} {'first s':>8} "
           f"{'step s':>8}")
     for row in rows:
-        print(f"  {('remat' if row['remat'] else 'plain'):<8} {row['built_rss_mib']:>10.0f} {row['peak_rss_mib']:>10.0f} "
-              f"{row['peak_rss_mib'] - row['built_rss_mib']:>10.0f} {row['steady_peak_rss_mib'] or float('nan'):>11.0f} "
+        print(f"  {('remat' if row['remat'] else 'plain'):<8} {row['built_rss_mib']:>10.0f} "
+              f"{row['peak_rss_mib']:>10.0f} "
+              f"{row['peak_rss_mib'] - row['built_rss_mib']:>10.0f} "
+              f"{row['steady_peak_rss_mib'] or float('nan'):>11.0f} "
               f"{row['first_step_s']:>8.2f} "
               f"{row['median_step_s']:>8.3f}")
     plain, remat = rows
+    step_memory = (remat['peak_rss_mib'] - remat['built_rss_mib']) / (plain['peak_rss_mib'] - plain['built_rss_mib'])
+    steady = ""
+    if plain["steady_peak_rss_mib"] and remat["steady_peak_rss_mib"]:
+        steady_ratio = ((remat['steady_peak_rss_mib'] - remat['built_rss_mib'])
+                        / (plain['steady_peak_rss_mib'] - plain['built_rss_mib']))
+        steady = f", steady peak {steady_ratio:.2f} (above built)"
     print(f"  remat/plain: peak RSS {remat['peak_rss_mib'] / plain['peak_rss_mib']:.2f}, "
-          f"step memory {(remat['peak_rss_mib'] - remat['built_rss_mib']) / (plain['peak_rss_mib'] - plain['built_rss_mib']):.2f}, "
+          f"step memory {step_memory:.2f}, "
           f"step time {remat['median_step_s'] / plain['median_step_s']:.2f}"
-          + (f", steady peak {(remat['steady_peak_rss_mib'] - remat['built_rss_mib']) / (plain['steady_peak_rss_mib'] - plain['built_rss_mib']):.2f} (above built)"
-             if plain["steady_peak_rss_mib"] and remat["steady_peak_rss_mib"] else ""))
+          + steady)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 
 import kerasapps  # noqa: E402
 from kerasapps.core.recipe import Recipe, Stage  # noqa: E402
-from kerasapps.recipes.mlp import MLP_MNIST  # noqa: E402
 from kerasapps.data.builtin import load_mnist  # noqa: E402
+from kerasapps.recipes.mlp import MLP_MNIST  # noqa: E402
 from kerasapps.recipes.mnist_transfer import mnist_transfer_cnn  # noqa: E402
 from kerasapps.recipes.mnist_transfer import preprocess as cnn_preprocess  # noqa: E402
 from kerasapps.savedmodel.signatures import ImageClassifier  # noqa: E402

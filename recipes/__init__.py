@@ -11,8 +11,18 @@ Importing this package builds nothing; recipes are registered through the
 from kerasapps.recipes.alexnet import alexnet
 from kerasapps.recipes.googlenet import googlenet
 from kerasapps.recipes.lenet import lenet5
-from kerasapps.recipes.resnet import (resnet18, resnet20, resnet32, resnet34, resnet44, resnet50, resnet56, resnet101,
-                                      resnet110, resnet152)
+from kerasapps.recipes.resnet import (
+                                      resnet18,
+                                      resnet20,
+                                      resnet32,
+                                      resnet34,
+                                      resnet44,
+                                      resnet50,
+                                      resnet56,
+                                      resnet101,
+                                      resnet110,
+                                      resnet152,
+)
 from kerasapps.recipes.vgg import vgg16, vgg19
 from kerasapps.recipes.zfnet import zfnet
 

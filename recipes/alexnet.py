@@ -1,8 +1,15 @@
 """AlexNet (Krizhevsky, Sutskever & Hinton, 2012)."""
 
 from kerasapps.core.lazy import lazy_import
-from kerasapps.models.arguments import (check_activation, check_bool, check_choice, check_common_args,
-                                        check_positive_int, check_rate, resolve_input)
+from kerasapps.models.arguments import (
+    check_activation,
+    check_bool,
+    check_choice,
+    check_common_args,
+    check_positive_int,
+    check_rate,
+    resolve_input,
+)
 from kerasapps.models.blocks import conv_block, head
 from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 

@@ -211,7 +211,8 @@ class CaptionGenerator(Serving):
 
     def describe(self) -> str:
         return (f"images: uint8 [N, H, W, 3] (any size; central square resized inside) -> captions: string [N] "
-                f"(beam search, width {self.beam_width}, length penalty {self.length_penalty:g}); signature 'sample' adds temperature float32, seed int64")
+                f"(beam search, width {self.beam_width}, length penalty {self.length_penalty:g}); "
+                "signature 'sample' adds temperature float32, seed int64")
 
 
 EXAMPLES_SHOWN = 5
@@ -287,7 +288,8 @@ CAPTIONING = Recipe(
     augmentable=True,
     task="captioned_images",
     evaluation=caption_scores,
-    data="your own table of image paths and captions (--data captions.csv), or flickr8k_subset (images_64.npz, captions.json: official split 753/113/125 images x 5 captions) in the "
+    data="your own table of image paths and captions (--data captions.csv), or flickr8k_subset (images_64.npz, "
+         "captions.json: official split 753/113/125 images x 5 captions) in the "
          "data directory, else TFDS 'coco_captions'",
     reference="Vinyals et al. 2015 (Show and Tell); Karpathy & Fei-Fei 2015; loss in nats per word",
 )

@@ -136,7 +136,8 @@ def training_words(hp, ctx, train_captions: Sequence[str]) -> list[str]:
 
 
 def load_captioning(hp, ctx):
-    """x: (images uint8 [N, S, S, 3], caption_in token strings [N, T]); y: caption_out ids [N, T]. One row per caption."""
+    """x: (images uint8 [N, S, S, 3], caption_in token strings [N, T]); y: caption_out ids [N, T].
+    One row per caption."""
     # Refused here, before train writes anything: a bad encoder_weights path, or options the conv encoder lacks.
     if hp.encoder == "conv" and (hp.encoder_weights or hp.freeze_encoder):
         raise UsageError("encoder_weights and freeze_encoder need encoder=resnet20 "
@@ -210,7 +211,8 @@ def read_captioned_images(hp, source) -> dict[str, tuple[Examples, list[list[str
             if held == 0 or held == len(refs):
                 continue
             kept, out = np.sort(order[held:]), np.sort(order[:held])
-            parts["train"], parts[split] = (images[kept], [refs[i] for i in kept]), (images[out], [refs[i] for i in out])
+            parts["train"], parts[split] = ((images[kept], [refs[i] for i in kept]),
+                                            (images[out], [refs[i] for i in out]))
     if "test" not in parts:
         raise DataError(f"--data {source}: {len(parts['train'][1])} image(s) are too few to hold out a test split "
                         f"(test_split {hp.test_split})")

@@ -3,6 +3,7 @@
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, classes_in
+from kerasapps.data.builtin import load_mnist
 from kerasapps.models.arguments import (
     check_activation,
     check_choice,
@@ -10,7 +11,6 @@ from kerasapps.models.arguments import (
     check_min_size,
     resolve_input_shape,
 )
-from kerasapps.data.builtin import load_mnist
 from kerasapps.models.blocks import head
 from kerasapps.recipes.mnist_transfer import MNIST_EPOCHS
 from kerasapps.savedmodel.signatures import ImageClassifier

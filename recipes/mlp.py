@@ -2,8 +2,8 @@
 
 ``mlp_mnist``: 784 -> [Dense -> (BatchNorm) -> activation -> (Dropout)] x depth -> 10 softmax.
 Activations: relu, leaky_relu, tanh, sigmoid, maxout (Goodfellow et al. 2013: the max of
-``maxout_pieces`` linear pieces; :class:`kerasapps.models.layers.Maxout`). Initialisers: he (He et al. 2015, N(0, 2/n) truncated),
-glorot (Glorot & Bengio 2010, uniform), lecun (LeCun 1998, N(0, 1/n) truncated),
+``maxout_pieces`` linear pieces; :class:`kerasapps.models.layers.Maxout`). Initialisers: he (He et al. 2015, N(0, 2/n)
+truncated), glorot (Glorot & Bengio 2010, uniform), lecun (LeCun 1998, N(0, 1/n) truncated),
 normal (N(0, 1), too large: saturates sigmoid and tanh), scaled_normal (N(0, 1)/sqrt(n), untruncated).
 """
 

@@ -16,7 +16,6 @@ same validation accuracy over 3 seeds); the saved and exported model is float32 
 
 from __future__ import annotations
 
-
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Stage

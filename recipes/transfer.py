@@ -46,9 +46,9 @@ from kerasapps.core.errors import ConfigError, DataError, KerasappsError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Splits, Stage, classes_in
+from kerasapps.data.builtin import load_cifar10
 from kerasapps.recipes import resnet
 from kerasapps.recipes.alexnet import alexnet
-from kerasapps.data.builtin import load_cifar10
 from kerasapps.recipes.cifar import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from kerasapps.recipes.googlenet import googlenet
 from kerasapps.recipes.lenet import lenet5
@@ -164,7 +164,10 @@ def standardization(hp, channels: int):
 
     mode = preprocessing_for(hp)
     if mode == "cifar10":
-        mean, std = (CIFAR10_MEAN, CIFAR10_STD) if channels == 3 else ((np.mean(CIFAR10_MEAN),), (np.mean(CIFAR10_STD),))
+        if channels == 3:
+            mean, std = CIFAR10_MEAN, CIFAR10_STD
+        else:
+            mean, std = (np.mean(CIFAR10_MEAN),), (np.mean(CIFAR10_STD),)
         return ImageStandardization(mean=mean, std=std, name="standardize")
     return ImageStandardization.named(mode, channels, name="standardize")
 

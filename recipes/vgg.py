@@ -1,8 +1,14 @@
 """VGG-16 and VGG-19 (Simonyan & Zisserman, 2014)."""
 
 from kerasapps.core.lazy import lazy_import
-from kerasapps.models.arguments import (check_activation, check_bool, check_common_args, check_positive_int,
-                                        check_rate, resolve_input)
+from kerasapps.models.arguments import (
+    check_activation,
+    check_bool,
+    check_common_args,
+    check_positive_int,
+    check_rate,
+    resolve_input,
+)
 from kerasapps.models.blocks import conv_block, head
 from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 

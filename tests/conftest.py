@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from user_data import photo_folder, sklearn_tables, write_table  # noqa: F401 (fixtures use them)
 
 REPO = Path(__file__).resolve().parents[1]

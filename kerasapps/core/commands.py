@@ -152,7 +152,8 @@ class TuneOptions:
     trials: int | None = option(None, "Configurations to try (in total); required without --smoke.", minimum=1)
     max_epochs: int | None = option(None, "Epochs per trial (default: the recipe's).", minimum=1)
     space: Mapping | PathLike | None = option(None, "YAML search space: key: {min:, max:, log: true} or key: "
-                                                    "[choices] (from Python also a mapping). Default: see docs/tuning-and-diagnostics.md.",
+                                                    "[choices] (from Python also a mapping). Default: see "
+                                                    "docs/tuning-and-diagnostics.md.",
                                               path="file")
     validation_split: float = option(TUNE_VALIDATION_SPLIT, "Fraction of the training data held out to score "
                                      "trials (the test split is never read).", minimum=0, maximum=0.5, min_open=True)

@@ -71,11 +71,11 @@ def _image_set(ctx, name: str, title: str, local: str, hint: str, shape: tuple[i
 
 def load_mnist(hp, ctx) -> dict:
     """Full MNIST as uint8 [N, 28, 28] images and integer labels: local npz, else TFDS."""
-    return _image_set(ctx, "mnist", "MNIST", "mnist/mnist.npz", "the keras.datasets.mnist layout: x_train, y_train, x_test, "
-                      "y_test", (28, 28))
+    return _image_set(ctx, "mnist", "MNIST", "mnist/mnist.npz",
+                      "the keras.datasets.mnist layout: x_train, y_train, x_test, y_test", (28, 28))
 
 
 def load_cifar10(hp, ctx) -> dict:
     """CIFAR-10 as uint8 [N, 32, 32, 3] images and integer labels: the local subset's npz, else TFDS (all of it)."""
-    return _image_set(ctx, "cifar10", "CIFAR-10", "cifar10_subset/cifar10_subset.npz", "keys x_train, y_train, x_test, y_test",
-                      (32, 32, 3))
+    return _image_set(ctx, "cifar10", "CIFAR-10", "cifar10_subset/cifar10_subset.npz",
+                      "keys x_train, y_train, x_test, y_test", (32, 32, 3))

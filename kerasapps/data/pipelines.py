@@ -39,8 +39,8 @@ def training_dataset(split, *, batch_size: int, seed: int, stage_index: int, fir
     ``split`` is ``(x, y)`` or ``(x, y, sample_weight)``; ``sampling`` (each example's probability) draws each
     epoch's examples with replacement instead of permuting them (:func:`epoch_order`). Arrays are gathered a batch
     at a time; :class:`~kerasapps.data.files.Examples` are read file by file (in parallel, in order) as each
-    epoch's order reaches them. ``augment`` (a :class:`kerasapps.data.image_practice.Augmentation`) works on the raw pixels,
-    then the preprocessed batch, then mixes batch and labels, each step with the batch's key.
+    epoch's order reaches them. ``augment`` (a :class:`kerasapps.data.image_practice.Augmentation`) works on the raw
+    pixels, then the preprocessed batch, then mixes batch and labels, each step with the batch's key.
 
     ``shard=(index, count)`` is one worker's part of a multi-worker run: of every global batch of
     ``batch_size`` examples (in the epoch's order, as one device would see them) the worker reads only its

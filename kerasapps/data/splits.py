@@ -87,5 +87,6 @@ def class_names(labels: Mapping[str, Iterable], where, counted: str, hint: str =
     for split, values in labels.items():
         unseen = sorted({str(v) for v in values} - set(names))
         if unseen:
-            raise DataError(f"--data {where}: the {split} split has classes training never saw: {', '.join(unseen[:5])}")
+            raise DataError(f"--data {where}: the {split} split has classes training never saw: "
+                            f"{', '.join(unseen[:5])}")
     return names

@@ -25,7 +25,8 @@ def apply_weights(model, weights, imagenet_reference):
     if isinstance(weights, str) and weights == "imagenet":
         reference = imagenet_reference()
         theirs, ours = reference.get_weights(), model.weights
-        mismatched = [f"{v.path} {tuple(v.shape)} vs {w.shape}" for v, w in zip(ours, theirs) if tuple(v.shape) != w.shape]
+        mismatched = [f"{v.path} {tuple(v.shape)} vs {w.shape}" for v, w in zip(ours, theirs)
+                      if tuple(v.shape) != w.shape]
         if len(theirs) != len(ours) or mismatched:
             raise ValueError(f"{model.name}: ImageNet weights need the paper configuration (no batch norm, default "
                              f"widths); {len(ours)} vs {len(theirs)} weights"

@@ -3,8 +3,8 @@
 The visual checks of CS231n's "Visualizing what ConvNets learn" (and Zeiler & Fergus 2014): the
 first layer's filters of a well-trained network look like smooth oriented edges and colour blobs
 (noisy, speckled filters hint at too little regularisation or training), and different filters
-should be *uncorrelated* (several nearly identical filters waste capacity). ``filter_statistics`` measures that: the L2 norm of each filter and the Pearson
-correlation between every pair of flattened filters.
+should be *uncorrelated* (several nearly identical filters waste capacity). ``filter_statistics`` measures that: the
+L2 norm of each filter and the Pearson correlation between every pair of flattened filters.
 
     from kerasapps.tools.filter_grids import filters_picture, features_picture
     filters_picture("runs/lenet")                       # RUN_DIR/diagnostics/filters.png

@@ -248,7 +248,8 @@ def _evaluation_section(path: Path, split: str, evaluation: dict) -> list[str]:
                         [f"always answering {majority['class']!r}: balanced accuracy", majority["balanced_accuracy"]]]
         out.append(_table(["", "value"], summary))
         out.append(_table(["class", "precision", "recall", "F1", "support"],
-                          [[r["class"], r["precision"], r["recall"], r["f1"], r["support"]] for r in classes["per_class"]]))
+                          [[r["class"], r["precision"], r["recall"], r["f1"], r["support"]]
+                           for r in classes["per_class"]]))
         if classes.get("top_confusions"):
             out.append(_table(["true class", "predicted", "count"],
                               [[c["true"], c["predicted"], c["count"]] for c in classes["top_confusions"]],

@@ -111,7 +111,8 @@ def check_space(recipe, space: dict[str, Any]) -> dict[str, dict]:
             out[key] = {"choices": [hparam.coerce(key, value) for value in spec["choices"]]}
             full_batch = [name for name in out[key]["choices"] if name in FULL_BATCH] if key == "optimizer" else []
             if full_batch:
-                raise ConfigError(f"search space 'optimizer' must hold mini-batch optimizers ({', '.join(MINI_BATCH)}): "
+                raise ConfigError(f"search space 'optimizer' must hold mini-batch optimizers "
+                                  f"({', '.join(MINI_BATCH)}): "
                                   f"tune trains with fit, not full-batch {', '.join(full_batch)}")
             continue
         if hparam.type not in (int, float) or "min" not in spec or "max" not in spec:

@@ -42,7 +42,8 @@ def plot_curves(run_dir: Path, stage_names: list[str]) -> Path | None:
                 tables.append((name, rows))
     if not tables:
         return None
-    metric_names = [k for k in tables[0][1][0] if k not in ("epoch", "learning_rate", "lr") and not k.startswith("val_")]
+    metric_names = [k for k in tables[0][1][0]
+                    if k not in ("epoch", "learning_rate", "lr") and not k.startswith("val_")]
     fig, axes = plt.subplots(len(metric_names), len(tables), figsize=(4.5 * len(tables), 3 * len(metric_names)),
                              squeeze=False)
     for col, (stage, rows) in enumerate(tables):
@@ -51,7 +52,8 @@ def plot_curves(run_dir: Path, stage_names: list[str]) -> Path | None:
             ax = axes[row][col]
             for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
                 if key in rows[0]:
-                    ax.plot(epochs, [float(r[key]) if r[key] not in ("", "NA", None) else np.nan for r in rows], style, label=key, ms=3)
+                    ax.plot(epochs, [float(r[key]) if r[key] not in ("", "NA", None) else np.nan for r in rows], style,
+                            label=key, ms=3)
             ax.set_title(f"{stage}: {metric}")
             ax.set_xlabel("epoch")
             ax.legend(fontsize=8)

@@ -18,9 +18,9 @@ from kerasapps.data.files import Examples, materialize
 from kerasapps.data.pipelines import evaluation_dataset
 from kerasapps.data.sources import load_splits
 from kerasapps.data.splits import length, stage_splits
-from kerasapps.training import rundir
+from kerasapps.training import evaluation_plots as plots
+from kerasapps.training import rundir, scores
 from kerasapps.training.checkpoints import load_model, recipe_objects
-from kerasapps.training import evaluation_plots as plots, scores
 from kerasapps.training.losses import choose_loss, main_head, with_auxiliary_targets
 from kerasapps.training.regularizers import apply_weight_penalties
 from kerasapps.training.tta import with_tta
@@ -156,7 +156,9 @@ def class_names(recipe, hp, record, count: int) -> list[str]:
     ``data.json``), the recipe's names or class ids, else the output indices."""
     serving = recipe.serving.configure(hp).for_data(record) if recipe.serving is not None else None
     names = serving.class_labels() if serving is not None else None
-    return [str(name) for name in names] if names is not None and len(names) == count else [str(i) for i in range(count)]
+    if names is not None and len(names) == count:
+        return [str(name) for name in names]
+    return [str(i) for i in range(count)]
 
 
 def _shown(x, indices: list[int]):

@@ -15,8 +15,8 @@ are those of the uncached stage.
 
 ``cache_features``: ``auto`` (default) caches where a stage freezes layers, the cut exists, the frozen
 bottom holds weights (more than a resize or a standardisation), nothing random acts before it (no
-augmentation, no monitors, one process) and the features fit in :data:`AUTO_BUDGET_BYTES`; ``true`` caches or refuses in one line naming what prevents it;
-``false`` never caches.
+augmentation, no monitors, one process) and the features fit in :data:`AUTO_BUDGET_BYTES`; ``true`` caches or
+refuses in one line naming what prevents it; ``false`` never caches.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ losses want raw scores: a softmax or sigmoid head's are recovered from its outpu
 ``label_smoothing`` applies to every cross-entropy (``auto``: 0.1 there, 0 with any other loss, so a recipe can
 smooth by default and its users still compare hinge or squared-error losses against it): class-id targets stay
 ids (a language model's [N, T] targets over its vocabulary would take T x V times the memory as one-hot vectors)
-and :class:`SmoothedSparseCrossentropy` encodes each batch; MixUp and CutMix mix labels, so with them an image classifier's targets become one-hot vectors
-(:func:`mixes_labels`) and Keras's ``CategoricalCrossentropy`` scores the mixtures.
+and :class:`SmoothedSparseCrossentropy` encodes each batch; MixUp and CutMix mix labels, so with them an image
+classifier's targets become one-hot vectors (:func:`mixes_labels`) and Keras's ``CategoricalCrossentropy`` scores the
+mixtures.
 """
 
 from __future__ import annotations

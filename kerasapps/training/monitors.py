@@ -98,7 +98,8 @@ class TrainingMonitor(keras.callbacks.Callback):
             if not RATIO_LOW <= ratio <= RATIO_HIGH and name not in self.warned:
                 self.warned.add(name)
                 log.warning(f"monitor: layer {name} update/weight ratio {ratio:.2g} at step {step} is outside "
-                            f"{RATIO_LOW:g}...{RATIO_HIGH:g} (learning rate too {'low' if ratio < RATIO_LOW else 'high'}?)")
+                            f"{RATIO_LOW:g}...{RATIO_HIGH:g} "
+                            f"(learning rate too {'low' if ratio < RATIO_LOW else 'high'}?)")
         record["activations"] = self._activation_stats()
         self.records.append(record)
         self._summarise(record)

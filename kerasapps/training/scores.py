@@ -53,8 +53,15 @@ def classifier_scores(found: Answers, names: Sequence[str], train_labels=None) -
     """Accuracy, balanced accuracy, macro F1, per-class precision/recall/F1/support, the confusion matrix (rows:
     true class, columns: predicted), the most frequent confusions, ROC and PR AUC for two classes, and the
     majority class of ``train_labels`` as the baseline every classifier must beat."""
-    from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score,
-                                 confusion_matrix, f1_score, precision_recall_fscore_support, roc_auc_score)
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     labels = list(range(len(names)))
     y, predicted = found.y, found.predicted

@@ -40,8 +40,8 @@ from kerasapps.training.features import cached_features
 from kerasapps.training.losses import choose_loss, example_weights, sampling_probabilities, with_auxiliary_targets
 from kerasapps.training.optimizers import build_optimizer, decay_kernels_only
 from kerasapps.training.regularizers import apply_weight_penalties
-from kerasapps.training.tta import with_tta
 from kerasapps.training.schedules import schedule_callback
+from kerasapps.training.tta import with_tta
 
 log = logging.getLogger("kerasapps")
 SMOKE_STEPS = 2  # --smoke: steps per epoch (and L-BFGS iterations)

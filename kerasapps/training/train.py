@@ -53,8 +53,14 @@ from kerasapps.training.features import check_cache_features
 from kerasapps.training.lbfgs import check_full_batch
 from kerasapps.training.losses import class_ids
 from kerasapps.training.optimizers import check_schedule, current_lr
-from kerasapps.training.stage import (StagePlan, check_early_stopping, check_loss, freeze_stage, run_stage,
-                                      seed_everything)
+from kerasapps.training.stage import (
+    StagePlan,
+    check_early_stopping,
+    check_loss,
+    freeze_stage,
+    run_stage,
+    seed_everything,
+)
 from kerasapps.training.tta import check_tta
 
 log = logging.getLogger("kerasapps")
@@ -104,7 +110,10 @@ class _LogLearningRate(keras.callbacks.Callback):
             logs["lr"] = self.rate
 
 
-def train(recipe: Recipe | str, options: TrainOptions = TrainOptions(), *, verbose="auto",
+_DEFAULT_OPTIONS = TrainOptions()
+
+
+def train(recipe: Recipe | str, options: TrainOptions = _DEFAULT_OPTIONS, *, verbose="auto",
           callbacks: Iterable = ()) -> RunResult:
     """Train ``recipe`` into ``options.run_dir`` (see the module docstring); :class:`TrainOptions` (the options of
     ``kerasapps train``) documents the options. ``options.strategy`` is a name from

@@ -38,7 +38,8 @@ def test_alpha_zero_is_exact_identity_and_zero_field_resample_is_identity():
     layer = ElasticDistortion(1.0, 4.0)
     zero = keras.ops.zeros((4, 16, 16, 2))
     for mode in ("nearest", "constant"):
-        np.testing.assert_array_equal(_np(_bilinear_resample(layer.backend, keras.ops.convert_to_tensor(x), zero, mode, 0.0)), x)
+        resampled = _bilinear_resample(layer.backend, keras.ops.convert_to_tensor(x), zero, mode, 0.0)
+        np.testing.assert_array_equal(_np(resampled), x)
 
 
 def test_inactive_unless_training():

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from user_data import sklearn_tables, write_table
 
 import kerasapps
 from kerasapps.cli.main import cli
 from kerasapps.core.errors import DataError
-
-from user_data import sklearn_tables, write_table
 
 CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 

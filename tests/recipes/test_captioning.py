@@ -31,14 +31,17 @@ def test_tokeniser_round_trip():
     ids = captioning_data.token_ids(rows_out, words)
     table = captioning_data.lookup_vocabulary(words)
     assert caption_in[0, 0] == captioning_data.START and rows_out[0][len(tokens)] == captioning_data.END
-    assert captioning_data.detokenize([table[i] for i in ids[0]]) == captioning_data.detokenize(tokens) == " ".join(tokens)
+    assert (captioning_data.detokenize([table[i] for i in ids[0]]) == captioning_data.detokenize(tokens)
+            == " ".join(tokens))
     assert table[:4] == [captioning_data.PAD, captioning_data.UNK, captioning_data.START, captioning_data.END]
 
 
 def _words(model):
     """The caption words a trained model holds (its word_lookup table without pad, unknown, start, end)."""
-    table = [w.decode() if isinstance(w, bytes) else str(w) for w in model.get_layer("word_lookup").get_vocabulary()]
-    return [w for w in table if w not in (captioning_data.PAD, captioning_data.UNK, captioning_data.START, captioning_data.END)]
+    table = [w.decode() if isinstance(w, bytes) else str(w)
+             for w in model.get_layer("word_lookup").get_vocabulary()]
+    return [w for w in table
+            if w not in (captioning_data.PAD, captioning_data.UNK, captioning_data.START, captioning_data.END)]
 
 
 def test_teacher_forcing_shapes_and_training_only_vocabulary(tiny_data_dir):
@@ -96,7 +99,8 @@ def test_canon_encoder_pretrained_and_frozen(tiny_data_dir, tmp_path):
                         encoder="resnet20", encoder_weights=tmp_path / "resnet20.keras")
     assert not np.allclose(model.get_layer("logits").get_weights()[0], fresh.get_layer("logits").get_weights()[0])
     assert isinstance(caption(model, np.zeros((1, 32, 32, 3), "float32"))[0], str)
-    again = captioning.captioner(["a"], image_size=32, encoder="resnet20", encoder_weights=run.run_dir)  # a captioning run
+    # a captioning run
+    again = captioning.captioner(["a"], image_size=32, encoder="resnet20", encoder_weights=run.run_dir)
     np.testing.assert_array_equal(again.get_layer("encoder").get_layer("conv4_block3_2_conv").get_weights()[0], kernel)
     captioning.captioner(["a"], image_size=16, filters=(4,), units=8).save(tmp_path / "conv.keras")
     with pytest.raises(UsageError, match="no layer of .* matches the encoder encoder by name"):
@@ -106,8 +110,8 @@ def test_canon_encoder_pretrained_and_frozen(tiny_data_dir, tmp_path):
     for bad, message in ((["encoder=resnet20", f"encoder_weights={tmp_path / 'missing'}"], "neither a .keras"),
                          (["freeze_encoder=true"], "need encoder=resnet20")):
         with pytest.raises(UsageError, match=message):
-            kerasapps.train(captioning.NAME, run_dir=tmp_path / "refused", data_dir=tiny_data_dir, smoke=True, verbose=0,
-                            set=bad)
+            kerasapps.train(captioning.NAME, run_dir=tmp_path / "refused", data_dir=tiny_data_dir, smoke=True,
+                            verbose=0, set=bad)
         assert not (tmp_path / "refused").exists()  # refused before anything is written
 
 def test_bleu_of_the_references_against_themselves_is_one():

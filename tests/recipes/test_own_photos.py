@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from user_data import photo_folder
 
 import kerasapps
 from kerasapps.cli.main import cli
-from user_data import photo_folder
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

@@ -48,5 +48,6 @@ def test_a_registered_format_is_versioned_atomically_under_its_own_root(tiny_dat
     with pytest.raises(RunError, match="could not write the export to .*/3: disk full"):
         export(run.run_dir, format="weights")
     assert sorted(p.name for p in (out / "mlp_mnist").iterdir()) == ["1", "2"]  # no 3, no temporary folder
-    with pytest.raises(UsageError, match="unknown export format .onnxx.; the formats are litert, onnx, saved_model, weights"):
+    with pytest.raises(UsageError,
+                       match="unknown export format .onnxx.; the formats are litert, onnx, saved_model, weights"):
         export(run.run_dir, out=out, format="onnxx")

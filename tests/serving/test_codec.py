@@ -134,7 +134,7 @@ def test_a_body_the_scan_cannot_vouch_for_is_checked_value_by_value():
         (b'{"instances": [1.5, 2]}', spec(tf.int64)),
     ]
     for body, specs in cases:
-        message = refused(lambda: codec.decode_inputs(request_body.parse_request(body), specs))
+        message = refused(lambda body=body, specs=specs: codec.decode_inputs(request_body.parse_request(body), specs))
         assert "is not of expected type" in message, (body, message)
 
 

@@ -19,7 +19,9 @@ pytest.importorskip("tensorflow_serving")
 pytest.importorskip("starlette")
 pytest.importorskip("httpx2")  # what starlette.testclient uses
 
+from serving_helpers import images, reference, write_image_model, write_text_model  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
+from tensorflow.core.framework import tensor_pb2  # noqa: E402
 from tensorflow_serving.apis import (  # noqa: E402
     classification_pb2,
     get_model_metadata_pb2,
@@ -32,10 +34,7 @@ from tensorflow_serving.apis import (  # noqa: E402
     regression_pb2,
 )
 
-from tensorflow.core.framework import tensor_pb2  # noqa: E402
-
 from kerasapps.serving import server  # noqa: E402
-from serving_helpers import images, reference, write_image_model, write_text_model  # noqa: E402
 
 TIMEOUT = 60  # seconds for any one RPC (the first call of a model loads it)
 CODE = grpc.StatusCode
@@ -560,8 +559,8 @@ class _Context:
 
 
 def test_the_clients_deadline_caps_request_timeout(model_base):
-    from kerasapps.serving.grpc_api import _Handler
     from kerasapps.serving.errors import ServingError
+    from kerasapps.serving.grpc_api import _Handler
 
     handler = _Handler(server.create_app(str(model_base), request_timeout_s=5.0).state.server)
     assert handler.deadline_s(_Context(None)) == 5.0

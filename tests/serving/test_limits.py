@@ -26,7 +26,6 @@ pytest.importorskip("uvicorn")
 from kerasapps.serving.server import create_app  # noqa: E402
 
 
-
 def export_spinner(model_dir, version=1):
     """'serving_default': x float [None, 4] -> y = 2x (quick); 'spin': steps int32 -> a loop of that many
     64x64 matmuls (about 10 us each: 10**9 steps would run for hours); 'check': x must be >= 0."""

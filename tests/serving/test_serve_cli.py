@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from kerasapps.cli.main import cli
 
 
-
 def test_bad_serving_options_are_one_line(tmp_path):
     runner = CliRunner()
     bad = tmp_path / "bad.config"

@@ -22,14 +22,11 @@ pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx2")  # what starlette.testclient uses
 uvicorn = pytest.importorskip("uvicorn")
 
+from serving_helpers import images, live_server, reference, write_atomically, write_image_model, write_text_model  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from kerasapps.serving import server  # noqa: E402
 from kerasapps.serving.servable import Servable  # noqa: E402
-from serving_helpers import (  # noqa: E402
-    images, live_server, reference, write_atomically, write_image_model, write_text_model)
-
-
 
 # -- exports, written the way our exporter writes them: temp folder, then rename ------
 

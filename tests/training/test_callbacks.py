@@ -9,10 +9,10 @@ import keras
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 from kerasapps.training.callbacks import EarlyStopping, MaxNorm, NaNGuard
 from kerasapps.training.schedules import ExponentialDecay, StepDecay, TimeDecay, lr_schedule_callback
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 STEPS_PER_EPOCH = 4
 BATCH = 8

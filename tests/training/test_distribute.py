@@ -92,7 +92,8 @@ def test_mirrored_over_two_logical_cpus_matches_single_device(tiny_data_dir, tmp
     assert done.returncode == 0, done.stderr[-2000:]
     strategy = json.loads((tmp_path / "mirrored" / "manifest.json").read_text())["strategy"]
     assert strategy["name"] == "mirrored" and strategy["replicas"] == 2 and len(strategy["devices"]) == 2
-    single, mirrored = _csv(tmp_path / "single" / "logs" / "train.csv"), _csv(tmp_path / "mirrored" / "logs" / "train.csv")
+    single = _csv(tmp_path / "single" / "logs" / "train.csv")
+    mirrored = _csv(tmp_path / "mirrored" / "logs" / "train.csv")
     assert len(single) == len(mirrored) == 3
     for a, b in zip(single, mirrored):
         for key in ("loss", "val_loss", "accuracy"):
@@ -216,7 +217,8 @@ def test_two_workers_read_disjoint_files_that_make_each_global_batch(tiny_data_d
     ports, procs = _free_ports(2), []
     try:
         for index in range(2):
-            config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+            config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                      "task": {"type": "worker", "index": index}}
             procs.append(subprocess.Popen([sys.executable, str(script), str(folder), str(tmp_path / "run"),
                                            str(tmp_path / f"trace{index}.txt")], stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, text=True, env=_env(TF_CONFIG=json.dumps(config)),

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from user_data import photo_folder, sklearn_tables, write_table
 
 import kerasapps
 from kerasapps.cli.main import cli
-from user_data import photo_folder, sklearn_tables, write_table
 
 pytestmark = [pytest.mark.realdata]
 TOLERANCE = 1e-4
@@ -42,7 +42,8 @@ def _of_answer(answer: dict) -> float:  # a binary text classifier returns the p
 def _agree(rows: list[dict], answers: list[dict], confidence=_most_probable) -> None:
     """The export's ``answers`` give every example of ``rows`` (evaluate's) the same class and probability."""
     assert len(answers) == len(rows)
-    differ = [(r["source"], r["predicted"], a["classes"]) for r, a in zip(rows, answers) if r["predicted"] != a["classes"]]
+    differ = [(r["source"], r["predicted"], a["classes"]) for r, a in zip(rows, answers)
+              if r["predicted"] != a["classes"]]
     assert not differ, differ[:5]
     np.testing.assert_allclose([confidence(a) for a in answers], [float(r["probability"]) for r in rows],
                                atol=TOLERANCE)
@@ -72,7 +73,8 @@ def test_an_image_folder_of_odd_jpegs_evaluates_as_its_export_answers(real_data_
     (tmp_path / "cut.jpg").write_bytes(whole[:len(whole) // 3])  # a truncated photo: one line naming it
     printed = CliRunner().invoke(cli, ["predict", str(export), str(tmp_path / "cut.jpg")])
     assert printed.exit_code == 2 and printed.stderr.strip().splitlines() == [
-        f"error: cannot decode image {tmp_path / 'cut.jpg'}: jpeg::Uncompress failed. Invalid JPEG data or crop window."]
+        f"error: cannot decode image {tmp_path / 'cut.jpg'}: "
+        "jpeg::Uncompress failed. Invalid JPEG data or crop window."]
     mistakes = result["classes"]["worst_mistakes"]
     assert all(m["true"] != m["predicted"] and m["source"] in sources for m in mistakes)
     assert [m["probability"] for m in mistakes] == sorted((m["probability"] for m in mistakes), reverse=True)

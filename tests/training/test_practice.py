@@ -100,7 +100,7 @@ def test_weight_penalty_adds_to_the_loss(tiny_data_dir):
     hp = MNIST_TRANSFER.resolve(overrides=["l1=0.001", "l2=0.01"])
     model = MNIST_TRANSFER.build(hp)
     assert apply_weight_penalties(model, hp) == 4
-    kernels = [l.kernel.numpy() for l in model.layers if hasattr(l, "kernel")]
+    kernels = [layer.kernel.numpy() for layer in model.layers if hasattr(layer, "kernel")]
     expected = sum(0.001 * np.abs(k).sum() + 0.01 * (k ** 2).sum() for k in kernels)
     np.testing.assert_allclose(float(sum(model.losses)), expected, rtol=1e-4)
 

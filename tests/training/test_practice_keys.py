@@ -12,8 +12,7 @@ import pytest
 import kerasapps
 from kerasapps.core.errors import ConfigError
 from kerasapps.data.image_practice import augmentation, mix_probabilities
-from kerasapps.training.losses import (SmoothedSparseCrossentropy, choose_loss, example_weights,
-                                       sampling_probabilities)
+from kerasapps.training.losses import SmoothedSparseCrossentropy, choose_loss, example_weights, sampling_probabilities
 from kerasapps.training.optimizers import build_optimizer, decay_kernels_only
 
 

@@ -10,11 +10,10 @@ import json
 import keras
 import numpy as np
 import pytest
+from test_resume import Crash, _weights
 
 import kerasapps
 from kerasapps.core.errors import ConfigError
-
-from test_resume import Crash, _weights
 
 pytestmark = pytest.mark.slow
 SMALL = {"width": 4}  # a narrow ResNet-20: the keys, not the network, are under test

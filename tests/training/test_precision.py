@@ -98,7 +98,8 @@ def test_a_mixed_run_resumed_mid_stage_ends_with_the_uninterrupted_weights(tmp_p
     with pytest.raises(KeyboardInterrupt):  # killed after the first pretrain epoch's checkpoint
         kerasapps.train("mnist_transfer", run_dir=tmp_path / "run", callbacks=[_CrashAtEpoch(1)], **options)
     kerasapps.train("mnist_transfer", run_dir=tmp_path / "run", data_dir=tiny_data_dir, resume=True, verbose=0)
-    full, resumed = (keras.saving.load_model(tmp_path / name / "model.keras", compile=False) for name in ("full", "run"))
+    full, resumed = (keras.saving.load_model(tmp_path / name / "model.keras", compile=False)
+                     for name in ("full", "run"))
     assert precision.policy_of(resumed) == "float32"
     for a, b in zip(full.weights, resumed.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

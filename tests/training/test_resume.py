@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import kerasapps
-from kerasapps.training.features import whole_model
 from kerasapps.core.errors import RunError
+from kerasapps.training.features import whole_model
 
 
 class Crash(keras.callbacks.Callback):
