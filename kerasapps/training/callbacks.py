@@ -15,6 +15,9 @@ epoch index 2 as "Epoch 3/N").
 Ordering contract for `model.fit(callbacks=[...])`: put `NaNGuard` first,
 the learning-rate schedule next, then anything that reads the logs or saves
 (EarlyStopping, checkpoints, CSVLogger, TensorBoard).
+
+One module, a little over 400 lines: these callbacks share that ordering contract and the checkpoint
+state they read and write; each is short.
 """
 
 import inspect

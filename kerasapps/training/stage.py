@@ -10,6 +10,9 @@ or the multi-worker loop) and the test metrics. :class:`StagePlan` says what to 
 (:mod:`kerasapps.training.train`), ``tune`` runs them for each trial, ``diagnose overfit`` and
 ``diagnose lr`` run the first stage on a slice of the training data, and the training monitors
 take their probe batch from the stage's data here.
+
+One module, a little over 400 lines: the plan, the run and the result of a stage (``StageResult.record``
+writes it into the run's state and metrics) change together whenever a practice key is added.
 """
 
 from __future__ import annotations
