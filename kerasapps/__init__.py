@@ -25,6 +25,7 @@ from kerasapps.api import (
                            get_recipe,
                            info,
                            list_recipes,
+                           load_model,
                            predict,
                            register_recipe,
                            report,
@@ -35,6 +36,6 @@ from kerasapps.api import (
 from kerasapps.core.version import __version__
 
 __all__ = ["__version__", "list_recipes", "get_recipe", "register_recipe", "info", "train", "evaluate", "report",
-           "export",
+           "export", "load_model",
            "predict", "serve", "generate", "tune", "diagnose_init", "diagnose_overfit", "diagnose_lr",
            "diagnose_filters", "diagnose_features"]

@@ -126,6 +126,23 @@ def export(run_dir: PathLike, *, options: ExportOptions) -> Path:
     return run(run_dir, **keywords(options))
 
 
+def load_model(path: PathLike, *, compile: bool = False):
+    """A run's Keras model for your own Keras code: ``RUN_DIR`` (its final model) or a ``.keras`` file a run
+    saved, with the canon's layers (``ChannelPadding``, ``LocalResponseNormalization``, ``MissingValues``, ...)
+    registered, which ``keras.saving.load_model`` alone cannot find unless ``kerasapps.models.layers`` was
+    imported. ``compile=True`` also restores the optimizer and loss the run compiled with."""
+
+    from kerasapps.training import rundir
+    from kerasapps.training.checkpoints import load_model as load
+
+    path = Path(path)
+    if path.is_dir():
+        path = rundir.final_model_path(rundir.require_run_dir(path))
+    elif not path.is_file():
+        raise UsageError(f"{path}: no such run directory or .keras file")
+    return load(path, compile=compile)
+
+
 @takes(PredictOptions)
 def predict(model: PathLike | None = None, inputs: Sequence[PathLike] = (), *,
             options: PredictOptions) -> list[dict]:

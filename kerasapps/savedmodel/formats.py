@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -104,6 +105,29 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process: alive
         return True
     return True
+
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # what TF Serving and a URL path take
+
+
+def check_model_name(name: str) -> str:
+    if not MODEL_NAME.fullmatch(str(name)):
+        raise UsageError(f"--name {name!r}: a model name is letters, digits, '_', '.' and '-' (at most 128, "
+                         "starting with a letter or digit)")
+    return str(name)
+
+
+def check_same_signature(model_dir: Path, marker: str, signature: str, default_name: bool) -> None:
+    """Refuse a version whose signature differs from the newest existing version's under ``model_dir``."""
+    existing = versions(model_dir, marker)
+    if not existing:
+        return
+    info = Path(model_dir) / str(existing[-1]) / EXPORT_INFO
+    before = json.loads(info.read_text()).get("signature") if info.is_file() else None
+    if before is not None and before != signature:
+        hint = " (it defaults to the recipe's)" if default_name else ""
+        raise UsageError(f"{model_dir} version {existing[-1]} takes and answers otherwise ({before}); this run's "
+                         f"export would be {signature}: pass another --name{hint}, so each model keeps its clients")
 
 
 def version_folder(model_dir: Path, marker: str, version: int | None, force: bool) -> tuple[int, Path]:

@@ -29,7 +29,7 @@ def write_saved_model(recipe: Recipe, hp, run_dir, model_path, folder: Path, bar
     bar.advance(description=f"exporting {recipe.name}: writing the SavedModel")
     archive.write_out(str(folder), verbose=False)
     bar.advance()
-    return {"signature": serving.describe(), **({"knows": serving.known_classes} if serving.known_classes else {})}
+    return {}
 
 
 SAVED_MODEL = register_export_format(ExportFormat(

@@ -148,7 +148,8 @@ def test_the_parity_check_finds_drift():
     drifted = click.Command("export", params=[*export.params, click.Option(["--dry-run"], is_flag=True)])
     assert drift(drifted, kerasapps.export) == ["dry_run: not declared in ExportOptions", "dry_run: not in the API"]
 
-    def export_elsewhere(run_dir, *, version=1, out=None, force=False, format="saved_model", quantize="none"):
+    def export_elsewhere(run_dir, *, version=1, out=None, force=False, name=None, format="saved_model",
+                         quantize="none"):
         """A hand-written export whose version defaults to 1 where the command's is None."""
 
     assert drift(export, export_elsewhere) == ["version: default None on the command line, 1 in the API"]
