@@ -11,6 +11,7 @@ from kerasapps.models.arguments import (
     resolve_input,
 )
 from kerasapps.models.blocks import conv_block, head
+from kerasapps.models.factories import takes_bn_momentum
 from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -27,6 +28,7 @@ _STEMS = {
 _IMAGENET_MIN = 67  # == min_input_size(eight_layer_ops(_STEMS["imagenet"])); checked by the tests
 
 
+@takes_bn_momentum()
 def alexnet(
     include_top=True,
     input_shape=None,

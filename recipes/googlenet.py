@@ -4,6 +4,7 @@ from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.models.arguments import check_bool, check_common_args, check_rate, resolve_input
 from kerasapps.models.blocks import classifier_top, conv_block, head
+from kerasapps.models.factories import takes_bn_momentum
 from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -75,6 +76,7 @@ def _aux_head(x, name, classes, classifier_activation, dropout, batch_norm):
                           dropout=dropout, prefix=f"{name}_")
 
 
+@takes_bn_momentum()
 def googlenet(
     include_top=True,
     input_shape=None,

@@ -26,6 +26,7 @@ import textwrap
 
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
+from kerasapps.models.factories import takes_bn_momentum
 from kerasapps.models.resnet import IMAGENET_DEPTHS, cifar_resnet, imagenet_resnet
 from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe
 
@@ -185,60 +186,70 @@ def _documented(depth):
 # ---------------------------------------------------------------------------- factories
 
 
+@takes_bn_momentum()
 @_documented(18)
 def resnet18(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
              name="resnet18", stem="auto", remat=False):
     return _resnet(18, locals())
 
 
+@takes_bn_momentum()
 @_documented(34)
 def resnet34(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
              name="resnet34", stem="auto", remat=False):
     return _resnet(34, locals())
 
 
+@takes_bn_momentum()
 @_documented(50)
 def resnet50(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
              name="resnet50", stem="auto", weights=None, remat=False):
     return _resnet(50, locals())
 
 
+@takes_bn_momentum()
 @_documented(101)
 def resnet101(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
               name="resnet101", stem="auto", weights=None, remat=False):
     return _resnet(101, locals())
 
 
+@takes_bn_momentum()
 @_documented(152)
 def resnet152(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
               name="resnet152", stem="auto", weights=None, remat=False):
     return _resnet(152, locals())
 
 
+@takes_bn_momentum(0.9)
 @_documented(20)
 def resnet20(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
              name="resnet20", shortcut="A", width=16, remat=False):
     return _resnet(20, locals())
 
 
+@takes_bn_momentum(0.9)
 @_documented(32)
 def resnet32(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
              name="resnet32", shortcut="A", width=16, remat=False):
     return _resnet(32, locals())
 
 
+@takes_bn_momentum(0.9)
 @_documented(44)
 def resnet44(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
              name="resnet44", shortcut="A", width=16, remat=False):
     return _resnet(44, locals())
 
 
+@takes_bn_momentum(0.9)
 @_documented(56)
 def resnet56(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
              name="resnet56", shortcut="A", width=16, remat=False):
     return _resnet(56, locals())
 
 
+@takes_bn_momentum(0.9)
 @_documented(110)
 def resnet110(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
               name="resnet110", shortcut="A", width=16, remat=False):

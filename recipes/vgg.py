@@ -10,6 +10,7 @@ from kerasapps.models.arguments import (
     resolve_input,
 )
 from kerasapps.models.blocks import conv_block, head
+from kerasapps.models.factories import takes_bn_momentum
 from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
@@ -91,11 +92,13 @@ _DOC = """VGG-{depth} (configuration {letter}) of "Very Deep Convolutional Netwo
     """
 
 
+@takes_bn_momentum()
 def vgg16(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
           name="vgg16", dropout=0.5, batch_norm=False, activation="relu", fc_units=4096, weights=None):
     return _create(16, locals())
 
 
+@takes_bn_momentum()
 def vgg19(include_top=True, input_shape=None, pooling=None, classes=1000, classifier_activation="softmax",
           name="vgg19", dropout=0.5, batch_norm=False, activation="relu", fc_units=4096, weights=None):
     return _create(19, locals())

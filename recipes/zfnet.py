@@ -1,5 +1,6 @@
 """ZFNet (Zeiler & Fergus, 2013)."""
 
+from kerasapps.models.factories import takes_bn_momentum
 from kerasapps.recipes.alexnet import eight_layer_net
 from kerasapps.recipes.cifar import PRACTICE, cifar10_recipe, cnn_hparams
 
@@ -16,6 +17,7 @@ _STEMS = {
 _IMAGENET_MIN = 63  # == min_input_size(eight_layer_ops(_STEMS["imagenet"])); checked by the tests
 
 
+@takes_bn_momentum()
 def zfnet(
     include_top=True,
     input_shape=None,
