@@ -5,7 +5,8 @@ size fits them inside its signature with :func:`fit_images`; ``kerasapps predict
 :func:`decode_image` too (at the input's size, or at their own size for an input of any size, which the export
 then fits). So one photo gets one answer whether it is evaluated, predicted from a run directory or sent to the
 export: the same TensorFlow decoder (Pillow's JPEG decoder differs from it by a level here and there), the same
-crop, the same antialiased resize and the same rounding to uint8.
+crop, the same antialiased resize and the same rounding to uint8. An export's signature for encoded images
+(``serving_bytes``) decodes the bytes it is sent with :func:`decode_images`, the same way again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ def decode_image(data, shape: tuple | None = None, square: bool = False):
 
     image = tf.io.decode_image(data, expand_animations=False)
     return fit_images(image, shape, square) if shape is not None else image
+
+
+def decode_images(data, shape: tuple, square: bool = False):
+    """A batch of PNG/JPEG/BMP/GIF bytes (a string tensor [N]) -> uint8 [N, *shape]: each decoded and fitted
+    by :func:`decode_image`, as training reads image files (``shape`` gives the height and width)."""
+    import tensorflow as tf
+
+    return tf.map_fn(lambda one: decode_image(one, shape, square), data,
+                     fn_output_signature=tf.TensorSpec(shape, tf.uint8))
 
 
 def fit_images(images, shape: tuple, square: bool = False):
@@ -57,13 +67,15 @@ def fit_images(images, shape: tuple, square: bool = False):
 
 _EAGER_OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\](?:\s*name:\s*\S*)?$")
 _FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+_NODE_SUFFIX = re.compile(r"\s*\[\[\{\{node [^}]*\}\}\]\]")
 
 
 def op_error_message(exc, limit: int = 2000) -> str:
     """A TensorFlow op error in a line a user reads: the op's own message, without TensorFlow's wrapping.
 
     Dropped: the "Graph execution error:" header, the "Detected at node ... defined at" stack, blank lines, the
-    ``{{function_node ...}}`` wrapper names and the trailing ``[Op:...]``; so "jpeg::Uncompress failed. Invalid
+    ``{{function_node ...}}`` wrapper names, the ``[[{{node ...}}]]`` an op in a graph is named by and the trailing
+    ``[Op:...]``; so "jpeg::Uncompress failed. Invalid
     JPEG data or crop window." for a corrupt image, "assertion failed: [x must be >= 0] ..." for a model's own
     check. Cut at ``limit`` characters. Used for decoding errors here and for a served model's failures.
     """
@@ -81,6 +93,6 @@ def op_error_message(exc, limit: int = 2000) -> str:
             continue
         skipping = False
         kept.append(stripped)
-    message = _FUNCTION_NODE.sub("", " ".join(kept))
+    message = _NODE_SUFFIX.sub("", _FUNCTION_NODE.sub("", " ".join(kept)))
     message = _EAGER_OP_SUFFIX.sub("", message).strip() or type(exc).__name__
     return message if len(message) <= limit else message[:limit] + "..."
