@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+MAX_IMAGE_PIXELS = 40_000_000  # an encoded image larger than this is refused from its header, before it is decoded
+
 
 def decode_image(data, shape: tuple | None = None, square: bool = False):
     """PNG/JPEG/BMP/GIF bytes (a scalar string tensor) -> uint8 ``shape`` (:func:`fit_images`); a GIF gives its
@@ -26,11 +28,46 @@ def decode_image(data, shape: tuple | None = None, square: bool = False):
 
 def decode_images(data, shape: tuple, square: bool = False):
     """A batch of PNG/JPEG/BMP/GIF bytes (a string tensor [N]) -> uint8 [N, *shape]: each decoded and fitted
-    by :func:`decode_image`, as training reads image files (``shape`` gives the height and width)."""
+    by :func:`decode_image`, as training reads image files (``shape`` gives the height and width). An image whose
+    header gives it more than :data:`MAX_IMAGE_PIXELS` pixels is refused before it is decoded (an
+    InvalidArgumentError), so a few bytes cannot ask for gigabytes."""
     import tensorflow as tf
 
-    return tf.map_fn(lambda one: decode_image(one, shape, square), data,
-                     fn_output_signature=tf.TensorSpec(shape, tf.uint8))
+    def one(image):
+        check = tf.debugging.Assert(header_pixels(image) <= MAX_IMAGE_PIXELS, [
+            f"an image of more than {MAX_IMAGE_PIXELS:,} pixels (width x height in its header) is not decoded"])
+        with tf.control_dependencies([check]):
+            return decode_image(tf.identity(image), shape, square)
+
+    return tf.map_fn(one, data, fn_output_signature=tf.TensorSpec(shape, tf.uint8))
+
+
+def header_pixels(data):
+    """Width x height (int64) that a PNG, JPEG, GIF (its screen) or BMP file's header gives, read without decoding
+    it; 0 for bytes of another kind (their decoding fails)."""
+    import tensorflow as tf
+
+    padded = tf.strings.join([data, tf.constant(b"\0" * 32)])  # a short file reads zeros past its end
+
+    def number(offset, size, little_endian=True, signed=False):  # an unsigned (or signed: its size) integer
+        raw = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, offset, size), tf.uint8), tf.int64)
+        value = tf.reduce_sum(raw * (256 ** (tf.range(size, dtype=tf.int64) if little_endian else
+                                              tf.range(size - 1, -1, -1, dtype=tf.int64))))
+        return tf.where(value >= 2 ** (8 * size - 1), 2 ** (8 * size) - value, value) if signed else value
+
+    def starts(magic: bytes):
+        return tf.equal(tf.strings.substr(padded, 0, len(magic)), magic)
+
+    def jpeg():
+        size = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+        return size[0] * size[1]
+
+    zero = tf.constant(0, tf.int64)
+    return tf.case([(starts(b"\x89PNG"), lambda: number(16, 4, False) * number(20, 4, False)),
+                    (starts(b"\xff\xd8"), jpeg),
+                    (starts(b"GIF8"), lambda: number(6, 2) * number(8, 2)),
+                    (starts(b"BM"), lambda: number(18, 4, signed=True) * number(22, 4, signed=True))],
+                   default=lambda: zero, exclusive=True)
 
 
 def fit_images(images, shape: tuple, square: bool = False):

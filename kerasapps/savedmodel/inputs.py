@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import UsageError
+from kerasapps.data.images import MAX_IMAGE_PIXELS
 
-MAX_PIXELS = 40_000_000  # an image larger than this is refused from its header, before it is decoded
+MAX_PIXELS = MAX_IMAGE_PIXELS  # an image larger than this is refused from its header, before it is decoded
 
 
 @dataclasses.dataclass(frozen=True)

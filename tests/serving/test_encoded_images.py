@@ -147,13 +147,16 @@ def test_png_and_jpeg_over_grpc_as_dt_string(served):
 def test_undecodable_bytes_are_one_line_and_the_server_keeps_serving(served):
     url, stub, digit = served["url"], served["stub"], served["digits"][0]
     jpeg = encoded(digit, "jpg")
-    for broken in (jpeg[: len(jpeg) // 2], b"no image at all"):
+    png = encoded(digit, "png")
+    huge = png[:16] + (50_000).to_bytes(4, "big") * 2 + png[24:]  # its header claims 2.5 billion pixels
+    for broken in (jpeg[: len(jpeg) // 2], b"no image at all", huge):
         status, reply = rest(url, {"signature_name": "serving_bytes", "instances": [{"b64": base64.b64encode(
             broken).decode()}]})
         assert status == 400, reply
         message = reply["error"]
         assert "\n" not in message and ("image" in message.lower() or "jpeg" in message.lower()), message
         assert not any(wrapping in message for wrapping in ("Traceback", "{{", "[Op:")), message
+        assert broken is not huge or "more than 40,000,000 pixels" in message, message
         request = predict_pb2.PredictRequest()
         request.model_spec.name = NAME
         request.model_spec.signature_name = "serving_bytes"
@@ -213,3 +216,32 @@ def test_predict_url_sends_pixels_to_a_model_without_serving_bytes(tmp_path, mon
     assert [body["signature_name"] for body in bodies] == ["serving_default"]
     assert bodies[0]["inputs"]["images"] == [digit.tolist()]
     assert rows[0]["input"] == str(tmp_path / "digit.png")
+
+
+def test_an_any_size_model_decodes_bytes_to_its_read_size_as_it_fits_pixels():
+    """image_transfer's kind of signature (any size, files read to ``read_size``, central square): the bytes of
+    an RGB PNG of another size answer as its pixels do through ``serving_default``."""
+    import keras
+
+    from kerasapps.savedmodel.signatures import ImageClassifier
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    outputs = keras.layers.Dense(4, activation="softmax")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    serving = ImageClassifier(None, None, 3, class_names="abcd", read_size=(16, 16), square=True)
+
+    def preprocess(images):
+        return tf.cast(images, tf.float32) / 255.0
+
+    pixels = tf.function(lambda images: serving.outputs(model, preprocess, images),
+                         input_signature=serving.input_signature())
+    from_bytes = serving.extra_endpoints(model, preprocess)["serving_bytes"]
+    image = np.random.default_rng(1).integers(0, 256, (24, 40, 3)).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    expected = pixels(tf.constant(image[None]))
+    answer = from_bytes(tf.constant([out.getvalue()]))
+    assert answer["classes"].numpy().tolist() == expected["classes"].numpy().tolist()
+    np.testing.assert_allclose(answer["probabilities"].numpy(), expected["probabilities"].numpy(), atol=1e-6)
+    assert not np.allclose(expected["probabilities"].numpy(), 0.25, atol=1e-3)  # the image tells the answer
