@@ -36,6 +36,7 @@ from kerasapps.core.errors import UsageError
 from kerasapps.core.hparams import HParam
 from kerasapps.core.lazy import lazy_import
 from kerasapps.core.recipe import Recipe, Serving
+from kerasapps.data.images import decode_images
 from kerasapps.models.blocks import conv_block
 from kerasapps.recipes.captioning_data import (
     PAD,
@@ -47,6 +48,7 @@ from kerasapps.recipes.captioning_data import (
     preprocess,
     weights_path,
 )
+from kerasapps.savedmodel.signatures import BYTES_INPUT, BYTES_SIGNATURE
 
 keras = lazy_import("keras")  # loaded when a model is built, not when the registry lists the recipes
 log = logging.getLogger("kerasapps")
@@ -175,7 +177,9 @@ def word_accuracy(y_true, y_pred):
 class CaptionGenerator(Serving):
     """``images`` (uint8 [N, H, W, 3], any size) -> ``captions`` (string [N]), by beam search.
 
-    The ``sample`` signature adds ``temperature`` (float32; 0 is greedy) and ``seed`` (int64).
+    The ``sample`` signature adds ``temperature`` (float32; 0 is greedy) and ``seed`` (int64); ``serving_bytes``
+    takes ``image_bytes`` (string [N], JPEG/PNG/BMP/GIF files' bytes), decoded and fitted inside as training read
+    the files, and captions them as ``serving_default`` does.
     """
 
     input_name = "images"
@@ -205,14 +209,22 @@ class CaptionGenerator(Serving):
         def sample(images, temperature, seed):
             return {"captions": decoder.sample(prepare_images(images, decoder.image_size), temperature, seed)}
 
+        def serve_bytes(image_bytes):
+            shape = (decoder.image_size, decoder.image_size, 3)
+            images = prepare_images(decode_images(image_bytes, shape, square=True), decoder.image_size)
+            return {"captions": decoder.beam(images, self.beam_width, length_penalty=self.length_penalty)}
+
         signature = [tf.TensorSpec((None, None, None, 3), tf.uint8, name="images"),
                      tf.TensorSpec((), tf.float32, name="temperature"), tf.TensorSpec((), tf.int64, name="seed")]
-        return {"sample": tf.function(sample, input_signature=signature)}
+        return {"sample": tf.function(sample, input_signature=signature),
+                BYTES_SIGNATURE: tf.function(serve_bytes, input_signature=[
+                    tf.TensorSpec((None,), tf.string, name=BYTES_INPUT)])}
 
     def describe(self) -> str:
         return (f"images: uint8 [N, H, W, 3] (any size; central square resized inside) -> captions: string [N] "
                 f"(beam search, width {self.beam_width}, length penalty {self.length_penalty:g}); "
-                "signature 'sample' adds temperature float32, seed int64")
+                f"signature 'sample' adds temperature float32, seed int64; '{BYTES_SIGNATURE}' takes {BYTES_INPUT}: "
+                "string [N] (JPEG, PNG, BMP or GIF files' bytes)")
 
 
 EXAMPLES_SHOWN = 5

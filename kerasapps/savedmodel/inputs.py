@@ -3,7 +3,8 @@
 What is read follows from the input's dtype and shape alone, so the same code serves a local
 export, a run directory and a remote server's metadata: numeric inputs take PNG/JPEG/BMP/GIF
 images (converted to the input's channels) and ``.npy`` arrays; string inputs take text files,
-one example per file (its whole UTF-8 text: a review, a prompt). Neither TensorFlow nor Keras is
+one example per file (its whole UTF-8 text: a review, a prompt), or, for an input named ``*_bytes`` (an image
+export's ``image_bytes``), each file's bytes as they are. Neither TensorFlow nor Keras is
 imported here: images are read with Pillow and must have the input's size, unless the caller passes
 ``decode`` (a local model: the training pipeline's own decoding and resizing, or for an input of any size its
 decoding alone, which the export's own fitting follows, so that a model trained on a folder of photos of any size
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import UsageError
+from kerasapps.data.images import MAX_IMAGE_PIXELS
 
-MAX_PIXELS = 40_000_000  # an image larger than this is refused from its header, before it is decoded
+MAX_PIXELS = MAX_IMAGE_PIXELS  # an image larger than this is refused from its header, before it is decoded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +60,8 @@ def load_inputs(paths: Sequence[str], spec: InputSpec, decode: Decode | None = N
         if len(spec.shape) != 1:
             raise UsageError(f"input '{spec.name}' is a string tensor of shape {list(spec.shape)}; predict reads "
                              "one text file per example into string inputs of shape [N]")
-        return [(read_text_inputs(paths, spec.name), [str(p) for p in paths], list(range(len(paths))))]
+        read = read_byte_inputs if spec.name.endswith("_bytes") else read_text_inputs
+        return [(read(paths, spec.name), [str(p) for p in paths], list(range(len(paths))))]
     groups: dict[tuple, tuple[list, list, list]] = {}
     count = 0
     for name in paths:
@@ -127,6 +130,25 @@ def read_text_inputs(paths: Sequence[str], what: str = "text") -> np.ndarray:
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read {what} file {name} as UTF-8 text: {exc}") from None
     return np.array(texts, dtype=object)
+
+
+def read_byte_inputs(paths: Sequence[str], what: str = "image") -> np.ndarray:
+    """One example per file, its bytes as they are (an encoded image), as a numpy object array; an image is
+    checked from its header to be one predict reads (:data:`MAX_PIXELS`)."""
+    from kerasapps.data.files import IMAGE_SUFFIXES
+
+    data = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise UsageError(f"input file not found: {path}")
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            _read_image(path, (None, None), header_only=True)
+        try:
+            data.append(path.read_bytes())
+        except OSError as exc:
+            raise UsageError(f"cannot read {what} file {name}: {exc}") from None
+    return np.array(data, dtype=object)
 
 
 def _read_numeric(path: Path, spec: InputSpec, decode: Decode | None = None) -> tuple[np.ndarray, list[str]]:

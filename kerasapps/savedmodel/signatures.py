@@ -1,6 +1,7 @@
 """Serving signatures: what an exported SavedModel takes and returns.
 
-Preprocessing lives inside the export, so TF Serving clients send raw inputs.
+Preprocessing lives inside the export, so TF Serving clients send raw inputs: an image classifier's pixels
+(``serving_default``) or its image files' bytes (``serving_bytes``, decoded inside as training read the files).
 """
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kerasapps.core.recipe import Serving
+
+BYTES_SIGNATURE = "serving_bytes"  # an image export's second signature: encoded images (JPEG, PNG, BMP, GIF)
+BYTES_INPUT = "image_bytes"  # its input, string [N]; the `_bytes` suffix is what Google's tooling takes as b64
 
 
 class ImageClassifier(Serving):
@@ -22,6 +26,11 @@ class ImageClassifier(Serving):
     :meth:`for_data`), else the recipe's. ``class_ids`` maps output index to the class id returned
     (the transfer recipe's head predicts digits 5-9 as indices 0-4 and returns 5-9); such a recipe names
     its classes by those ids. Without either, a class is named by its index.
+
+    Beside it, the signature ``serving_bytes`` (:meth:`extra_endpoints`) takes ``image_bytes`` (string [N]):
+    each a JPEG, PNG, BMP or GIF file's bytes (TF Serving's ``{"b64": ...}`` over REST, ``DT_STRING`` over gRPC),
+    decoded and fitted to ``read_shape`` inside as training read image files
+    (:func:`kerasapps.data.images.decode_images`), so any size is taken; it answers as ``serving_default``.
     """
 
     input_name = "images"
@@ -74,12 +83,28 @@ class ImageClassifier(Serving):
         return tuple(map(str, self.class_ids)) if self.class_ids is not None else None
 
     def outputs(self, model, preprocess, raw) -> dict:
-        import tensorflow as tf
-
         from kerasapps.data.images import fit_images
 
         if self.height is None and self.read_size:
             raw = fit_images(raw, self.read_shape, self.square)
+        return self.classify(model, preprocess, raw)
+
+    def extra_endpoints(self, model, preprocess) -> dict:
+        """``serving_bytes``: ``image_bytes`` string [N], encoded images decoded inside to ``read_shape``."""
+        import tensorflow as tf
+
+        from kerasapps.data.images import decode_images
+
+        def serve_bytes(image_bytes):
+            return self.classify(model, preprocess, decode_images(image_bytes, self.read_shape, self.square))
+
+        signature = [tf.TensorSpec((None,), tf.string, name=BYTES_INPUT)]
+        return {BYTES_SIGNATURE: tf.function(serve_bytes, input_signature=signature)}
+
+    def classify(self, model, preprocess, raw) -> dict:
+        """The outputs for images of the model's input size."""
+        import tensorflow as tf
+
         x = preprocess(raw) if preprocess is not None else raw
         probabilities = model(x, training=False)
         return {"probabilities": probabilities, **class_outputs(tf.argmax(probabilities, axis=-1), self.class_ids,
@@ -92,7 +117,8 @@ class ImageClassifier(Serving):
         named = (f" ({', '.join(self.class_names)})" if self.class_names else
                  f" (class ids {', '.join(map(str, self.class_ids))})" if self.class_ids else "")
         return (f"{self.input_name}: uint8 {shape} -> probabilities [N, K] float32, class_ids [N] int64, "
-                f"classes [N] string{named}")
+                f"classes [N] string{named}; signature '{BYTES_SIGNATURE}' takes {BYTES_INPUT}: string [N] "
+                "(JPEG, PNG, BMP or GIF files' bytes, any size)")
 
 
 def class_outputs(index, class_ids=None, class_names=None) -> dict:

@@ -216,6 +216,12 @@ def test_export_round_trip_captions_raw_images_of_any_size(tiny_data_dir, tmp_pa
     Image.fromarray(raw[0]).save(tmp_path / "photo.png")
     rows = kerasapps.predict(str(path), [str(tmp_path / "photo.png")])
     assert rows[0]["captions"] == expected[0]
+    files = []  # the same pictures as PNG files' bytes: decoded inside, captioned as their pixels
+    for picture in raw:
+        Image.fromarray(picture).save(tmp_path / "photo.png")
+        files.append((tmp_path / "photo.png").read_bytes())
+    from_bytes = loaded.signatures["serving_bytes"](image_bytes=tf.constant(files))["captions"]
+    assert [c.decode() for c in from_bytes.numpy()] == expected
 
 
 @pytest.mark.realdata
