@@ -141,3 +141,40 @@ def test_out_rows_for_tables_and_regressions(tmp_path):
     assert written[0]["top_k"] == "b:0.7000 2:0.2000 a:0.1000" and written[0]["probability"] == "0.7"
     write_predictions([{"input": "d.csv[0]", "predictions": [151.5]}], tmp_path / "r.jsonl")
     assert json.loads((tmp_path / "r.jsonl").read_text()) == {"input": "d.csv:1", "prediction": 151.5}
+
+
+def test_a_folder_through_a_server(mnist, tmp_path):
+    """``--url``: the same folder expansion and --out rows as the export on this machine gives."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from kerasapps.serving.server import create_app
+
+    export, photos = mnist
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(export.parent.parent), host="127.0.0.1", port=port,
+                                           log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/models/mlp_mnist"
+        out = tmp_path / "remote.csv"
+        result = CliRunner().invoke(cli, ["predict", "--url", url, str(photos), "--out", str(out)])
+        assert result.exit_code == 0, result.stderr
+        with out.open(newline="") as handle:
+            remote = list(csv.DictReader(handle))
+        local = kerasapps.predict(export, [photos])
+        assert [(row["input"], row["class"]) for row in remote] == [(row["input"], row["classes"]) for row in local]
+        _one_line_error(CliRunner().invoke(cli, ["predict", "--url", url, "--text", "hello"]),
+                        "--text is for text models")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
