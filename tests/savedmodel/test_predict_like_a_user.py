@@ -178,3 +178,22 @@ def test_a_folder_through_a_server(mnist, tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_every_row_of_a_table_is_a_row_of_out(real_tables, tmp_path):
+    """mlp_tabular on scikit-learn's wine (classes) and diabetes (a regression): a row per table row."""
+    for name, settings in (("wine", {}), ("diabetes", {"objective": "regression"})):
+        table = real_tables[name]
+        run = kerasapps.train("mlp_tabular", data=str(table), run_dir=tmp_path / name, smoke=True, verbose=0,
+                              set=settings)
+        export = kerasapps.export(run.run_dir, out=tmp_path / "models")
+        out = tmp_path / f"{name}.jsonl"
+        rows = kerasapps.predict(export, [table], out=out)
+        written = [json.loads(line) for line in out.read_text().splitlines()]
+        count = len(table.read_text().strip().splitlines()) - 1
+        assert len(rows) == len(written) == count
+        assert [row["input"] for row in written] == [f"{table}:{i}" for i in range(1, count + 1)]
+        if name == "wine":
+            assert all(row["class"] == source["classes"] for row, source in zip(written, rows))
+        else:
+            assert all(isinstance(row["prediction"], float) for row in written), written[0]
