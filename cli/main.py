@@ -11,7 +11,9 @@ input) or 1 (failure at run time).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -290,34 +292,59 @@ def export(settings, run_dir, **options):
 
 
 @cli.command()
-@click.argument("args", nargs=-1, required=True, metavar="[MODEL] INPUT...")
+@click.argument("args", nargs=-1, metavar="[MODEL] INPUT...")
 @click_options(PredictOptions)
 @JSON
 @pass_settings
 def predict(settings, args, as_json, **options):
-    """Predict with MODEL (an export or run directory) or --url on INPUT files: images (PNG/JPEG) or .npy
-    arrays for image models, text files (one example each) for text models."""
+    """Predict with MODEL (an export or run directory) or --url on INPUTs: images (PNG/JPEG) or .npy arrays for
+    image models, text files (one example each) or --text for text models, tables (every row) for table models,
+    and folders of them (recursively). --out FILE.csv|.jsonl writes one row per input."""
     quiet_for_json(as_json)
     import kerasapps
 
     url = options["url"]
+    if not args and not options["text"]:
+        raise click.UsageError("Missing argument '[MODEL] INPUT...'.")
     if url:
         rows = kerasapps.predict(inputs=args, **options)
     else:
-        if len(args) < 2:
+        if len(args) < 2 and not (args and options["text"]):
             raise click.UsageError("give MODEL and at least one INPUT (or --url URL INPUT...)")
         settings.import_tensorflow()
         rows = kerasapps.predict(args[0], args[1:], **options)
+    with _quiet_when_the_reader_leaves():
+        _print_predictions(rows, as_json, None if url else args[0], options["out"])
+
+
+def _print_predictions(rows: list[dict], as_json: bool, model: str | None, out) -> None:
     if as_json:
         return echo_json(rows)
-    if not url:
+    if model is not None:
         from kerasapps.savedmodel.predict import known_classes
 
-        knows = known_classes(args[0])
+        knows = known_classes(model)
         if knows:  # a digit 3 given to the digits-5-9 head still gets one of 5-9: say so first
             click.echo(f"this model knows {knows} only")
+    if out is not None:
+        return click.echo(f"wrote {len(rows)} prediction{'s' * (len(rows) != 1)} to {out}")
     for row in rows:
         click.echo(f"{row['input']}: {describe_prediction(row)}")
+
+
+@contextlib.contextmanager
+def _quiet_when_the_reader_leaves():
+    """``kerasapps predict ... | head -1``: once the reader has closed the pipe, the rest of the output goes
+    nowhere and the command ends with exit 0, as a shell's own tools do (no traceback, no error line)."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit then writes nowhere
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def describe_prediction(row: dict) -> str:

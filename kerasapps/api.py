@@ -146,21 +146,46 @@ def load_model(path: PathLike, *, compile: bool = False):
 @takes(PredictOptions)
 def predict(model: PathLike | None = None, inputs: Sequence[PathLike] = (), *,
             options: PredictOptions) -> list[dict]:
-    """Predict on input files with ``model`` (an export, ``saved_models/NAME`` for its newest version, or a
+    """Predict on inputs with ``model`` (an export, ``saved_models/NAME`` for its newest version, or a
     run directory), or with the server at ``url`` (``http://HOST:PORT/v1/models/NAME``, ours or TF
     Serving). Inputs are what the signature takes: images (PNG/JPEG/BMP/GIF) or ``.npy`` arrays for
-    image inputs, text files (one example each) for string inputs. One dict per example, in order
-    (``kerasapps predict``). With ``url`` neither TensorFlow nor Keras is imported."""
-    inputs = [str(path) for path in inputs]
+    image inputs, text files (one example each) or ``text`` for string inputs, tables (every row) for a model
+    of named columns, and folders of those (recursively). They are read and predicted in chunks, with a
+    progress bar on a terminal. One dict per example, in order; with ``out``, also written there, one row per
+    input (``kerasapps predict``). With ``url`` neither TensorFlow nor Keras is imported."""
+    from kerasapps.savedmodel.collect import check_texts, expand, predict_in_chunks
+    from kerasapps.savedmodel.predictions import check_out, write_predictions
+
+    inputs, texts = [str(path) for path in inputs], assignments(options.text)
+    check_out(options.out)
+    if isinstance(options.top_k, bool) or not isinstance(options.top_k, int) or options.top_k < 1:
+        raise UsageError(f"top_k must be a whole number >= 1; got {options.top_k!r}")
     if options.url:
-        from kerasapps.serving.client import predict_url
+        from kerasapps.serving.client import predict_url, remote_input_specs
 
-        return predict_url(options.url, inputs, signature=options.signature)
-    if model is None or not inputs:
-        raise UsageError("give MODEL and at least one INPUT (or --url URL INPUT...)")
-    from kerasapps.savedmodel.predict import predict as run
+        def specs():
+            return remote_input_specs(options.url, options.signature)
 
-    return run(model, inputs, signature=options.signature)
+        def run(files):
+            return predict_url(options.url, files, signature=options.signature)
+    else:
+        if model is None or not (inputs or texts):
+            raise UsageError("give MODEL and at least one INPUT (or --url URL INPUT...)")
+        from kerasapps.savedmodel.predict import load_signature, predict_files
+
+        function = load_signature(model, options.signature)
+
+        def specs():
+            return function.inputs
+
+        def run(files):
+            return predict_files(function, files)
+    if texts:
+        check_texts(texts, specs)
+    rows = predict_in_chunks(run, expand(inputs, specs), texts=texts)
+    if options.out is not None:
+        write_predictions(rows, options.out, options.top_k)
+    return rows
 
 
 @takes(GenerateOptions)

@@ -132,6 +132,11 @@ class PredictOptions:
 
     url: str | None = option(None, "Query a running server instead: http://HOST:PORT/v1/models/NAME.")
     signature: str = option("serving_default", "The SavedModel signature to call.")
+    text: str | Sequence[str] = option((), "A text to predict on, for text models (repeatable; each is one input).",
+                                       multiple=True, metavar="TEXT")
+    out: PathLike | None = option(None, "Write one row per input to this .csv or .jsonl file (input, class, "
+                                        "probability, top_k; or prediction) instead of printing each.", path="file")
+    top_k: int = option(3, "Classes listed in --out's top_k column.", minimum=1)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -156,7 +156,11 @@ def decode_like_training(path: Path, shape: tuple, square: bool = False) -> np.n
 def predict(model, inputs: Sequence[str], *, signature: str = "serving_default") -> list[dict]:
     """Run an export or a run directory's model on input files (images, ``.npy`` arrays or text files, or
     tables for a model of named columns, as the signature takes); one dict per example, in the order given."""
-    function = load_signature(model, signature)
+    return predict_files(load_signature(model, signature), inputs)
+
+
+def predict_files(function: Signature, inputs: Sequence[str]) -> list[dict]:
+    """:func:`predict` with a signature already loaded."""
     decode = functools.partial(decode_like_training, square=function.square)
     placed = {}
     for batch, sources, positions in read_inputs(list(inputs), function.inputs, decode=decode):
