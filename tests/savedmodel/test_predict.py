@@ -120,7 +120,8 @@ def test_a_model_trained_on_larger_photos_answers_for_them_as_evaluate_scored_th
     the run's test metrics say, for the run directory and for its export alike."""
     photos = np.load(recipe_data_dir / "flickr8k_subset" / "images_64.npz")["images"][:48]
     labels = ["bright" if image.mean() > photos.mean() else "dark" for image in photos]
-    for split, part in (("train", slice(0, 32)), ("test", slice(32, 48))):
+    cut = len(photos) * 2 // 3  # 32 of the real subset's first 48; the generated subset has 20 photos
+    for split, part in (("train", slice(0, cut)), ("test", slice(cut, len(photos)))):
         for i in range(len(photos))[part]:
             folder = tmp_path / "photos" / split / labels[i]
             folder.mkdir(parents=True, exist_ok=True)
