@@ -12,7 +12,6 @@ from kerasapps.models.arguments import (
     resolve_input_shape,
 )
 from kerasapps.models.blocks import head
-from kerasapps.models.factories import takes_bn_momentum
 from kerasapps.recipes.mnist_transfer import MNIST_EPOCHS
 from kerasapps.savedmodel.signatures import ImageClassifier
 
@@ -26,7 +25,6 @@ _C1_VALID = [(5, 1, "valid"), (2, 2, "valid"), (5, 1, "valid"), (2, 2, "valid"),
 _C1_SAME = [(5, 1, "same")] + _C1_VALID[1:]
 
 
-@takes_bn_momentum()
 def lenet5(
     include_top=True,
     input_shape=None,

@@ -221,35 +221,35 @@ def resnet152(include_top=True, input_shape=None, pooling=None, classes=1000, cl
     return _resnet(152, locals())
 
 
-@takes_bn_momentum(0.9)
+@takes_bn_momentum()
 @_documented(20)
 def resnet20(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
              name="resnet20", shortcut="A", width=16, remat=False):
     return _resnet(20, locals())
 
 
-@takes_bn_momentum(0.9)
+@takes_bn_momentum()
 @_documented(32)
 def resnet32(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
              name="resnet32", shortcut="A", width=16, remat=False):
     return _resnet(32, locals())
 
 
-@takes_bn_momentum(0.9)
+@takes_bn_momentum()
 @_documented(44)
 def resnet44(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
              name="resnet44", shortcut="A", width=16, remat=False):
     return _resnet(44, locals())
 
 
-@takes_bn_momentum(0.9)
+@takes_bn_momentum()
 @_documented(56)
 def resnet56(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
              name="resnet56", shortcut="A", width=16, remat=False):
     return _resnet(56, locals())
 
 
-@takes_bn_momentum(0.9)
+@takes_bn_momentum()
 @_documented(110)
 def resnet110(include_top=True, input_shape=None, pooling=None, classes=10, classifier_activation="softmax",
               name="resnet110", shortcut="A", width=16, remat=False):

@@ -117,9 +117,9 @@ class ExportOptions:
     version: int | None = option(None, "Version number (default: next).", minimum=1)
     out: PathLike | None = option(None, f"Export root, OUT/NAME/VERSION (default: {EXPORT_ROOT} for a SavedModel, "
                                         "onnx_models, litert_models).", path="dir")
-    force: bool = option(False, "Replace an existing version.")
+    force: bool = option(False, "Replace an existing version; export a changed signature under the same name.")
     name: str | None = option(None, "Model name under the export root (default: the recipe's); a run whose "
-                                    "signature differs from the name's newest version is refused.")
+                                    "signature differs from the name's newest version is refused (unless --force).")
     format: str = option("saved_model", "saved_model (TF Serving's), onnx or litert: the last two hold the model's "
                                         "numeric core, class names beside it.")
     quantize: str = option("none", "LiteRT only: float16 weights, or int8 (post-training, calibrated on training "

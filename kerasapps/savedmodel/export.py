@@ -29,7 +29,8 @@ def export(run_dir, *, out=None, version: int | None = None, force: bool = False
     (:data:`kerasapps.savedmodel.formats.FORMATS`); ``ROOT`` is ``out``, else the format's own root
     (``saved_models`` for a SavedModel); ``NAME`` is ``name``, else the recipe's. A run whose signature differs
     from the newest version's under that name (another table's columns, other classes) is refused: a server
-    would answer the old model's clients with the new one. ``quantize`` (none, float16, int8) is LiteRT's."""
+    would answer the old model's clients with the new one (``force`` exports it anyway). ``quantize`` (none,
+    float16, int8) is LiteRT's."""
     from kerasapps.training import rundir
 
     fmt = export_format(format)
@@ -42,7 +43,8 @@ def export(run_dir, *, out=None, version: int | None = None, force: bool = False
     model_path = rundir.final_model_path(run_dir)
     model_dir = fmt.root(out) / check_model_name(name or recipe.name)
     serving = run_serving(recipe, run_dir)
-    check_same_signature(model_dir, fmt.marker, serving.describe(), name is None)
+    if not force:
+        check_same_signature(model_dir, fmt.marker, serving.describe(), name is None)
     version, target = version_folder(model_dir, fmt.marker, version, force)
     info = {"recipe": recipe.name, "version": version, "run_dir": str(Path(run_dir).resolve()), "format": fmt.name,
             "signature": serving.describe(),

@@ -127,7 +127,8 @@ def check_same_signature(model_dir: Path, marker: str, signature: str, default_n
     if before is not None and before != signature:
         hint = " (it defaults to the recipe's)" if default_name else ""
         raise UsageError(f"{model_dir} version {existing[-1]} takes and answers otherwise ({before}); this run's "
-                         f"export would be {signature}: pass another --name{hint}, so each model keeps its clients")
+                         f"export would be {signature}: pass another --name{hint}, so each model keeps its "
+                         "clients (or --force)")
 
 
 def version_folder(model_dir: Path, marker: str, version: int | None, force: bool) -> tuple[int, Path]:

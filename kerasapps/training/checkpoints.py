@@ -45,10 +45,7 @@ def save_model(model, path: Path) -> None:
 def load_model(path: Path, compile: bool = True, custom_objects=None):
     """A model saved by :func:`save_model`; ``custom_objects`` names what the compiled state needs
     beyond the registered layers (a recipe's metric functions: :func:`recipe_objects`)."""
-    import kerasapps.models.layers  # noqa: F401  (registers the canon's layers for deserialisation)
-    import kerasapps.models.recompute  # noqa: F401
-    import kerasapps.models.text  # noqa: F401  (and its text standardisation)
-    import kerasapps.training.losses  # noqa: F401  (and the losses a run may compile with)
+    import kerasapps.training.registered  # noqa: F401  (registers every custom object for deserialisation)
 
     model = keras.saving.load_model(path, compile=compile, custom_objects=custom_objects)
     rng = Path(path).with_suffix(".rng.npz")

@@ -394,14 +394,13 @@ def _batch_norms(model):
 
 
 def test_cifar_recipes_average_batch_norm_statistics_with_torchs_momentum(tmp_path):
-    """The ImageNet-shaped factories keep Keras' 0.99 (keras.applications parity), the CIFAR ResNets' default
-    to Torch's 0.9 (``bn_momentum``, as they trained); the CIFAR recipes set bn_momentum (0.9), also inside
-    recomputed blocks (sqrt: two updates per step), and the saved model keeps it."""
+    """Factories keep Keras' 0.99 (keras.applications parity; ``bn_momentum`` changes it); the CIFAR recipes set
+    bn_momentum (0.9), also inside recomputed blocks (sqrt: two updates per step), and the saved model keeps it."""
     import kerasapps
     from kerasapps.training import checkpoints
 
     assert {bn.momentum for bn in _batch_norms(FACTORIES["resnet50"](input_shape=(32, 32, 3), classes=10))} == {0.99}
-    assert {bn.momentum for bn in _batch_norms(FACTORIES["resnet20"](input_shape=(32, 32, 3), classes=10))} == {0.9}
+    assert {bn.momentum for bn in _batch_norms(FACTORIES["resnet20"](input_shape=(32, 32, 3), classes=10))} == {0.99}
     recipe = kerasapps.get_recipe("resnet20_cifar10")
     model = recipe.build(recipe.resolve(overrides=["width=4"]))
     assert {bn.momentum for bn in _batch_norms(model)} == {0.9}

@@ -37,6 +37,8 @@ def test_another_signature_needs_its_own_name(real_tables, tmp_path):
     assert info["recipe"] == "mlp_tabular" and "prediction" in info["signature"]
     answers = kerasapps.predict(tmp_path / "saved_models" / "diabetes", [real_tables["diabetes"]])
     assert len(answers) == 442 and all(np.isfinite(row["prediction"]) for row in answers)
+    forced = kerasapps.export(diabetes.run_dir, force=True)  # the user's explicit choice: the next version
+    assert forced.name == "3" and "prediction" in json.loads((forced / EXPORT_INFO).read_text())["signature"]
     bad = CliRunner().invoke(cli, ["export", str(diabetes.run_dir), "--name", "../up"])
     assert bad.exit_code == 2 and "a model name is letters, digits" in bad.stderr
 
@@ -49,6 +51,10 @@ def test_a_runs_model_loads_in_another_program(recipe_data_dir, tmp_path):
     plain = subprocess.run([sys.executable, "-c", "import keras, sys; keras.saving.load_model(sys.argv[1])",
                             str(run.run_dir / "model.keras")], capture_output=True, text=True)
     assert plain.returncode != 0 and "ChannelPadding" in plain.stderr  # what a user met before
+    registered = subprocess.run([sys.executable, "-c", "import keras, sys, kerasapps.training.registered; "
+                                 "print(keras.saving.load_model(sys.argv[1]).count_params())",
+                                 str(run.run_dir / "model.keras")], capture_output=True, text=True)
+    assert registered.returncode == 0, registered.stderr[-2000:]  # the README's plain-Keras way
     script = ("import sys, numpy as np, kerasapps; model = kerasapps.load_model(sys.argv[1]); "
               "np.save(sys.argv[3], model.predict(np.load(sys.argv[2]).astype('float32'), verbose=0))")
     done = subprocess.run([sys.executable, "-c", script, str(run.run_dir), str(tmp_path / "images.npy"),
