@@ -24,8 +24,13 @@ def photos(real_data_dir, tmp_path_factory):
     return photo_folder(real_data_dir, tmp_path_factory.mktemp("photos") / "photos")
 
 
-def test_image_transfer_at_its_defaults_recalls_the_minority_class(photos, tmp_path):
-    run = kerasapps.train("image_transfer", data=str(photos), run_dir=tmp_path / "run", verbose=0)
+@pytest.fixture(scope="module")
+def run(photos, tmp_path_factory):
+    return kerasapps.train("image_transfer", data=str(photos), run_dir=tmp_path_factory.mktemp("run") / "run",
+                           verbose=0)
+
+
+def test_image_transfer_at_its_defaults_recalls_the_minority_class(photos, run):
     files = {label: sorted((photos / "test" / label).glob("*.png")) for label in ("dog", "people")}
     assert 0.15 < len(files["dog"]) / (len(files["dog"]) + len(files["people"])) < 0.3  # the minority
     answers = {label: [row["classes"] for row in kerasapps.predict(run.run_dir, paths)]
@@ -45,3 +50,17 @@ def test_image_transfer_at_its_defaults_recalls_the_minority_class(photos, tmp_p
     for name in ("confusion_matrix-test.png", "mistakes-test.png"):
         with Image.open(run.run_dir / name) as picture:
             assert picture.format == "PNG" and min(picture.size) > 200
+
+
+def test_the_photo_classifier_answers_alike_as_a_savedmodel_onnx_and_int8_litert(photos, run, tmp_path):
+    """The issue's user: one photo classifier (any input size: the files are fitted as training read them)
+    exported three ways, and predict gives the same classes from each on the real test photos."""
+    files = sorted((photos / "test").rglob("*.png"))
+    truth = np.array([path.parent.name for path in files])
+    answers = {}
+    for fmt, quantize in (("saved_model", "none"), ("onnx", "none"), ("litert", "int8")):
+        export = kerasapps.export(run.run_dir, out=tmp_path / fmt, format=fmt, quantize=quantize)
+        answers[fmt] = np.array([row["classes"] for row in kerasapps.predict(export, files)])
+    assert np.mean(answers["onnx"] == answers["saved_model"]) >= 0.995
+    accuracy = {fmt: np.mean(found == truth) for fmt, found in answers.items()}
+    assert abs(accuracy["litert"] - accuracy["saved_model"]) <= 0.02, accuracy  # int8: within 2 photos in 100
