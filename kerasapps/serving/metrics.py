@@ -36,6 +36,7 @@ import time
 __all__ = ["ServingMetrics", "PATH", "REST", "GRPC", "note_call", "note_version", "LATENCY_BUCKETS_US"]
 
 PATH = "/monitoring/prometheus/metrics"  # TF Serving's default prometheus_config path
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format generate_latest writes
 REST, GRPC = "REST", "GRPC"  # the entrypoint label's values, TF Serving's
 LATENCY_BUCKETS_US = tuple(10.0 * 1.8 ** i for i in range(33))  # TF Serving's: Buckets::Exponential(10, 1.8, 33)
 
@@ -130,10 +131,9 @@ class ServingMetrics:
 
     def endpoint(self):
         """The Starlette endpoint of :data:`PATH`."""
-        from prometheus_client import CONTENT_TYPE_LATEST
         from starlette.responses import Response
 
         async def metrics(request):
-            return Response(self.exposition(), media_type=CONTENT_TYPE_LATEST)
+            return Response(self.exposition(), media_type=CONTENT_TYPE)
 
         return metrics

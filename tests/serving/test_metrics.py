@@ -63,7 +63,7 @@ def scrape(client) -> list[tuple[str, dict, float]]:
     """Every sample at the metrics path: (name, labels, value)."""
     response = client.get(PATH)
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(response.text)
             for s in family.samples]
 
