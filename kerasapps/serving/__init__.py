@@ -11,5 +11,7 @@ REST API and, on request, its gRPC API, and a client for any such server.
   its cancellable signature calls) and :mod:`.model_config` (names, version policies, the model config parser);
 - limits and errors: :mod:`.options` (every option and its default), :mod:`.http_limits` (what uvicorn accepts
   before the app sees a request), :mod:`.errors` (the one error type and its JSON body);
+- :mod:`.metrics`: with ``monitoring``, Prometheus metrics at TF Serving's ``/monitoring/prometheus/metrics``
+  (requests by model, version, API, entrypoint and status; latency; in-flight and queued calls; load failures);
 - :mod:`.client`: asking any TF Serving-compatible REST server (no TensorFlow needed).
 """

@@ -15,7 +15,8 @@ cancelled (its ops stop, as TF Serving cancels ``Session::Run``) and its thread 
 ``max_in_flight`` model calls run at once and ``max_queued`` wait, the rest get 503 (:class:`Slots`); status,
 metadata and model loads run on threads of their own (:meth:`~ServingCore.in_pool`), so a busy model never makes a
 status request wait. :meth:`~ServingCore.running` is the core's life: the model base poller while it runs, the
-threads shut down after.
+threads shut down after. With ``monitoring`` the core holds the server's metrics
+(:mod:`kerasapps.serving.metrics`): the front ends measure their requests, the core notes the version resolved.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from kerasapps.serving.errors import ServingError
+from kerasapps.serving.metrics import note_version
 from kerasapps.serving.options import ServingOptions
 from kerasapps.serving.repository import ModelRepository
 from kerasapps.serving.servable import DEFAULT_SIGNATURE, Cancellation
@@ -74,6 +76,11 @@ class Slots:
                     self._waiting.remove(future)
             raise
 
+    @property
+    def queued(self) -> int:
+        """Model calls waiting for a slot now."""
+        return len(self._waiting)
+
     def release(self) -> None:
         while self._waiting:
             future = self._waiting.popleft()
@@ -84,7 +91,8 @@ class Slots:
 
 
 class ServingCore:
-    """The state one server shares between its front ends: repository, threads, slots, batcher."""
+    """The state one server shares between its front ends: repository, threads, slots, batcher, and with
+    ``monitoring`` the metrics (``metrics``, a :class:`~kerasapps.serving.metrics.ServingMetrics`, else None)."""
 
     def __init__(self, model_base, options: ServingOptions):
         self.options = options
@@ -104,6 +112,13 @@ class ServingCore:
             from kerasapps.serving.batching import DynamicBatcher
 
             self.batcher = DynamicBatcher(self.call_model, options.max_batch_size, options.batch_timeout_ms / 1000.0)
+        self.metrics = None
+        if options.monitoring:
+            from kerasapps.serving.metrics import ServingMetrics
+
+            self.metrics = ServingMetrics(self.repository.knows)
+            self.metrics.track_slots(self.slots)
+            self.repository.on_load_failure = self.metrics.load_failed
 
     # -- threads and life ----------------------------------------------------------
     def pool(self, kind: str = "model") -> ThreadPoolExecutor:
@@ -165,11 +180,12 @@ class ServingCore:
     # -- models ----------------------------------------------------------------------
     async def resolve(self, name: str, version: int | None = None, label: str | None = None):
         """The servable for a model spec (404 unknown, 400 bad label)."""
-        if label is None:
-            servable = self.repository.get_cached(name, version)
-            if servable is not None:
-                return servable
-        return await self.in_pool(self.repository.get, name, version, label)
+        servable = self.repository.get_cached(name, version) if label is None else None
+        if servable is None:
+            servable = await self.in_pool(self.repository.get, name, version, label)
+        if self.metrics is not None:
+            note_version(servable.version)
+        return servable
 
     async def status(self, name: str, version: int | None = None, label: str | None = None) -> list[dict]:
         """TF Serving's ``model_version_status`` rows of a model spec, newest version first."""

@@ -71,6 +71,7 @@ from kerasapps.serving.grpc_messages import (
     to_tensor_proto,
     version_choice,
 )
+from kerasapps.serving.metrics import GRPC, note_call
 from kerasapps.serving.servable import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 
 logger = logging.getLogger("kerasapps.serving")
@@ -120,6 +121,16 @@ def _details(message: str) -> str:
     return text if len(text) <= MAX_DETAILS else text[:MAX_DETAILS] + "...TRUNCATED"
 
 
+def _code_name(code) -> str:
+    """The name of a gRPC code, given as a ``grpc.StatusCode`` or its number."""
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    for known in grpc.StatusCode:
+        if known.value[0] == code:
+            return known.name
+    return str(code)
+
+
 class _Handler:
     """What both servicers share: the serving core, deadlines and the error mapping."""
 
@@ -137,7 +148,23 @@ class _Handler:
         return budget
 
     async def answer(self, context, method: str, handle, request):
-        """Run ``handle(request, deadline_s)``, answering errors with TF Serving's gRPC statuses."""
+        """Run ``handle(request, deadline_s)``, answering errors with TF Serving's gRPC statuses (and measuring
+        the request with ``monitoring``)."""
+        metrics = self.core.metrics
+        if metrics is None:
+            return await self._answer(context, method, handle, request)
+        with metrics.request(GRPC) as status:
+            status[0] = grpc.StatusCode.CANCELLED.name  # unless an answer or an error code comes
+            note_call(method, request.model_spec.name if request.HasField("model_spec") else "")
+            try:
+                response = await self._answer(context, method, handle, request)
+            except grpc.aio.AbortError:
+                status[0] = _code_name(context.code())
+                raise
+            status[0] = grpc.StatusCode.OK.name
+            return response
+
+    async def _answer(self, context, method: str, handle, request):
         try:
             deadline_s = self.deadline_s(context)
             try:

@@ -48,6 +48,9 @@ class ServingOptions:
                                   minimum=1)
     load_retry_interval_s: float = option(5.0, "Seconds before a failed load is retried.",
                                           flag="--load-retry-interval", minimum=0)
+    monitoring: bool = option(False, "Serve Prometheus metrics at /monitoring/prometheus/metrics (TF Serving's path): "
+                                     "requests, latency, in-flight and queued calls, load failures.",
+                              flag="--monitoring/--no-monitoring")
     poll_interval_s: float = option(2.0, "Seconds between looks at the model base for new or removed versions "
                                          "(0: on every request).", flag="--poll-interval", minimum=0)
 

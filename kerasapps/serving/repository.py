@@ -79,6 +79,14 @@ class ModelRepository:
         self._models: dict[str, _ModelState] = {}
         self._lock = threading.Lock()
         self._load_locks: dict[tuple, threading.Lock] = {}
+        self.on_load_failure = None  # called (name, version) in the loading thread when a load fails
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is a configured model or one found on disk (no disk access here)."""
+        if self.sources is not None:
+            return name in self.sources
+        with self._lock:
+            return name in self._models
 
     # -- disk -----------------------------------------------------------------
     def source(self, name: str) -> ModelSource | None:
@@ -205,6 +213,8 @@ class ModelRepository:
                                    message, self.load_retry_interval_s)
                 with self._lock:
                     state.failed[version] = (stamp, message, time.monotonic())
+                if self.on_load_failure is not None:
+                    self.on_load_failure(name, version)
                 raise ServingError(
                     404, f"Servable not found for request: Specific({name}, {version}); "
                     f"it failed to load: {message}") from exc

@@ -29,6 +29,7 @@ import time
 from urllib.parse import unquote
 
 from kerasapps.serving.errors import ServingError
+from kerasapps.serving.metrics import REST, note_call
 from kerasapps.serving.model_config import parse_version, validate_model_name
 from kerasapps.serving.servable import DEFAULT_SIGNATURE
 
@@ -73,8 +74,18 @@ class RestApi:
     def __init__(self, core):
         self.core = core
         self.options = core.options
+        self.metrics = core.metrics
 
     async def dispatch(self, request):
+        if self.metrics is None:
+            return await self._answer(request)
+        with self.metrics.request(REST) as status:
+            status[0] = "499"  # the client went away (the request was cancelled) unless a response is made
+            response = await self._answer(request)
+            status[0] = str(response.status_code)
+            return response
+
+    async def _answer(self, request):
         try:
             return await self._dispatch(request)
         except ServingError as exc:
@@ -93,12 +104,16 @@ class RestApi:
         match = _PREDICT_PATH.fullmatch(path) if method == "POST" else None
         if match:
             name, version, label = self._model_spec(match, encoded)
+            if self.metrics is not None:
+                note_call(match[4].capitalize(), name)
             return await self._post(request, name, version, label, match[4].lower())
         match = _STATUS_PATH.fullmatch(path) if method == "GET" else None
         if match:
             if match[1] is None:
                 raise ServingError(400, "Missing model name in request.")
             name, version, label = self._model_spec(match, encoded)
+            if self.metrics is not None:
+                note_call("GetModelMetadata" if match[4] else "GetModelStatus", name)
             async with self.core.deadline():
                 if match[4]:
                     return _json(await self.core.metadata(name, version, label))

@@ -11,8 +11,9 @@ connections).
 
 Without a version the newest version the model's policy serves answers (see
 :mod:`kerasapps.serving.repository`): new versions are found without a restart, removed ones unloaded.
-``batching=True`` adds dynamic batching (:mod:`kerasapps.serving.batching`). Binds 127.0.0.1 by default;
-there is no authentication, so put a proxy in front before exposing it.
+``batching=True`` adds dynamic batching (:mod:`kerasapps.serving.batching`), ``monitoring=True`` Prometheus
+metrics at TF Serving's ``/monitoring/prometheus/metrics`` (:mod:`kerasapps.serving.metrics`; 404 without).
+Binds 127.0.0.1 by default; there is no authentication, so put a proxy in front before exposing it.
 
 Example::
 
@@ -78,7 +79,12 @@ def create_app(model_base, options: ServingOptions | None = None, **overrides):
         logger.warning("Model base %s does not exist (yet); every model is 404 until it does",
                        model_base)
     core = ServingCore(model_base, options)
-    app = Starlette(routes=[Route("/{path:path}", RestApi(core).dispatch, methods=METHODS)], lifespan=_lifespan)
+    routes = [Route("/{path:path}", RestApi(core).dispatch, methods=METHODS)]
+    if core.metrics is not None:
+        from kerasapps.serving.metrics import PATH
+
+        routes.insert(0, Route(PATH, core.metrics.endpoint(), methods=["GET"]))
+    app = Starlette(routes=routes, lifespan=_lifespan)
     app.state.server = core
     app.state.repository = core.repository
     app.state.grpc_port = None
