@@ -19,6 +19,7 @@ from kerasapps.core.errors import UsageError
 from kerasapps.savedmodel.formats import EXPORT_INFO
 
 
+@pytest.mark.slow  # trains and exports several runs (the full suite runs it)
 def test_another_signature_needs_its_own_name(real_tables, tmp_path):
     wine = kerasapps.train("mlp_tabular", data=str(real_tables["wine"]), run_dir=tmp_path / "wine", verbose=0,
                            epochs=2)
@@ -43,6 +44,7 @@ def test_another_signature_needs_its_own_name(real_tables, tmp_path):
     assert bad.exit_code == 2 and "a model name is letters, digits" in bad.stderr
 
 
+@pytest.mark.slow  # trains and exports several runs (the full suite runs it)
 def test_a_runs_model_loads_in_another_program(recipe_data_dir, tmp_path):
     run = kerasapps.train("resnet20_cifar10", run_dir=tmp_path / "run", data_dir=recipe_data_dir, smoke=True,
                           verbose=0)

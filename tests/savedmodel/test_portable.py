@@ -50,6 +50,7 @@ def test_mnist_in_every_format_answers_as_the_saved_model(real_data_dir, tmp_pat
         list(reference[:20])
 
 
+@pytest.mark.slow  # trains and exports several runs (the full suite runs it)
 def test_a_table_in_every_format_answers_as_the_saved_model_missing_cells_too(real_tables, tmp_path):
     wine = real_tables["wine"]
     run = kerasapps.train("mlp_tabular", data=str(wine), run_dir=tmp_path / "run", verbose=0, epochs=30)

@@ -180,13 +180,14 @@ def test_a_folder_through_a_server(mnist, tmp_path):
         thread.join(timeout=10)
 
 
+@pytest.mark.slow  # trains and exports several runs (the full suite runs it)
 def test_every_row_of_a_table_is_a_row_of_out(real_tables, tmp_path):
     """mlp_tabular on scikit-learn's wine (classes) and diabetes (a regression): a row per table row."""
     for name, settings in (("wine", {}), ("diabetes", {"objective": "regression"})):
         table = real_tables[name]
         run = kerasapps.train("mlp_tabular", data=str(table), run_dir=tmp_path / name, smoke=True, verbose=0,
                               set=settings)
-        export = kerasapps.export(run.run_dir, out=tmp_path / "models")
+        export = kerasapps.export(run.run_dir, out=tmp_path / "models", name=name)  # two signatures: two names
         out = tmp_path / f"{name}.jsonl"
         rows = kerasapps.predict(export, [table], out=out)
         written = [json.loads(line) for line in out.read_text().splitlines()]
