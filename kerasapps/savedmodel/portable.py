@@ -86,12 +86,34 @@ def write_onnx(recipe, hp, run_dir, model_path, folder: Path, bar) -> dict:
                                                   output_names=list(outputs.values()), opset=ONNX_OPSET)
     except Exception as exc:  # tf2onnx raises what its op handlers raise
         raise RunError(f"tf2onnx could not convert {recipe.name}: {_first_line(exc)}") from None
+    missing = sorted({node.op_type for node in proto.graph.node if node.domain in ("", "ai.onnx")
+                      and not onnx_op_exists(node.op_type)})
+    if missing:  # tf2onnx leaves an op it cannot convert as it was, and onnxruntime refuses the file
+        raise UsageError(f"recipe {recipe.name!r}: {_unheld('ONNX has no op', missing)} in its model; export it "
+                         "as a SavedModel")
     _rename(proto.graph, {**{v: k for k, v in inputs.items()}, **{v: k for k, v in outputs.items()}})
     (folder / "model.onnx").write_bytes(proto.SerializeToString())
     bar.advance()
     info["outputs"] = sorted(outputs)
     bar.advance()
     return info
+
+
+# what TensorFlow ops the converters cannot hold do, for the one-line refusal
+UNHELD = {"ScaleAndTranslate": "an antialiased resize inside the model", "DecodeImage": "image decoding",
+          "StringLower": "text standardisation"}
+
+
+def _unheld(what: str, ops) -> str:
+    """``recipe's model needs OP (what it does)`` for the one-line refusal."""
+    said = [f"{op} ({UNHELD[op]})" if op in UNHELD else op for op in ops]
+    return f"{what} for {', '.join(said)}"
+
+
+def onnx_op_exists(op_type: str) -> bool:
+    import onnx.defs
+
+    return onnx.defs.has(op_type)
 
 
 def _rename(graph, names: dict[str, str]) -> None:
@@ -145,8 +167,10 @@ def write_litert(recipe, hp, run_dir, model_path, folder: Path, bar, quantize: s
         else:
             flat = converter().convert()
     except Exception as exc:
-        raise RunError(f"the LiteRT converter could not convert {recipe.name} with built-in ops only: "
-                       f"{_first_line(exc)}") from None
+        ops = sorted(name for name in UNHELD if name in str(exc))
+        said = _unheld("LiteRT has no built-in op", ops) + " in its model" if ops else \
+            f"LiteRT's built-in ops cannot hold its model: {_first_line(exc)}"
+        raise UsageError(f"recipe {recipe.name!r}: {said}; export it as a SavedModel") from None
     finally:
         shutil.rmtree(saved, ignore_errors=True)
     (folder / "model.tflite").write_bytes(flat)
