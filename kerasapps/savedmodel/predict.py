@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import UsageError
+from kerasapps.savedmodel import portable, saved_model  # noqa: F401  (register the formats predict reads)
 from kerasapps.savedmodel.formats import EXPORT_INFO, SAVED_MODEL_MARKER, is_export, versions
 from kerasapps.savedmodel.functions import run_serving, serving_function, serving_model
 from kerasapps.savedmodel.inputs import InputSpec, read_inputs

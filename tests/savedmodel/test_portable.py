@@ -4,6 +4,9 @@ one line; ``predict`` runs every format with the same command."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -43,11 +46,13 @@ def test_mnist_in_every_format_answers_as_the_saved_model(real_data_dir, tmp_pat
             assert abs(np.mean(answers == truth) - accuracy) <= 0.01, (fmt, quantize)
         else:
             assert np.mean(answers == reference) >= 0.995, (fmt, quantize)
-    printed = CliRunner().invoke(cli, ["predict", str(tmp_path / "onnx_models" / "mlp_mnist"),
-                                       str(tmp_path / "test.npy")])
-    assert printed.exit_code == 0, printed.output
-    assert [line.split("class ")[1].split(" ")[0] for line in printed.stdout.splitlines()[:20]] == \
-        list(reference[:20])
+    for root in ("onnx_models", "litert_models"):  # a fresh process, as a user runs it: the formats are known
+        printed = subprocess.run([sys.executable, "-m", "kerasapps.cli.main", "predict",
+                                  str(tmp_path / root / "mlp_mnist"), str(tmp_path / "test.npy")],
+                                 capture_output=True, text=True)
+        assert printed.returncode == 0, printed.stderr[-2000:]
+        assert [line.split("class ")[1].split(" ")[0] for line in printed.stdout.splitlines()[:20]] == \
+            list(reference[:20]), root
 
 
 @pytest.mark.slow  # trains and exports several runs (the full suite runs it)
