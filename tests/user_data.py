@@ -1,10 +1,15 @@
 """User-style data built from real data sets, for the tests that train on them: tables as CSV files, and the
-Flickr8k photos as an imbalanced photo folder. Imported by name (``from user_data import ...``), not through
-``conftest``: with a second conftest under ``tests/serving``, ``conftest`` names whichever was collected last."""
+Flickr8k photos as an imbalanced photo folder; and a real server on 127.0.0.1 for the tests that call one.
+Imported by name (``from user_data import ...``), not through ``conftest``: with a second conftest under
+``tests/serving``, ``conftest`` names whichever was collected last."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +69,32 @@ def photo_folder(data_dir: Path, root: Path, odd: bool = False) -> Path:
             picture = Image.fromarray(np.pad(images[entry["index"]], ((0, 0), (9, 9), (0, 0))))
         picture.save(folder / f"{entry['index']:04d}.jpg", quality=90)
     return root
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live_server(app, **uvicorn_options):
+    """Run ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields ``(base_url, uvicorn.Server)``."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", **uvicorn_options))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start within 30 s"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

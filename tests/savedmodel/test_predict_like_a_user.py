@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from user_data import live_server
 
 import kerasapps
 from kerasapps.cli.main import cli
@@ -145,27 +146,11 @@ def test_out_rows_for_tables_and_regressions(tmp_path):
 
 def test_a_folder_through_a_server(mnist, tmp_path):
     """``--url``: the same folder expansion and --out rows as the export on this machine gives."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
     from kerasapps.serving.server import create_app
 
     export, photos = mnist
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(export.parent.parent), host="127.0.0.1", port=port,
-                                           log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        url = f"http://127.0.0.1:{port}/v1/models/mlp_mnist"
+    with live_server(create_app(export.parent.parent)) as (base, _):
+        url = f"{base}/v1/models/mlp_mnist"
         out = tmp_path / "remote.csv"
         result = CliRunner().invoke(cli, ["predict", "--url", url, str(photos), "--out", str(out)])
         assert result.exit_code == 0, result.stderr
@@ -175,9 +160,6 @@ def test_a_folder_through_a_server(mnist, tmp_path):
         assert [(row["input"], row["class"]) for row in remote] == [(row["input"], row["classes"]) for row in local]
         _one_line_error(CliRunner().invoke(cli, ["predict", "--url", url, "--text", "hello"]),
                         "--text is for text models")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.mark.slow  # trains and exports several runs (the full suite runs it)

@@ -6,40 +6,9 @@ Test modules here import it by name (pytest puts this folder on ``sys.path``); t
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import threading
-import time
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def live_server(app, **uvicorn_options):
-    """Run ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields ``(base_url, uvicorn.Server)``."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", **uvicorn_options))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start within 30 s"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", server
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+from user_data import free_port, live_server  # noqa: F401  (the serving tests import them from here)
 
 
 def write_image_model(path, seed: int) -> None:
@@ -126,3 +95,20 @@ def images(n, seed=0):
     import numpy as np
 
     return np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+
+
+def write_spin_model(path) -> None:
+    """int64 scalar 'n' -> {'total'}: counts to n in a while loop (about 3 us a step), a slow model."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int64, name="n")])
+    def spin(n):
+        _, total = tf.while_loop(lambda i, t: i < n, lambda i, t: (i + 1, t + 1.0),
+                                 [tf.constant(0, tf.int64), tf.constant(0.0)])
+        return {"total": total}
+
+    archive.add_endpoint("serving_default", spin)
+    archive.write_out(str(path), verbose=False)

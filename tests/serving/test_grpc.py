@@ -19,7 +19,7 @@ pytest.importorskip("tensorflow_serving")
 pytest.importorskip("starlette")
 pytest.importorskip("httpx2")  # what starlette.testclient uses
 
-from serving_helpers import images, reference, write_image_model, write_text_model  # noqa: E402
+from serving_helpers import images, reference, write_image_model, write_spin_model, write_text_model  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 from tensorflow.core.framework import tensor_pb2  # noqa: E402
 from tensorflow_serving.apis import (  # noqa: E402
@@ -45,19 +45,6 @@ CODE = grpc.StatusCode
 export_image_model = write_image_model
 export_text_model = write_text_model
 
-
-def export_spin_model(path):
-    """int64 scalar 'n' -> {'total'}: counts to n in a while loop (about 3 us a step), a slow model."""
-    archive = keras.export.ExportArchive()
-
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int64, name="n")])
-    def spin(n):
-        _, total = tf.while_loop(lambda i, t: i < n, lambda i, t: (i + 1, t + 1.0),
-                                 [tf.constant(0, tf.int64), tf.constant(0.0)])
-        return {"total": total}
-
-    archive.add_endpoint("serving_default", spin)
-    archive.write_out(str(path), verbose=False)
 
 
 WEIGHTS = np.array([[1.0, -1.0, 0.5], [2.0, 0.0, -0.5]], np.float32)
@@ -96,7 +83,7 @@ def model_base(tmp_path_factory):
     export_image_model(base / "mnist" / "2", seed=2)
     export_text_model(base / "text" / "1")
     export_tf1_examples_model(base / "census" / "3")
-    export_spin_model(base / "spin" / "1")
+    write_spin_model(base / "spin" / "1")
     # TF Serving's model config: every mnist version served (the default policy serves the latest only).
     config = ["model_config_list {"]
     for name in ("mnist", "text", "census", "spin"):

@@ -22,7 +22,7 @@ pytest.importorskip("prometheus_client")
 
 from click.testing import CliRunner  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-from serving_helpers import export_constant  # noqa: E402
+from serving_helpers import export_constant, write_spin_model  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
@@ -37,25 +37,12 @@ LOAD_FAILURES = "kerasapps_serving_model_load_failures_total"
 TIMEOUT = 60
 
 
-def export_spin_model(path):
-    """int64 scalar 'n' -> {'total'}: counts to n in a while loop (about 3 us a step), a slow model."""
-    archive = keras.export.ExportArchive()
-
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int64, name="n")])
-    def spin(n):
-        _, total = tf.while_loop(lambda i, t: i < n, lambda i, t: (i + 1, t + 1.0),
-                                 [tf.constant(0, tf.int64), tf.constant(0.0)])
-        return {"total": total}
-
-    archive.add_endpoint("serving_default", spin)
-    archive.write_out(str(path), verbose=False)
-
 
 @pytest.fixture(scope="module")
 def model_base(tmp_path_factory):
     base = tmp_path_factory.mktemp("metrics") / "models"
     export_constant(base / "m" / "1", 1.0)
-    export_spin_model(base / "spin" / "1")
+    write_spin_model(base / "spin" / "1")
     return base
 
 
