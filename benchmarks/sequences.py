@@ -11,7 +11,7 @@ Schmidhuber 1997), measured.
     python benchmarks/sequences.py imdb --data-dir ../shared/data --epochs 3
         imdb_sentiment test accuracy (target >= 0.87)
 
-Each prints a markdown table; the README quotes them with these commands.
+Each prints a markdown table; docs/benchmarks.md quotes them with these commands.
 """
 
 from __future__ import annotations

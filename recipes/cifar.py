@@ -54,7 +54,7 @@ def cnn_hparams(*, dropout=0.5, lrn=None, batch_norm=False, fc_units=None) -> di
 # Today's practice the CIFAR ResNets were given (issue 26, chosen for ResNet-20 on the subset's validation split:
 # with batch 64, rate 0.05 and weight decay 5e-4, 8.8 points over the old defaults at 40 epochs). The ImageNet-era
 # CNNs take these two keys beside their own optimiser settings, checked on 2-epoch runs against their old
-# defaults (README, "How the defaults were chosen"); ResNet-56 takes ResNet-20's whole setting.
+# defaults (the docs, "How the defaults were chosen"); ResNet-56 takes ResNet-20's whole setting.
 PRACTICE = {"label_smoothing": 0.1, "random_erasing": 0.25}
 
 

@@ -4,7 +4,7 @@ defaults since issue 26) and, with ``recurrent=true``, a bidirectional LSTM besi
 Why the defaults leave the LSTM out: on the validation splits of 3,000 reviews and of the full 25,000, the
 linear NBSVM path alone (Wang & Manning 2012) scored above the same path beside a recurrent one, and trained in
 about half the time; a recurrent path fits a small training set within a couple of epochs and stops the run
-before the linear path has learnt (the settings and scores are in the README, "How the defaults were chosen").
+before the linear path has learnt (the settings and scores are in the docs, "How the defaults were chosen").
 
 Data: Maas et al., "Learning Word Vectors for Sentiment Analysis" (ACL 2011): 25,000
 training and 25,000 test reviews, label 1 = positive. The model takes the raw review
@@ -282,7 +282,7 @@ IMDB_SENTIMENT = Recipe(
     # epochs follow the data (the 2 epochs of the 22,500 built-in reviews: 17 of 2,700) and stop early, and the
     # NBSVM path trains alone: chosen on the validation split of 3,000 reviews over 3 seeds (0.886 against 0.844
     # with the small LSTM beside it) and checked on the built-in set's (0.920 against 0.912, in 40% of the time;
-    # README, "How the defaults were chosen"). With `recurrent=true` the LSTM beside it is small (16 units,
+    # the docs, "How the defaults were chosen"). With `recurrent=true` the LSTM beside it is small (16 units,
     # 32-dimensional embeddings, learning rate 3e-3, the best of that pairing); Keras's example's bidirectional
     # LSTM alone is `--set recurrent=true --set wide_ngrams=0 --set units=64 --set embedding_dim=128 --set
     # learning_rate=0.001` away

@@ -137,7 +137,7 @@ LENET5_MNIST = Recipe(
         "pooling_type": HParam("avg", str, "S2/S4 subsampling: avg (the paper) or max", choices=("avg", "max")),
     },
     # since issue 26: a cosine decay from 3e-3 (was 1e-3) and label smoothing 0.1, chosen on the validation splits
-    # over 3 seeds (README, "How the defaults were chosen"): 0.9880 against 0.9831 on MNIST, and ahead on 5,000
+    # over 3 seeds (the docs, "How the defaults were chosen"): 0.9880 against 0.9831 on MNIST, and ahead on 5,000
     # digits as a PNG folder; the previous defaults are `--set learning_rate=0.001 --set label_smoothing=0` away
     defaults={"optimizer": "adam", "learning_rate": 3e-3, "lr_schedule": "cosine", "label_smoothing": 0.1,
               "batch_size": 128, **MNIST_EPOCHS},

@@ -91,7 +91,7 @@ MLP_MNIST = Recipe(
         "batch_norm": HParam(False, bool, "batch normalisation before each activation"),
         "maxout_pieces": HParam(2, int, "linear pieces per maxout unit", minimum=2),
     },
-    # since issue 26: a cosine decay from 3e-3, chosen on the validation splits over 3 seeds (README, "How the
+    # since issue 26: a cosine decay from 3e-3, chosen on the validation splits over 3 seeds (the docs, "How the
     # defaults were chosen"): 0.9837 against 0.9756 on MNIST, 0.9540 against 0.9460 on 5,000 digits as a PNG
     # folder; label smoothing 0.1 on top, 0.9853 and 0.9587. Smoothing is `auto` (0.1 on the cross-entropy, 0 on
     # the other losses users compare here: hinge and squared error take the plain targets). The classic constant

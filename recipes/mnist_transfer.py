@@ -11,7 +11,7 @@ finetune_batch_size=128``); ported literally it reaches about 99.6-99.7% on digi
 CNN, then 10 epochs at batch 128 and 2e-3 for the new head, which trains on the frozen features computed once
 (``cache_features``), so its epochs cost a fraction of the first stage's. Both stages compute in bfloat16
 where the CPU has AMX-BF16 (``precision=auto``; 1.8x the float32 throughput of the convolutions there, at the
-same validation accuracy over 3 seeds); the saved and exported model is float32 (README lists the numbers).
+same validation accuracy over 3 seeds); the saved and exported model is float32 (docs/benchmarks.md lists the numbers).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ MNIST_TRANSFER = Recipe(
         "finetune_batch_size": HParam(128, int, "batch size of stage 'finetune' (the head trains on the frozen "
                                       "features computed once)", minimum=1),
         # unset by default, as before the key (both stages smooth by label_smoothing, 0): on the validation
-        # splits over 3 seeds (README, "How the defaults were chosen"), smoothing both stages by 0.1 lifted the
+        # splits over 3 seeds (the docs, "How the defaults were chosen"), smoothing both stages by 0.1 lifted the
         # new head (0.9932 against 0.9915) and lowered the pretraining (0.9958 against 0.9969), and smoothing the
         # head's stage alone did not lift it (0.9910)
         "finetune_label_smoothing": HParam(None, float, "label smoothing of stage 'finetune' (unset: "

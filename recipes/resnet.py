@@ -258,7 +258,7 @@ def resnet110(include_top=True, input_shape=None, pooling=None, classes=10, clas
 
 # ---------------------------------------------------------------------------- recipes
 
-# ResNet-20's defaults were re-chosen on the CIFAR-10 subset's validation split over 3 seeds (README, "How the
+# ResNet-20's defaults were re-chosen on the CIFAR-10 subset's validation split over 3 seeds (the docs, "How the
 # defaults were chosen"): batch 64 at half the rate, label smoothing, random erasing and 5x the weight decay, and
 # 100 epochs (validation 0.7775 against 0.71 at 40, seed 1; about 16 minutes on 2 CPU cores for the subset's 3,600
 # training images); the paper's (batch 128, SGD 0.1, l2 1e-4, 164 epochs) are `--set` keys away. ResNet-56 takes

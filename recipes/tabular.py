@@ -256,7 +256,7 @@ MLP_TABULAR = Recipe(
                                            "comma-separated); a cell that is neither is refused"),
     },
     # chosen on the validation splits of scikit-learn's breast cancer, wine, digits and diabetes tables, 3 seeds
-    # each (benchmarks/choose_defaults.py; the settings and scores are in the README): epochs follow the table's
+    # each (benchmarks/choose_defaults.py; the settings and scores are in the docs): epochs follow the table's
     # size (65,000 examples: 50 epochs of digits' 1,300 rows, the most at 200) and stop early on validation loss,
     # patiently: a small table's validation split (14-143 rows) is noisy, and patience 10 often stopped at the
     # 2nd-5th epoch (patience 20: breast cancer 0.9783 against 0.9739 over 5 seeds, the other tables level)

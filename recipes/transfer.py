@@ -321,7 +321,7 @@ IMAGE_TRANSFER = Recipe(
                                      "this key did, and learns little", choices=UNTRAINED, legacy="frozen"),
     },
     # chosen on the validation split of a photo folder (Flickr8k, dog / people, a quarter dogs; 3 seeds) from
-    # scratch: the README gives the settings tried. The epochs give the CIFAR-10 subset its former 5. The balanced
+    # scratch: the docs give the settings tried. The epochs give the CIFAR-10 subset its former 5. The balanced
     # sampler (validation balanced accuracy 0.7342, accuracy 0.7087) replaced balanced loss weights (0.7237, 0.6517).
     defaults={"optimizer": "adam", "learning_rate": 1e-3, "epochs": "auto", "auto_examples": 18_000,
               "batch_size": 32, "lr_schedule": "cosine", "class_weight": "sampler", "augment_flip": "horizontal",
