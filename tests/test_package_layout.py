@@ -45,8 +45,9 @@ def _layer(module: str) -> str:
     raise AssertionError(f"{module} is in no layer")
 
 
-def _imports(module: str, path: Path) -> list[tuple[str, list[str], int]]:
-    """(imported module, names taken from it, line) for every import in ``path``, wherever it stands."""
+def _imports(module: str, path: Path, ours_only: bool = True) -> list[tuple[str, list[str], int]]:
+    """(imported module, names taken from it, line) for every import in ``path``, wherever it stands: of our
+    modules only, or (``ours_only=False``) of every package."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     found = []
@@ -62,7 +63,8 @@ def _imports(module: str, path: Path) -> list[tuple[str, list[str], int]]:
         elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in (
                 "lazy_import", "import_module") and node.args and isinstance(node.args[0], ast.Constant):
             found.append((node.args[0].value, [], node.lineno))
-    return [(target, names, line) for target, names, line in found if target.split(".")[0] == "kerasapps"]
+    return [(target, names, line) for target, names, line in found
+            if not ours_only or target.split(".")[0] == "kerasapps"]
 
 
 def _edges() -> dict[str, set[str]]:
@@ -145,7 +147,7 @@ def test_no_private_name_of_a_dependency_outside_the_compat_module():
         if module == COMPAT:
             continue
         ours = ("kerasapps", "__future__")
-        for target, names, line in _imports(module, path):
+        for target, names, line in _imports(module, path, ours_only=False):
             if target.startswith(ours):
                 continue
             if target.startswith(INTERNAL_MODULES) or any(part.startswith("_") for part in target.split(".")):

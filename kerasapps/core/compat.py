@@ -2,7 +2,8 @@
 
 Keras: the training code's weight decay exclusion, EMA weights, loss masks, tracked sublayers and the base class of
 its random preprocessing layers. TensorFlow: the serving code's
-per-call cancellation (``tensorflow.python.eager.cancellation``). uvicorn: the serving code's HTTP limits, built on
+per-call cancellation (``tensorflow.python.eager.cancellation``) and the ONNX export's frozen functions.
+uvicorn: the serving code's HTTP limits, built on
 its h11 protocol class (``uvicorn.protocols.http.h11_impl.H11Protocol``) and its hooks. Each function says which
 internals it touches and why no public API does the job; ``tests/core/test_compat.py`` checks each against the
 installed versions, so an upgrade that moves them fails there, by name, and not in the middle of a user's run.
@@ -149,3 +150,13 @@ def data_layer_base():
     except ImportError:  # pragma: no cover - older Keras 3
         from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as DataLayer
     return DataLayer
+
+
+def frozen_function(concrete):
+    """A concrete ``tf.function`` with its variables and captured tensors made constants
+    (``tensorflow.python.framework.convert_to_constants.convert_variables_to_constants_v2``): what the ONNX
+    export hands tf2onnx, whose own ``from_function`` leaves captured constants as graph inputs. TensorFlow
+    exports no public counterpart."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    return convert_variables_to_constants_v2(concrete)

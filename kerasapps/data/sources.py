@@ -149,9 +149,9 @@ def check_fits(source: str, recipe) -> SourceKind:
     if kind is None or kind.name not in ACCEPTS.get(recipe.task, ()):
         raise DataError(f"recipe {recipe.name!r} takes {TAKES.get(recipe.task, recipe.task)}; --data {source} is "
                         f"{describe(source)}")
-    if kind.holds is not None and recipe.task in WANTS and kind.holds(source) != WANTS[recipe.task]:
-        raise DataError(f"recipe {recipe.name!r} takes {TAKES[recipe.task]}; --data {source} holds "
-                        f"{kind.holds(source)}")
+    found = kind.holds(source) if kind.holds is not None and recipe.task in WANTS else None  # scans the files
+    if found is not None and found != WANTS[recipe.task]:
+        raise DataError(f"recipe {recipe.name!r} takes {TAKES[recipe.task]}; --data {source} holds {found}")
     return kind
 
 

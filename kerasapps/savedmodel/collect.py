@@ -15,14 +15,13 @@ input files, so a local model and a server (``--url``) are driven the same way. 
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from kerasapps.core.errors import UsageError
 from kerasapps.core.progress import progress
-from kerasapps.data.files import IMAGE_SUFFIXES, TEXT_SUFFIXES
+from kerasapps.data.files import IMAGE_SUFFIXES, TEXT_SUFFIXES, files_in
 from kerasapps.data.tables import SUFFIXES as TABLE_SUFFIXES
 from kerasapps.savedmodel.inputs import InputSpec
 
@@ -45,13 +44,8 @@ WHAT = {"image": "images or .npy arrays", "text": "text files", "table": "tables
 
 def files_in_folder(folder: Path, suffixes: Sequence[str]) -> list[str]:
     """The files under ``folder`` with one of ``suffixes`` (any case), recursively, sorted, hidden ones (and
-    those in hidden folders) skipped."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [os.path.join(root, f) for f in files
-                  if not f.startswith(".") and os.path.splitext(f)[1].lower() in suffixes]
-    return sorted(found)
+    those in hidden folders) skipped: the data layer's :func:`kerasapps.data.files.files_in`, as paths."""
+    return [str(path) for path in files_in(Path(folder), suffixes)]
 
 
 def expand(paths: Sequence[str], specs: Specs) -> list[str]:

@@ -22,6 +22,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from kerasapps.core.compat import frozen_function
 from kerasapps.core.errors import RunError, UsageError
 from kerasapps.core.schema import QUANTIZATIONS
 from kerasapps.savedmodel.formats import ExportFormat, register_export_format
@@ -72,13 +73,12 @@ def write_onnx(recipe, hp, run_dir, model_path, folder: Path, bar) -> dict:
     """``model.onnx``: the numeric core, its variables and captured constants frozen, through tf2onnx, with the
     signature's input and output names."""
     import tf2onnx
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     function, specs, _, info = numeric_core(recipe, hp, run_dir, model_path)
     bar.advance(description=f"exporting {recipe.name}: converting to ONNX")
     concrete = function.get_concrete_function()
-    frozen = convert_variables_to_constants_v2(concrete)  # tf2onnx's from_function leaves captured constants
-    # (a table's standardisation) as graph inputs
+    frozen = frozen_function(concrete)  # tf2onnx's from_function leaves captured constants (a table's
+    # standardisation) as graph inputs
     outputs = dict(zip(sorted(concrete.structured_outputs), [t.name for t in frozen.outputs]))
     inputs = {t.name.split(":")[0]: t.name for t in frozen.inputs}
     try:

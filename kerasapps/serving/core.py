@@ -116,7 +116,7 @@ class ServingCore:
         if options.monitoring:
             from kerasapps.serving.metrics import ServingMetrics
 
-            self.metrics = ServingMetrics(self.repository.knows)
+            self.metrics = ServingMetrics(self.repository.has_model)
             self.metrics.track_slots(self.slots)
             self.repository.on_load_failure = self.metrics.load_failed
 

@@ -81,7 +81,7 @@ class ModelRepository:
         self._load_locks: dict[tuple, threading.Lock] = {}
         self.on_load_failure = None  # called (name, version) in the loading thread when a load fails
 
-    def knows(self, name: str) -> bool:
+    def has_model(self, name: str) -> bool:
         """Whether ``name`` is a configured model or one found on disk (no disk access here)."""
         if self.sources is not None:
             return name in self.sources

@@ -111,6 +111,21 @@ def test_keras_data_layer_base_runs_in_tf_data():
 
 # -- TensorFlow ----------------------------------------------------------------------------------------------------
 
+def test_tensorflow_freezes_a_functions_variables_and_captured_constants():
+    import tensorflow as tf
+
+    weight, offset = tf.Variable(2.0), tf.constant(3.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def scaled(x):
+        return {"y": x * weight + offset}
+
+    frozen = compat.frozen_function(scaled.get_concrete_function())
+    ops = {op.type for op in frozen.graph.get_operations()}
+    assert "ReadVariableOp" not in ops and len(frozen.inputs) == 1, "convert_variables_to_constants_v2 changed"
+    assert frozen(tf.constant([1.0]))[0].numpy().tolist() == [5.0]
+
+
 def test_tensorflow_cancellation_internals():
     from tensorflow.python.eager import cancellation, context
 
