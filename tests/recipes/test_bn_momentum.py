@@ -1,7 +1,7 @@
 """The factories with batch normalisation take ``bn_momentum`` (default unchanged: Keras' 0.99, keras.applications'
 parity): at Torch's 0.9, with which the papers' CIFAR models trained, a user's own two-epoch Keras loop on real
 CIFAR-10 learns (at the default 0.99 the same loop scored 0.101 on the test images, chance, against 0.333: batch
-norm's averages lag behind the weights in a short run)."""
+norm's averages lag behind the weights in a short run; ``python benchmarks/bn_momentum.py`` prints both)."""
 
 from __future__ import annotations
 
