@@ -5,8 +5,9 @@ The core is the SavedModel's ``serving_default`` (:func:`kerasapps.savedmodel.ex
 input, the recipe's preprocessing, the model) without its string outputs: ``probabilities`` and ``class_ids``
 for a classifier, ``prediction`` for a regression. The class names, and for an image model of any input size
 how a file becomes its fixed-size input (:func:`kerasapps.data.images.fit_images`, the function training reads
-files with: tf2onnx and LiteRT's built-in ops lack the antialiased resize), go into the export's info file
-(``assets.extra/kerasapps.json``), which :mod:`kerasapps.savedmodel.predict` reads. A model that takes text (or
+files with: tf2onnx and LiteRT's built-in ops lack the antialiased resize; a ``Resizing`` layer at the model's
+input, which at that size changes nothing, is left out: :func:`without_input_resize`), go into the export's info
+file (``assets.extra/kerasapps.json``), which :mod:`kerasapps.savedmodel.predict` reads. A model that takes text (or
 a table's string columns) is refused in one line: neither converter holds string ops.
 
 ONNX goes through tf2onnx (what ``keras.Model.export(format="onnx")`` uses), run by onnxruntime. LiteRT goes
@@ -56,7 +57,10 @@ def numeric_core(recipe, hp, run_dir, model_path):
         specs = tf.TensorSpec((None, *read_shape), specs.dtype, name=specs.name)
         info["inputs"] = {specs.name: {"dtype": specs.dtype.name, "shape": list(read_shape)}}
         info["fit_images"] = {"shape": list(read_shape), "square": bool(getattr(serving, "square", False))}
-    model = serving_model(load_model(model_path, compile=False), hp.tta)
+    model = load_model(model_path, compile=False)
+    if "fit_images" in info:
+        model = without_input_resize(model, read_shape)
+    model = serving_model(model, hp.tta)
 
     def numeric(inputs):
         outputs = serving.outputs(model, recipe.preprocess, inputs)
@@ -67,6 +71,26 @@ def numeric_core(recipe, hp, run_dir, model_path):
     if labels is not None:
         info["class_names"] = list(labels)
     return function, specs, model, info
+
+
+def without_input_resize(model, shape):
+    """``model`` taking images of ``shape`` (height, width, channels), with a ``Resizing`` layer to that height and
+    width that reads its input left out: at that size it returns its input unchanged (its crop keeps a square
+    whole, its resize samples each pixel at its own centre), and neither converter holds its antialiased resize.
+    The predict side fits files to ``shape`` as training read them. Other models are returned as they are."""
+    import keras
+
+    inputs = [id(tensor) for tensor in model.inputs]
+    dropped = {layer.name for layer in model.layers if isinstance(layer, keras.layers.Resizing)
+               and (layer.height, layer.width) == tuple(shape[:2]) and id(layer.input) in inputs}
+    if len(model.inputs) != 1 or len(shape) != len(model.inputs[0].shape) - 1 or not dropped:
+        return model
+
+    def same_layer(layer):  # the layers themselves, so their trained weights come along
+        return keras.layers.Identity(name=layer.name) if layer.name in dropped else layer
+
+    return keras.models.clone_model(model, input_tensors=keras.Input(tuple(shape), name=model.inputs[0].name),
+                                    clone_function=same_layer)
 
 
 def write_onnx(recipe, hp, run_dir, model_path, folder: Path, bar) -> dict:

@@ -54,25 +54,21 @@ def test_image_transfer_at_its_defaults_recalls_the_minority_class(photos, run):
 
 def test_a_photo_classifier_answers_alike_as_a_savedmodel_onnx_and_int8_litert(photos, run, tmp_path):
     """The issue's user: a photo classifier exported three ways, and predict gives the same classes from each on
-    the real test photos. ``resnet20_cifar10`` on the folder (predict fits the photos to its 32x32 as training
-    read them); ``image_transfer`` resizes inside its model with an antialiased resize, which neither ONNX nor
-    LiteRT's built-in ops hold: refused in one line, nothing written."""
-    from kerasapps.core.errors import UsageError
-
-    for fmt in ("onnx", "litert"):
-        with pytest.raises(UsageError, match=r"^recipe 'image_transfer': .* for ScaleAndTranslate \(an antialiased "
-                                             r"resize inside the model\) in its model; export it as a SavedModel$"):
-            kerasapps.export(run.run_dir, out=tmp_path / f"refused_{fmt}", format=fmt)
-        assert not (tmp_path / f"refused_{fmt}").exists()
+    the real test photos: ``image_transfer`` (images of any size, fitted to its input as training read them;
+    its in-model antialiased resize, which neither converter holds, is left out at that size) and
+    ``resnet20_cifar10`` on the folder (a fixed 32x32 input)."""
     small = kerasapps.train("resnet20_cifar10", data=str(photos), run_dir=tmp_path / "small", verbose=0, epochs=5)
     files = sorted((photos / "test").rglob("*.png"))
     truth = np.array([path.parent.name for path in files])
-    answers = {}
-    for fmt, quantize in (("saved_model", "none"), ("onnx", "none"), ("litert", "int8")):
-        export = kerasapps.export(small.run_dir, out=tmp_path / fmt, format=fmt, quantize=quantize)
-        answers[fmt] = np.array([row["classes"] for row in kerasapps.predict(export, files)])
-    assert np.mean(answers["onnx"] == answers["saved_model"]) >= 0.995
-    accuracy = {fmt: np.mean(found == truth) for fmt, found in answers.items()}
-    # int8 within 4 of the 123 test photos of a 5-epoch model (measured: 3 more right, 0.789 against 0.764); the
-    # one-point bound is checked on 2,000 MNIST digits (tests/savedmodel/test_portable.py)
-    assert abs(accuracy["litert"] - accuracy["saved_model"]) <= 0.035, accuracy
+    for trained in (run, small):
+        answers = {}
+        for fmt, quantize in (("saved_model", "none"), ("onnx", "none"), ("litert", "int8")):
+            export = kerasapps.export(trained.run_dir, out=tmp_path / trained.run_dir.name / fmt, format=fmt,
+                                      quantize=quantize)
+            answers[fmt] = np.array([row["classes"] for row in kerasapps.predict(export, files)])
+        assert np.mean(answers["onnx"] == answers["saved_model"]) >= 0.995, trained.run_dir
+        accuracy = {fmt: np.mean(found == truth) for fmt, found in answers.items()}
+        # int8 within 4 of the 123 test photos (measured: image_transfer 2 more right, 0.667 against 0.650;
+        # the 5-epoch resnet20 3 more, 0.789 against 0.764); the one-point bound is checked on 2,000 MNIST digits
+        # (tests/savedmodel/test_portable.py)
+        assert abs(accuracy["litert"] - accuracy["saved_model"]) <= 0.035, (trained.run_dir, accuracy)
