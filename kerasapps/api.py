@@ -160,6 +160,7 @@ def predict(model: PathLike | None = None, inputs: Sequence[PathLike] = (), *,
     check_out(options.out)
     if isinstance(options.top_k, bool) or not isinstance(options.top_k, int) or options.top_k < 1:
         raise UsageError(f"top_k must be a whole number >= 1; got {options.top_k!r}")
+    class_names = None  # the model's, where it says them (a server's answers name only the most probable)
     if options.url:
         from kerasapps.serving.client import predict_url, remote_input_specs
 
@@ -174,6 +175,7 @@ def predict(model: PathLike | None = None, inputs: Sequence[PathLike] = (), *,
         from kerasapps.savedmodel.predict import load_signature, predict_files
 
         function = load_signature(model, options.signature)
+        class_names = function.class_names
 
         def specs():
             return function.inputs
@@ -184,7 +186,7 @@ def predict(model: PathLike | None = None, inputs: Sequence[PathLike] = (), *,
         check_texts(texts, specs)
     rows = predict_in_chunks(run, expand(inputs, specs), texts=texts)
     if options.out is not None:
-        write_predictions(rows, options.out, options.top_k)
+        write_predictions(rows, options.out, options.top_k, class_names)
     return rows
 
 

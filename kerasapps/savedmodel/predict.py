@@ -17,6 +17,7 @@ from kerasapps.savedmodel import portable, saved_model  # noqa: F401  (register 
 from kerasapps.savedmodel.formats import EXPORT_INFO, SAVED_MODEL_MARKER, is_export, versions
 from kerasapps.savedmodel.functions import run_serving, serving_function, serving_model
 from kerasapps.savedmodel.inputs import InputSpec, read_inputs
+from kerasapps.savedmodel.signatures import BYTES_SIGNATURE
 
 
 class Signature:
@@ -24,8 +25,10 @@ class Signature:
 
     square = False  # an ONNX or LiteRT core of any-size images: files are read to its size as their central square
 
-    def __init__(self, function, inputs: dict[str, InputSpec], owner):
+    def __init__(self, function, inputs: dict[str, InputSpec], owner, class_names=None):
         self._function, self.inputs, self._owner = function, inputs, owner  # the owner keeps the model alive
+        # a classifier's name for each output class in order (``--top-k`` names them), where the export says
+        self.class_names = tuple(class_names) if class_names is not None else None
 
     def __call__(self, **inputs) -> dict[str, np.ndarray]:
         return {name: np.asarray(value) for name, value in self._function(**inputs).items()}
@@ -65,7 +68,10 @@ def load_signature(model: str | os.PathLike, signature: str = "serving_default")
             raise UsageError(f"{path} has no signature '{signature}' (it has {', '.join(loaded.signatures)})")
         function = loaded.signatures[signature]
         specs = function.structured_input_signature[1]
-        return Signature(function, {name: InputSpec.of(spec, name) for name, spec in specs.items()}, loaded)
+        info = path / EXPORT_INFO
+        names = json.loads(info.read_text()).get("class_names") if info.is_file() else None
+        return Signature(function, {name: InputSpec.of(spec, name) for name, spec in specs.items()}, loaded,
+                         names if signature in ("serving_default", BYTES_SIGNATURE) else None)
     if not path.is_dir():
         raise UsageError(f"{path} is neither a SavedModel export nor a run directory")
     from kerasapps.training import rundir
@@ -85,7 +91,8 @@ def load_signature(model: str | os.PathLike, signature: str = "serving_default")
     def call(**inputs):
         return function(*tf.nest.pack_sequence_as(structure, [inputs[spec.name] for spec in specs]))
 
-    return Signature(call, {spec.name: InputSpec.of(spec) for spec in specs}, keras_model)
+    return Signature(call, {spec.name: InputSpec.of(spec) for spec in specs}, keras_model,
+                     serving.class_labels() if signature in ("serving_default", BYTES_SIGNATURE) else None)
 
 
 def portable_signature(path: Path, signature: str = "serving_default") -> Signature:
@@ -123,7 +130,7 @@ def portable_signature(path: Path, signature: str = "serving_default") -> Signat
                                   np.array([str(i) for i in outputs.get("class_ids", index)], dtype=object))
         return outputs
 
-    signature = Signature(call, inputs, owner)
+    signature = Signature(call, inputs, owner, labels)
     signature.square = bool(info.get("fit_images", {}).get("square", False))
     return signature
 

@@ -6,9 +6,9 @@ A row is ``input`` (the file; ``FILE.csv:ROW`` for a table's row, ROW counted fr
 ``top_k`` (the ``k`` most probable classes as ``name:p`` pairs, separated by spaces), else ``prediction`` (a
 regression's value; a model of several other outputs gives each as its own column).
 
-A SavedModel names only its most probable class (``classes``); the other classes of ``top_k`` are named as the
-rows of this prediction named them where they were the most probable, else by their index. Standard library
-only.
+``top_k`` names each class as the export or run directory names its outputs (``class_names``, which every
+export's info file holds); where none are known (a server's answers through ``--url``), as the rows of this
+prediction named a class where it was the most probable, else by its index. Standard library only.
 """
 
 from __future__ import annotations
@@ -79,10 +79,11 @@ def _scalar(value):
     return value[0] if isinstance(value, list) and len(value) == 1 else value
 
 
-def write_predictions(rows: Sequence[dict], out, top_k: int = 3) -> Path:
-    """Write ``rows`` (predict's) to ``out`` (.csv or .jsonl), one row per input, atomically."""
+def write_predictions(rows: Sequence[dict], out, top_k: int = 3, class_names: Sequence[str] | None = None) -> Path:
+    """Write ``rows`` (predict's) to ``out`` (.csv or .jsonl), one row per input, atomically; ``class_names``:
+    the model's name for each output class, in order, where known."""
     path = check_out(out)
-    names = class_names_seen(rows)
+    names = dict(enumerate(map(str, class_names))) if class_names is not None else class_names_seen(rows)
     table = [out_row(row, top_k, names) for row in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

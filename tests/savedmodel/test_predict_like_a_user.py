@@ -130,6 +130,9 @@ def test_texts_on_the_command_line(tiny_data_dir, tmp_path):
     assert CliRunner().invoke(cli, ["predict", str(export), "--text", texts[1], "--out", str(out)]).exit_code == 0
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["input"] == "text 1" and row["class"] == rows[1]["classes"] and len(row["top_k"].split()) == 2
+    # the class that was not predicted is named as the export names it (not by its index)
+    names = json.loads((export / "assets.extra" / "kerasapps.json").read_text())["class_names"]
+    assert sorted(pair.rsplit(":", 1)[0] for pair in row["top_k"].split()) == sorted(names) != ["0", "1"]
 
 
 def test_out_rows_for_tables_and_regressions(tmp_path):
@@ -140,6 +143,9 @@ def test_out_rows_for_tables_and_regressions(tmp_path):
         written = list(csv.DictReader(handle))
     assert [row["input"] for row in written] == ["wine.csv:1", "wine.csv:2"]
     assert written[0]["top_k"] == "b:0.7000 2:0.2000 a:0.1000" and written[0]["probability"] == "0.7"
+    write_predictions(rows, tmp_path / "named.csv", top_k=3, class_names=["a", "b", "c"])  # as the export says
+    with (tmp_path / "named.csv").open(newline="") as handle:
+        assert next(csv.DictReader(handle))["top_k"] == "b:0.7000 c:0.2000 a:0.1000"
     write_predictions([{"input": "d.csv[0]", "predictions": [151.5]}], tmp_path / "r.jsonl")
     assert json.loads((tmp_path / "r.jsonl").read_text()) == {"input": "d.csv:1", "prediction": 151.5}
 
