@@ -264,6 +264,7 @@ def test_run_dir_in_use_and_resume_errors(smoke_run, tiny_data_dir):
     assert_one_line_error(invoke("export", smoke_run.parent / "nothing"), 2, "not a kerasapps run directory")
 
 
+@pytest.mark.slow  # in the full suite; the fast subset stays under 5 minutes
 def test_overwrite_replaces_a_finished_run_and_nothing_else(smoke_run, tiny_data_dir, tmp_path):
     import shutil
 

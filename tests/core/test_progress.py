@@ -93,6 +93,7 @@ def test_the_decision_follows_the_stream(monkeypatch, capsys):
     assert not bar.shown and capsys.readouterr() == ("", "")
 
 
+@pytest.mark.slow  # in the full suite; the fast subset stays under 5 minutes
 def test_a_folder_scan_draws_a_bar_on_a_terminal_and_nothing_on_a_pipe(tmp_path):
     for name in ("cat", "dog"):
         (tmp_path / "pets" / name).mkdir(parents=True)
@@ -127,6 +128,7 @@ def test_evaluate_and_export_write_no_progress_off_a_terminal(run_dir, tmp_path)
     assert exported.stdout == f"exported {tmp_path / 'piped' / 'mlp_mnist' / '1'}\n"
 
 
+@pytest.mark.slow  # in the full suite; the fast subset stays under 5 minutes
 def test_evaluate_and_export_show_progress_on_a_terminal(run_dir, tmp_path):
     out, err = run_python(EVALUATE_AND_EXPORT, run_dir, tmp_path / "terminal")
     assert b"/step" in out and "━".encode() in out  # Keras's own bar, on stdout

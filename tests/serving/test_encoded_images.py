@@ -17,11 +17,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-tf = pytest.importorskip("tensorflow")
-grpc = pytest.importorskip("grpc")
-pytest.importorskip("tensorflow_serving")
-pytest.importorskip("uvicorn")
-
+import grpc  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from PIL import Image  # noqa: E402
 from serving_helpers import live_server, write_image_model  # noqa: E402

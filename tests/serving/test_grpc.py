@@ -12,13 +12,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
-grpc = pytest.importorskip("grpc")
-pytest.importorskip("tensorflow_serving")
-pytest.importorskip("starlette")
-pytest.importorskip("httpx2")  # what starlette.testclient uses
-
+import grpc  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from serving_helpers import images, reference, write_image_model, write_spin_model, write_text_model  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 from tensorflow.core.framework import tensor_pb2  # noqa: E402

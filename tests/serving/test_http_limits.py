@@ -19,15 +19,11 @@ import socket
 import time
 
 import pytest
+from serving_helpers import live_server
 
-pytest.importorskip("starlette")
-uvicorn = pytest.importorskip("uvicorn")
-
-from serving_helpers import live_server  # noqa: E402
-
-from kerasapps.serving.http_limits import LINGER_S, uvicorn_config_kwargs  # noqa: E402
-from kerasapps.serving.options import ServingOptions  # noqa: E402
-from kerasapps.serving.server import create_app  # noqa: E402
+from kerasapps.serving.http_limits import LINGER_S, uvicorn_config_kwargs
+from kerasapps.serving.options import ServingOptions
+from kerasapps.serving.server import create_app
 
 GOOD = b"GET /v1/models/x HTTP/1.1\r\nHost: localhost\r\n\r\n"
 MAX_RSS_GROWTH = 50 * 2**20

@@ -121,6 +121,7 @@ def test_rest_and_grpc_requests_by_model_version_api_and_status(model_base):
     assert value(samples, IN_FLIGHT) == 0 and value(samples, QUEUED) == 0
 
 
+@pytest.mark.slow  # in the full suite; the fast subset stays under 5 minutes
 def test_in_flight_and_queued_calls_while_a_slow_call_runs(model_base):
     app = server.create_app(str(model_base), poll_interval_s=0, monitoring=True, max_in_flight=1,
                             request_timeout_s=6.0)

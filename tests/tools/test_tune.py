@@ -19,6 +19,7 @@ def invoke(*args):
     return CliRunner().invoke(cli, list(map(str, args)), catch_exceptions=False)
 
 
+@pytest.mark.slow  # in the full suite; the fast subset stays under 5 minutes
 def test_three_trial_search_writes_a_best_config_that_trains(tmp_path, tiny_data_dir):
     out = tmp_path / "search"
     result = invoke("tune", "mlp_mnist", "--trials", 3, "--max-epochs", 1, "--out", out, "--json",

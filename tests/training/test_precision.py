@@ -91,6 +91,7 @@ class _CrashAtEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt("killed")
 
 
+@pytest.mark.slow  # in the full suite; the fast subset stays under 5 minutes
 def test_a_mixed_run_resumed_mid_stage_ends_with_the_uninterrupted_weights(tmp_path, tiny_data_dir):
     options = dict(data_dir=tiny_data_dir, epochs=2, batch_size=32, verbose=0,
                    set={"precision": "mixed_bfloat16", "finetune_epochs": 2, "finetune_batch_size": 32})
