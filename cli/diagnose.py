@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kerasapps.cli.options import (
-    JSON,
-    RECIPE_NAME,
-    click_options,
-    echo_json,
-    pass_settings,
-    quiet_for_json,
-)
+from kerasapps.cli.options import JSON, api_command, click_options, echo_json, quiet_for_json
 from kerasapps.core.commands import FeaturesOptions, FiltersOptions, InitOptions, LrOptions, OverfitOptions
 
 
@@ -43,20 +36,9 @@ def init(as_json, **options):
     click.echo(f"histograms: {stats['png']}")
 
 
-@diagnose.command()
-@RECIPE_NAME
-@click_options(OverfitOptions)
-@JSON
-@pass_settings
-def overfit(settings, name, as_json, **options):
+@api_command(diagnose.command, OverfitOptions, "diagnose_overfit", exit_code=lambda result: int(not result["passed"]))
+def overfit(result, options):
     """Can NAME reach 100% training accuracy (or ~0 loss) on a small slice? Exit 1 with the likely cause if not."""
-    settings.start(as_json)
-    import kerasapps
-
-    result = kerasapps.diagnose_overfit(name, **options)
-    if as_json:
-        echo_json(result)
-        return 0 if result["passed"] else 1
     acc = result["final_accuracy"]
     acc_text = f", accuracy {acc:.1%}" if acc is not None else ""
     verdict = "overfits" if result["passed"] else "does NOT overfit"
@@ -68,19 +50,9 @@ def overfit(settings, name, as_json, **options):
     return 0
 
 
-@diagnose.command()
-@RECIPE_NAME
-@click_options(LrOptions)
-@JSON
-@pass_settings
-def lr(settings, name, as_json, **options):
+@api_command(diagnose.command, LrOptions, "diagnose_lr")
+def lr(result, options):
     """Learning-rate range test: the lr grows exponentially over --steps batches; loss against lr."""
-    settings.start(as_json)
-    import kerasapps
-
-    result = kerasapps.diagnose_lr(name, **options)
-    if as_json:
-        return echo_json(result)
     diverged = (f"diverges at lr {result['divergence_lr']:.3g}" if result["divergence_lr"] is not None
                 else f"did not diverge up to {options['max_lr']:g}")
     click.echo(f"{result['recipe']} ({result['optimizer']}, batch {result['batch_size']}, {result['steps']} steps): "
@@ -98,38 +70,18 @@ def _print_filter_statistics(stats) -> None:
                f"(min {stats['norm_min']:.4g}, max {stats['norm_max']:.4g}); {corr}")
 
 
-@diagnose.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click_options(FiltersOptions)
-@JSON
-@pass_settings
-def filters(settings, run_dir, as_json, **options):
+@api_command(diagnose.command, FiltersOptions, "diagnose_filters", run_dir=True)
+def filters(result, options):
     """Grid of a run's convolution filters, with per-filter norms and pairwise correlations."""
-    settings.start(as_json)
-    import kerasapps
-
-    result = kerasapps.diagnose_filters(run_dir, **options)
-    if as_json:
-        return echo_json(result)
     low, high = result["value_range"]
     click.echo(f"{result['recipe']} layer {result['layer']}: {result['rows']}x{result['cols']} grid "
                f"({result['drawn_as']}; weights {low:.3g} to {high:.3g} on one colour scale) -> {result['png']}")
     _print_filter_statistics(result["statistics"])
 
 
-@diagnose.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
-@click_options(FeaturesOptions)
-@JSON
-@pass_settings
-def features(settings, run_dir, as_json, **options):
+@api_command(diagnose.command, FeaturesOptions, "diagnose_features", run_dir=True)
+def features(result, options):
     """Grid of the feature maps one input produces at a layer, with per-map statistics."""
-    settings.start(as_json)
-    import kerasapps
-
-    result = kerasapps.diagnose_features(run_dir, **options)
-    if as_json:
-        return echo_json(result)
     stats = result["statistics"]
     click.echo(f"{result['recipe']} layer {result['layer']} on {result['input']}: {stats['maps']} maps of "
                f"{result['map_shape'][0]}x{result['map_shape'][1]}, {stats['dead_maps']} all zero -> {result['png']}")

@@ -104,3 +104,34 @@ def click_options(cls):
         return command
 
     return decorate
+
+
+def api_command(register, options_class, call: str, *, run_dir: bool = False, exit_code=None):
+    """A command that calls ``kerasapps.<call>(TARGET, **options)`` and prints its result: TARGET is the recipe
+    NAME (``run_dir``: a RUN_DIR), the options are ``options_class``'s, and ``--json``. The settings start
+    (logging muted under --json, TensorFlow imported quietly) before the call. The decorated function,
+    ``printer(result, options)``, prints the result for a reader and returns the exit code (None: 0), and its
+    docstring is the command's help; with --json the result is printed as JSON instead and ``exit_code(result)``
+    gives the exit code. ``register`` is ``cli.command`` or a group's ``command``."""
+    argument = click.argument("run_dir", type=click.Path(file_okay=False)) if run_dir else RECIPE_NAME
+    key = "run_dir" if run_dir else "name"
+
+    def wrap(printer):
+        @register(name=printer.__name__, help=printer.__doc__)
+        @argument
+        @click_options(options_class)
+        @JSON
+        @pass_settings
+        def command(settings, as_json, **options):
+            settings.start(as_json)
+            import kerasapps
+
+            result = getattr(kerasapps, call)(options.pop(key), **options)
+            if as_json:
+                echo_json(result)
+                return exit_code(result) if exit_code is not None else None
+            return printer(result, options)
+
+        return command
+
+    return wrap

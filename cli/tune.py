@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import click
 
-from kerasapps.cli.options import JSON, RECIPE_NAME, click_options, echo_json, pass_settings
+from kerasapps.cli.options import api_command
 from kerasapps.core.commands import TuneOptions
 
 
-@click.command()
-@RECIPE_NAME
-@click_options(TuneOptions)
-@JSON
-@pass_settings
-def tune(settings, name, as_json, **options):
+@api_command(click.command, TuneOptions, "tune")
+def tune(result, options):
     """Random search over NAME's hyper-parameters; writes OUT/best_config.yaml for `train --config`."""
-    settings.start(as_json)
-    import kerasapps
-
-    result = kerasapps.tune(name, **options)
-    if as_json:
-        return echo_json(result)
     keys = list(result["space"])
     header = f"  {'trial':>5}  {result['objective']:>12}  " + "  ".join(f"{k:>13}" for k in keys)
     click.echo(f"{result['recipe']}: {len(result['trials'])} trials, best first ({result['direction']} "

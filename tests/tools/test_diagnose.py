@@ -89,6 +89,9 @@ def test_overfit_fails_on_a_crippled_recipe_with_one_line_cause(tiny_data_dir):
     assert "does NOT overfit" in result.stdout
     cause = [line for line in result.stdout.splitlines() if line.startswith("likely cause:")]
     assert len(cause) == 1 and "did not fall" in cause[0] and "learning_rate=0" in cause[0]
+    as_json = run_json("diagnose", "overfit", "mlp_mnist", "--max-epochs", 5, "--batch-size", 50,
+                       "--data-dir", tiny_data_dir, "--set", "learning_rate=0", *SMALL_MLP, code=1)
+    assert not as_json["passed"] and "did not fall" in as_json["cause"]
 
 
 def test_lr_range_test_suggests_a_sane_rate_for_mlp_mnist(tmp_path, tiny_data_dir):
