@@ -80,3 +80,37 @@ def test_text_models_are_refused_in_one_line(tiny_data_dir, tmp_path):
     with pytest.raises(UsageError, match="--quantize is for --format litert"):
         export(run.run_dir, format="onnx", quantize="int8")
     assert not (tmp_path / "onnx_models").exists() and not (tmp_path / "litert_models").exists()
+
+
+@pytest.mark.slow  # in the full suite; the fast subset stays under 5 minutes
+def test_an_op_neither_converter_holds_is_refused_in_one_line(tiny_data_dir, tmp_path):
+    """A user's recipe that resizes inside its model after a layer (not the input ``Resizing`` an any-size image
+    model's core leaves out): neither tf2onnx nor LiteRT's built-in ops hold the antialiased resize, so each
+    format refuses it in one line naming the op, and writes nothing."""
+    import keras
+
+    from kerasapps.core.progress import progress
+    from kerasapps.core.recipe import Recipe
+    from kerasapps.data.builtin import load_mnist
+    from kerasapps.savedmodel.portable import write_litert, write_onnx
+    from kerasapps.savedmodel.signatures import ImageClassifier
+    from kerasapps.training import rundir
+
+    def build(hp, meta):
+        images = keras.Input((28, 28))
+        x = keras.layers.Conv2D(4, 3, padding="same")(keras.layers.Reshape((28, 28, 1))(images))
+        x = keras.layers.Resizing(14, 14, antialias=True)(x)
+        return keras.Model(images, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(x)))
+
+    recipe = Recipe(name="resizes_inside", summary="s", build_model=build, load_data=load_mnist,
+                    preprocess=lambda x: keras.ops.cast(x, "float32") / 255.0, serving=ImageClassifier(28, 28))
+    run = kerasapps.train(recipe, run_dir=tmp_path / "run", data_dir=tiny_data_dir, smoke=True, verbose=0)
+    hp = recipe.resolve(config_file=run.run_dir / rundir.CONFIG, legacy=True)
+    for fmt, write in (("ONNX has no op", write_onnx), ("LiteRT has no built-in op", write_litert)):
+        folder = tmp_path / fmt.split()[0]
+        folder.mkdir()
+        with progress("", total=3) as bar, pytest.raises(UsageError) as refused:
+            write(recipe, hp, run.run_dir, run.run_dir / "model.keras", folder, bar)
+        assert str(refused.value) == (f"recipe 'resizes_inside': {fmt} for ScaleAndTranslate (an antialiased resize "
+                                      "inside the model) in its model; export it as a SavedModel")
+        assert not any(folder.iterdir())
