@@ -183,9 +183,23 @@ class CaptionGenerator(Serving):
     """
 
     input_name = "images"
+    square = True  # an image is read as its central square, as training read the files
 
-    def __init__(self, beam_width: int = 5, length_penalty: float = 0.5):  # chosen on the dev images
-        self.beam_width, self.length_penalty = beam_width, length_penalty
+    def __init__(self, beam_width: int = 5, length_penalty: float = 0.5,  # chosen on the dev images
+                 image_size: int = 64):
+        self.beam_width, self.length_penalty, self.image_size = beam_width, length_penalty, image_size
+
+    @property
+    def read_shape(self) -> tuple:
+        """The size training read image files to (the encoder's input)."""
+        return (self.image_size, self.image_size, 3)
+
+    def configure(self, hp):
+        return CaptionGenerator(self.beam_width, self.length_penalty, hp.image_size)
+
+    def fixed_size(self):
+        """Formats without the resize take images already fitted to ``read_shape`` (:meth:`numeric_outputs`)."""
+        return self
 
     def input_signature(self) -> list:
         import tensorflow as tf
@@ -198,6 +212,18 @@ class CaptionGenerator(Serving):
         decoder = Decoder(model)
         images = prepare_images(raw, decoder.image_size)
         return {"captions": decoder.beam(images, self.beam_width, length_penalty=self.length_penalty)}
+
+    def numeric_outputs(self, model, preprocess, raw) -> tuple[dict, dict]:
+        """ONNX and LiteRT: images fitted to ``read_shape`` -> ``caption_ids`` (int32 [N, max_length]) by the same
+        beam search; the predict side makes ``captions`` of them with the vocabulary, as the SavedModel does."""
+        import tensorflow as tf
+
+        from kerasapps.recipes.captioning_decode import Decoder
+
+        decoder = Decoder(model)
+        ids = decoder.beam_ids(tf.cast(raw, tf.float32) / 255.0, self.beam_width, length_penalty=self.length_penalty)
+        return {"caption_ids": ids}, {"captions": {"ids": "caption_ids", "vocabulary": decoder.words,
+                                                   "end": decoder.end, "skip_below": 2}}
 
     def extra_endpoints(self, model, preprocess) -> dict:
         import tensorflow as tf

@@ -150,6 +150,18 @@ class Serving:
         """A classifier's answer for each output class, in output order (``classes``); None where it names none."""
         return None
 
+    def numeric_outputs(self, model, preprocess, raw) -> tuple[dict, dict]:
+        """What an export format without string ops (ONNX, LiteRT) holds, for ``raw`` inputs already at
+        ``read_shape`` where the signature takes images of any size: (its numeric outputs, the text outputs its
+        predict side makes from them). The text outputs are ``{name: {"ids": the numeric output of token ids,
+        "vocabulary": [word of each id], "end": the id that ends a text, "skip_below": ids below it are left
+        out}}``, JSON the export's info file holds. By default :meth:`outputs` without its string outputs
+        (a classifier's class names come from :meth:`class_labels`), and no text."""
+        import tensorflow as tf
+
+        return {name: value for name, value in self.outputs(model, preprocess, raw).items()
+                if value.dtype != tf.string}, {}
+
     def describe(self) -> str:
         raise NotImplementedError
 

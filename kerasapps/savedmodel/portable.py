@@ -7,14 +7,15 @@ for a classifier, ``prediction`` for a regression. The class names, and for an i
 how a file becomes its fixed-size input (:func:`kerasapps.data.images.fit_images`, the function training reads
 files with: tf2onnx and LiteRT's built-in ops lack the antialiased resize; a ``Resizing`` layer at the model's
 input, which at that size changes nothing, is left out: :func:`without_input_resize`), go into the export's info
-file (``assets.extra/kerasapps.json``), which :mod:`kerasapps.savedmodel.predict` reads. A model that takes text (or
-a table's string columns) is refused in one line: neither converter holds string ops.
+file (``assets.extra/kerasapps.json``), which :mod:`kerasapps.savedmodel.predict` reads; so does what a signature
+answers as text made of numbers (the captioner's token ids and vocabulary: ``Serving.numeric_outputs``). A model
+that takes text (or a table's string columns) is refused in one line: neither converter holds string ops.
 
 ONNX goes through tf2onnx (what ``keras.Model.export(format="onnx")`` uses), run by onnxruntime. LiteRT goes
 through TensorFlow's converter (what ``format="litert"`` uses) with built-in ops only (the pip runtime,
 ``ai-edge-litert``, has no Select TF ops), optionally quantised: ``float16`` weights, or ``int8`` post-training
-quantisation calibrated on training examples (dynamic-range int8 where full int8 does not convert, said in one
-line).
+quantisation calibrated on training examples (dynamic-range int8 where full int8 does not convert, or answers
+otherwise than the float model on training examples, said in one line).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from kerasapps.savedmodel.functions import run_serving, serving_model
 log = logging.getLogger("kerasapps")
 
 CALIBRATION_EXAMPLES = 300  # int8: the training examples the converter calibrates activation ranges on
+AGREEMENT_EXAMPLES = 50  # full integer int8 is kept where it answers as the float model on most of these
+MIN_INT8_AGREEMENT = 0.9
 ONNX_OPSET = 17
 
 
@@ -62,11 +65,19 @@ def numeric_core(recipe, hp, run_dir, model_path):
         model = without_input_resize(model, read_shape)
     model = serving_model(model, hp.tta)
 
+    texts = {}
+
     def numeric(inputs):
-        outputs = serving.outputs(model, recipe.preprocess, inputs)
-        return {name: value for name, value in outputs.items() if value.dtype != tf.string}
+        outputs, made = serving.numeric_outputs(model, recipe.preprocess, inputs)
+        texts.update(made)
+        return outputs
 
     function = tf.function(numeric, input_signature=[specs])
+    if not function.get_concrete_function().structured_outputs:  # traced now: the text outputs are known
+        raise UsageError(f"recipe {recipe.name!r} answers only with text, which ONNX and LiteRT hold no string ops "
+                         "to make; export it as a SavedModel (--format saved_model)")
+    if texts:
+        info["texts"] = texts
     labels = serving.class_labels()
     if labels is not None:
         info["class_names"] = list(labels)
@@ -179,12 +190,17 @@ def write_litert(recipe, hp, run_dir, model_path, folder: Path, bar, quantize: s
     try:
         if quantize == "int8":
             made = converter()
-            made.representative_dataset = _calibration(recipe, run_dir, specs)
+            examples = _calibration(recipe, run_dir, specs)
+            made.representative_dataset = examples
             try:
                 flat = made.convert()
                 info["int8"] = "full integer (calibrated on training examples)"
-            except Exception as exc:  # a model whose ops have no int8 kernel: weights only
-                log.warning("int8: full integer quantisation did not convert (%s); wrote dynamic-range int8 "
+                agreement = _agreement(flat, function, specs, examples)
+                if agreement < MIN_INT8_AGREEMENT:  # it converted, but answers otherwise (a beam search's scores)
+                    raise ValueError(f"it answered as the float model on only {agreement:.0%} of "
+                                     f"{AGREEMENT_EXAMPLES} training examples")
+            except Exception as exc:  # a model whose ops have no int8 kernel, or whose answers it breaks
+                log.warning("int8: full integer quantisation did not serve (%s); wrote dynamic-range int8 "
                             "(int8 weights, float activations)", _first_line(exc))
                 flat = converter().convert()
                 info["int8"] = "dynamic range (int8 weights, float activations)"
@@ -221,12 +237,38 @@ def _calibration(recipe, run_dir, specs):
     ctx = DataContext.from_option(rundir.recorded_data_dir(run_dir), bool(saved.get("smoke", False)),
                                   saved.get("data"))
     x, _ = take(load_splits(recipe, hp, ctx, test=False)["train"], slice(0, CALIBRATION_EXAMPLES))
+    if isinstance(x, (tuple, list)):  # a model trained on several inputs (the captioner's images and words)
+        x = x[0]  # whose export takes the first
     x = np.asarray(materialize(x)).astype(specs.dtype.as_numpy_dtype)
 
     def examples():
         for i in range(len(x)):
             yield [x[i:i + 1]]
     return examples
+
+
+def _agreement(flat: bytes, function, specs, examples) -> float:
+    """The share of the first ``AGREEMENT_EXAMPLES`` calibration examples that the LiteRT model ``flat`` answers as
+    the float ``function`` does: the same integer outputs (class ids, a caption's token ids) and the same most
+    probable class; 1.0 for a model with neither (a regression) or of several inputs."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    if isinstance(specs, dict):
+        return 1.0
+    runner = Interpreter(model_content=flat).get_signature_runner()
+    same = []
+    for n, (x,) in enumerate(examples()):
+        if n == AGREEMENT_EXAMPLES:
+            break
+        want = {name: np.asarray(value) for name, value in function(x).items()}
+        got = runner(**{specs.name: x})
+        keys = [name for name, value in want.items() if np.issubdtype(value.dtype, np.integer)]
+        if not keys and "probabilities" not in want:
+            return 1.0
+        same.append(all(np.array_equal(want[k], got[k]) for k in keys) if keys else
+                    np.array_equal(want["probabilities"].argmax(-1), np.asarray(got["probabilities"]).argmax(-1)))
+    return float(np.mean(same)) if same else 1.0
 
 
 def _first_line(exc: Exception) -> str:

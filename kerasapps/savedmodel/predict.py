@@ -128,11 +128,29 @@ def portable_signature(path: Path, signature: str = "serving_default") -> Signat
             index = outputs["probabilities"].argmax(axis=-1)
             outputs["classes"] = (np.array(labels, dtype=object)[index] if labels is not None else
                                   np.array([str(i) for i in outputs.get("class_ids", index)], dtype=object))
+        for name, text in info.get("texts", {}).items():  # text the core gives as token ids (the captions)
+            outputs[name] = texts_of(outputs.pop(text["ids"]), text)
         return outputs
 
     signature = Signature(call, inputs, owner, labels)
     signature.square = bool(info.get("fit_images", {}).get("square", False))
     return signature
+
+
+def texts_of(ids: np.ndarray, text: dict) -> np.ndarray:
+    """Token ids [N, L] -> one text each, as the SavedModel makes it inside: the words of the ids up to the first
+    ``end``, leaving out ids below ``skip_below`` (padding, unknown words), joined by spaces."""
+    words = text["vocabulary"]
+    out = []
+    for row in np.asarray(ids).tolist():
+        kept = []
+        for token in row:
+            if token == text["end"]:
+                break
+            if token >= text["skip_below"]:
+                kept.append(words[token])
+        out.append(" ".join(kept))
+    return np.array(out, dtype=object)
 
 
 def rows(outputs: dict[str, np.ndarray], sources: Sequence[str]) -> list[dict]:

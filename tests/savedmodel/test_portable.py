@@ -4,6 +4,7 @@ one line; ``predict`` runs every format with the same command."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -44,6 +45,8 @@ def test_mnist_in_every_format_answers_as_the_saved_model(real_data_dir, tmp_pat
         answers = _classes(kerasapps.predict(path, [tmp_path / "test.npy"]))
         if quantize == "int8":
             assert abs(np.mean(answers == truth) - accuracy) <= 0.01, (fmt, quantize)
+            info = json.loads((path / "assets.extra" / "kerasapps.json").read_text())
+            assert info["int8"].startswith("full integer")  # it answers as the float model: kept
         else:
             assert np.mean(answers == reference) >= 0.995, (fmt, quantize)
     for root in ("onnx_models", "litert_models"):  # a fresh process, as a user runs it: the formats are known
