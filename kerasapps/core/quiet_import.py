@@ -42,6 +42,14 @@ def native_stderr_to_devnull():
         python_stderr.close()
 
 
+def quiet_native():
+    """:func:`native_stderr_to_devnull` where TensorFlow's C++ logging is muted (``TF_CPP_MIN_LOG_LEVEL`` above 0,
+    as the command line sets it unless ``--verbose``), else nothing: LiteRT's converter and runtime print INFO
+    lines on fd 2 ("Created TensorFlow Lite XNNPACK delegate", the quantiser's settings) that honour no setting."""
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
+    return native_stderr_to_devnull() if level.isdigit() and int(level) > 0 else contextlib.nullcontext()
+
+
 def import_tensorflow(verbose: bool = False):
     """Import TensorFlow (and Keras), silently unless ``verbose``; returns the module."""
     if "tensorflow" in sys.modules and "keras" in sys.modules:

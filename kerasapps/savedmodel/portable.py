@@ -26,6 +26,7 @@ from pathlib import Path
 
 from kerasapps.core.compat import frozen_function
 from kerasapps.core.errors import RunError, UsageError
+from kerasapps.core.quiet_import import quiet_native
 from kerasapps.core.schema import QUANTIZATIONS
 from kerasapps.savedmodel.formats import ExportFormat, register_export_format
 from kerasapps.savedmodel.functions import run_serving, serving_model
@@ -193,19 +194,22 @@ def write_litert(recipe, hp, run_dir, model_path, folder: Path, bar, quantize: s
             examples = _calibration(recipe, run_dir, specs)
             made.representative_dataset = examples
             try:
-                flat = made.convert()
+                with quiet_native():
+                    flat = made.convert()
+                    agreement = _agreement(flat, function, specs, examples)
                 info["int8"] = "full integer (calibrated on training examples)"
-                agreement = _agreement(flat, function, specs, examples)
                 if agreement < MIN_INT8_AGREEMENT:  # it converted, but answers otherwise (a beam search's scores)
                     raise ValueError(f"it answered as the float model on only {agreement:.0%} of "
                                      f"{AGREEMENT_EXAMPLES} training examples")
             except Exception as exc:  # a model whose ops have no int8 kernel, or whose answers it breaks
                 log.warning("int8: full integer quantisation did not serve (%s); wrote dynamic-range int8 "
                             "(int8 weights, float activations)", _first_line(exc))
-                flat = converter().convert()
+                with quiet_native():
+                    flat = converter().convert()
                 info["int8"] = "dynamic range (int8 weights, float activations)"
         else:
-            flat = converter().convert()
+            with quiet_native():
+                flat = converter().convert()
     except Exception as exc:
         ops = sorted(name for name in UNHELD if name in str(exc))
         said = _unheld("LiteRT has no built-in op", ops) + " in its model" if ops else \

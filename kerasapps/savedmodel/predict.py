@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasapps.core.errors import UsageError
+from kerasapps.core.quiet_import import quiet_native
 from kerasapps.savedmodel import portable, saved_model  # noqa: F401  (register the formats predict reads)
 from kerasapps.savedmodel.formats import EXPORT_INFO, SAVED_MODEL_MARKER, is_export, versions
 from kerasapps.savedmodel.functions import run_serving, serving_function, serving_model
@@ -117,8 +118,13 @@ def portable_signature(path: Path, signature: str = "serving_default") -> Signat
 
         owner = Interpreter(model_path=str(path / "model.tflite"))
         runner = owner.get_signature_runner()
+        first = [True]
 
         def core(**batch):
+            if first:  # the runtime says on fd 2 which delegate it created, at the first call
+                first.clear()
+                with quiet_native():
+                    return runner(**batch)
             return runner(**batch)
     labels = info.get("class_names")
 
