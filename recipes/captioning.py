@@ -216,12 +216,10 @@ class CaptionGenerator(Serving):
     def numeric_outputs(self, model, preprocess, raw) -> tuple[dict, dict]:
         """ONNX and LiteRT: images fitted to ``read_shape`` -> ``caption_ids`` (int32 [N, max_length]) by the same
         beam search; the predict side makes ``captions`` of them with the vocabulary, as the SavedModel does."""
-        import tensorflow as tf
-
         from kerasapps.recipes.captioning_decode import Decoder
 
         decoder = Decoder(model)
-        ids = decoder.beam_ids(tf.cast(raw, tf.float32) / 255.0, self.beam_width, length_penalty=self.length_penalty)
+        ids = decoder.beam_ids(preprocess(raw), self.beam_width, length_penalty=self.length_penalty)
         return {"caption_ids": ids}, {"captions": {"ids": "caption_ids", "vocabulary": decoder.words,
                                                    "end": decoder.end, "skip_below": 2}}
 

@@ -43,12 +43,13 @@ def export(run_dir, *, out=None, version: int | None = None, force: bool = False
     model_path = rundir.final_model_path(run_dir)
     model_dir = fmt.root(out) / check_model_name(name or recipe.name)
     serving = run_serving(recipe, run_dir)
+    labels = serving.class_labels()
     if not force:
         check_same_signature(model_dir, fmt.marker, serving.describe(), name is None)
     version, target = version_folder(model_dir, fmt.marker, version, force)
     info = {"recipe": recipe.name, "version": version, "run_dir": str(Path(run_dir).resolve()), "format": fmt.name,
             "signature": serving.describe(),
             **({"knows": serving.known_classes} if serving.known_classes else {}),
-            **({"class_names": list(serving.class_labels())} if serving.class_labels() is not None else {})}
+            **({"class_names": list(labels)} if labels is not None else {})}
     with progress(f"exporting {recipe.name}: loading the model", total=3) as bar:  # a bar on a terminal only
         return write_version(target, lambda folder: write(recipe, hp, run_dir, model_path, folder, bar), info)

@@ -79,10 +79,7 @@ def numeric_core(recipe, hp, run_dir, model_path):
                          "to make; export it as a SavedModel (--format saved_model)")
     if texts:
         info["texts"] = texts
-    labels = serving.class_labels()
-    if labels is not None:
-        info["class_names"] = list(labels)
-    return function, specs, model, info
+    return function, specs, model, info  # the class names: every export's info file holds them (export.py)
 
 
 def without_input_resize(model, shape):

@@ -20,6 +20,8 @@ from kerasapps.savedmodel.functions import run_serving, serving_function, servin
 from kerasapps.savedmodel.inputs import InputSpec, read_inputs
 from kerasapps.savedmodel.signatures import BYTES_SIGNATURE
 
+CLASSIFYING = ("serving_default", BYTES_SIGNATURE)  # the signatures whose classes the export's class names name
+
 
 class Signature:
     """One signature of an export or a run directory: its inputs and a call ``signature(**inputs) -> dict``."""
@@ -72,7 +74,7 @@ def load_signature(model: str | os.PathLike, signature: str = "serving_default")
         info = path / EXPORT_INFO
         names = json.loads(info.read_text()).get("class_names") if info.is_file() else None
         return Signature(function, {name: InputSpec.of(spec, name) for name, spec in specs.items()}, loaded,
-                         names if signature in ("serving_default", BYTES_SIGNATURE) else None)
+                         names if signature in CLASSIFYING else None)
     if not path.is_dir():
         raise UsageError(f"{path} is neither a SavedModel export nor a run directory")
     from kerasapps.training import rundir
@@ -93,7 +95,7 @@ def load_signature(model: str | os.PathLike, signature: str = "serving_default")
         return function(*tf.nest.pack_sequence_as(structure, [inputs[spec.name] for spec in specs]))
 
     return Signature(call, {spec.name: InputSpec.of(spec) for spec in specs}, keras_model,
-                     serving.class_labels() if signature in ("serving_default", BYTES_SIGNATURE) else None)
+                     serving.class_labels() if signature in CLASSIFYING else None)
 
 
 def portable_signature(path: Path, signature: str = "serving_default") -> Signature:

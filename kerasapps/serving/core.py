@@ -183,8 +183,7 @@ class ServingCore:
         servable = self.repository.get_cached(name, version) if label is None else None
         if servable is None:
             servable = await self.in_pool(self.repository.get, name, version, label)
-        if self.metrics is not None:
-            note_version(servable.version)
+        note_version(servable.version)  # a no-op unless the request is measured
         return servable
 
     async def status(self, name: str, version: int | None = None, label: str | None = None) -> list[dict]:

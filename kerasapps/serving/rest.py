@@ -104,16 +104,14 @@ class RestApi:
         match = _PREDICT_PATH.fullmatch(path) if method == "POST" else None
         if match:
             name, version, label = self._model_spec(match, encoded)
-            if self.metrics is not None:
-                note_call(match[4].capitalize(), name)
+            note_call(match[4].capitalize(), name)  # a no-op unless the request is measured
             return await self._post(request, name, version, label, match[4].lower())
         match = _STATUS_PATH.fullmatch(path) if method == "GET" else None
         if match:
             if match[1] is None:
                 raise ServingError(400, "Missing model name in request.")
             name, version, label = self._model_spec(match, encoded)
-            if self.metrics is not None:
-                note_call("GetModelMetadata" if match[4] else "GetModelStatus", name)
+            note_call("GetModelMetadata" if match[4] else "GetModelStatus", name)
             async with self.core.deadline():
                 if match[4]:
                     return _json(await self.core.metadata(name, version, label))
